@@ -1,0 +1,1 @@
+"""Everything about video: frame sources, the pre-event ring and the segmenter."""

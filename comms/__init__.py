@@ -1,0 +1,1 @@
+"""Everything that crosses the wire: MQTT protocol, uplink, telemetry and the receiver."""

@@ -1,0 +1,1 @@
+"""What the officer sees and touches: front display, button, LED and haptics."""
