@@ -37,8 +37,8 @@ class DeviceConfig:
 class CameraConfig:
     backend: str = _opt("auto", "picamera2, synthetic, or auto (picamera2 where installed).",
                         choices=("auto", "picamera2", "synthetic"))
-    width: int = _opt(1920, "Frame width in pixels (even).", min=64, max=4096, even=True)
-    height: int = _opt(1080, "Frame height in pixels (even).", min=64, max=2304, even=True)
+    width: int = _opt(1920, "Frame width in pixels (even).", min=160, max=4096, even=True)
+    height: int = _opt(1080, "Frame height in pixels (even).", min=120, max=2304, even=True)
     fps: float = _opt(30.0, "Frames per second.", min=1.0, max=60.0)
     bitrate: int = _opt(10_000_000, "H.264 target bitrate in bit/s.", min=100_000, max=50_000_000)
     gop_frames: int = _opt(0, "Keyframe interval in frames; 0 means one keyframe per second (= fps).",

@@ -23,7 +23,8 @@ class Segment:
     final: bool = False
     #: How many leading frames came from the pre-event ring (recorded before the trigger).
     pre_event_frames: int = 0
-    #: Frames lost inside this segment: the pipeline dropped them and skipped to the next keyframe.
+    #: Frames lost just before this segment's first frame: the pipeline dropped them (overrun), closed
+    #: the previous segment at the gap and resumed at this keyframe. 0 in a healthy recording.
     dropped_frames: int = 0
 
     def __post_init__(self):

@@ -1,0 +1,78 @@
+"""The `bodycam` command. Thin: parse arguments, configure logging, call one function, return a code.
+
+Exit codes: 0 success, 1 the job ran and found a problem, 2 bad input (config, arguments, key files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__, config
+from .errors import BodycamError
+
+logger = logging.getLogger("bodycam")
+
+
+def _cmd_config(args) -> int:
+    if args.example:
+        sys.stdout.write(config.example_path().read_text(encoding="utf-8"))
+        return 0
+    loaded = config.load(args.file)
+    print(f"{args.file}: OK (device {loaded.device.site}/{loaded.device.id}, camera {loaded.camera.backend}, "
+          f"pre-event {loaded.recording.pre_event_seconds:g} s)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    cfg = config.load(args.config)
+    if args.pre_event is not None:
+        cfg = config.replace(cfg, "recording", pre_event_seconds=args.pre_event)
+    if args.width or args.height:
+        cfg = config.replace(cfg, "camera", width=args.width or cfg.camera.width,
+                             height=args.height or cfg.camera.height)
+    standby = args.standby if args.standby is not None else min(cfg.recording.pre_event_seconds, 30) + 1
+    return run_demo(cfg, standby, args.seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bodycam", description="Body-cam edge agent for municipal enforcement.")
+    parser.add_argument("--version", action="version", version=f"bodycam {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("config", help="check a config file, or print the documented example")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--check", dest="file", metavar="FILE", help="validate FILE and exit")
+    group.add_argument("--example", action="store_true", help="print the example config with every key")
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("demo", help="run the capture chain with the synthetic camera, in real time")
+    p.add_argument("--config", metavar="FILE", help="config file (default: embedded defaults)")
+    p.add_argument("--seconds", type=float, default=12.0, help="length of the recording (default 12)")
+    p.add_argument("--standby", type=float, help="seconds in standby before the trigger (default: window + 1)")
+    p.add_argument("--pre-event", type=float, help="override recording.pre_event_seconds")
+    p.add_argument("--width", type=int, help="override camera.width")
+    p.add_argument("--height", type=int, help="override camera.height")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except BodycamError as exc:
+        print(f"bodycam: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The pre-event ring: the last N seconds of encoded video, held in RAM only.
+
+The ring is a deque of GOPs (a keyframe with the frames that depend on it). Trimming always removes
+a whole GOP from the head, so whatever the ring holds starts at a keyframe with SPS/PPS and decodes.
+Two bounds apply: time (GOPs whose keyframe lies before ``newest - window`` are dropped) and bytes
+(under a bitrate spike the oldest GOPs go first; a single GOP larger than the bound is dropped whole
+and the ring waits for the next keyframe). Frames are kept by reference; nothing is copied and
+nothing is ever written to disk from here.
+
+Not thread-safe on purpose: the recorder thread owns its ring.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from .frames import EncodedFrame
+
+#: Per-frame bookkeeping beyond the payload (EncodedFrame object, list slot, deque share), counted
+#: in :attr:`PreEventRing.memory_bytes` so the reported figure is what the process really holds.
+FRAME_OVERHEAD_BYTES = 120
+
+
+class _Gop:
+    __slots__ = ("frames", "nbytes")
+
+    def __init__(self, keyframe: EncodedFrame):
+        self.frames = [keyframe]
+        self.nbytes = keyframe.size
+
+
+@dataclass(frozen=True)
+class RingStats:
+    """An immutable snapshot for the display and telemetry."""
+
+    window_seconds: float
+    max_bytes: int
+    frames: int
+    gops: int
+    payload_bytes: int
+    memory_bytes: int
+    seconds_held: float
+    frames_discarded: int
+    gops_dropped_for_bytes: int
+
+
+class PreEventRing:
+    """Holds the most recent ``window_seconds`` of video, never more than ``max_bytes``.
+
+    With a window of 0 the ring holds nothing at all: a deployment without pre-recording keeps no
+    footage from before the trigger, not even in RAM.
+    """
+
+    def __init__(self, window_seconds: float, max_bytes: int):
+        if window_seconds < 0 or max_bytes <= 0:
+            raise ValueError("window_seconds must be >= 0 and max_bytes > 0")
+        self.window_us = round(window_seconds * 1_000_000)
+        self.max_bytes = max_bytes
+        self._gops: deque[_Gop] = deque()
+        self._tail: _Gop | None = None  # the GOP new frames join; None until the next keyframe
+        self._bytes = 0
+        self._frames = 0
+        self.frames_discarded = 0  # frames that arrived with no keyframe to hang on
+        self.gops_dropped_for_bytes = 0
+        #: True after the ring lost its current GOP (gap or byte bound) until the next keyframe.
+        self.wants_keyframe = False
+
+    # -- writing -------------------------------------------------------------------------------------
+    def append(self, frame: EncodedFrame) -> None:
+        """Add a frame; afterwards :attr:`wants_keyframe` says whether to ask the encoder for one."""
+        if self.window_us == 0:
+            return
+        if frame.keyframe:
+            self._tail = _Gop(frame)
+            self._gops.append(self._tail)
+            self.wants_keyframe = False
+        elif self._tail is not None:
+            self._tail.frames.append(frame)
+            self._tail.nbytes += frame.size
+        else:
+            self.frames_discarded += 1
+            return
+        self._bytes += frame.size
+        self._frames += 1
+        while self._bytes > self.max_bytes and self._gops:
+            if self._gops[0] is self._tail:
+                self.wants_keyframe = True  # one GOP outgrew the bound: restart as soon as possible
+            self._drop_head()
+            self.gops_dropped_for_bytes += 1
+        horizon = frame.pts_us - self.window_us
+        while self._gops and self._gops[0].frames[0].pts_us < horizon:
+            self._drop_head()
+
+    def mark_gap(self) -> None:
+        """Frames were lost upstream: the current GOP cannot be decoded past this point."""
+        if self._tail is not None:
+            self._tail = None
+            self.wants_keyframe = True
+
+    def _drop_head(self) -> None:
+        gop = self._gops.popleft()
+        self._bytes -= gop.nbytes
+        self._frames -= len(gop.frames)
+        if gop is self._tail:
+            self._tail = None
+
+    def drain(self) -> list[EncodedFrame]:
+        """Hand over everything held, oldest first (starting at a keyframe), and empty the ring."""
+        frames = [f for gop in self._gops for f in gop.frames]
+        self.clear()
+        return frames
+
+    def clear(self) -> None:
+        self._gops.clear()
+        self._tail = None
+        self._bytes = self._frames = 0
+
+    # -- reading -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._frames
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @property
+    def head(self) -> EncodedFrame | None:
+        return self._gops[0].frames[0] if self._gops else None
+
+    @property
+    def seconds_held(self) -> float:
+        if not self._gops:
+            return 0.0
+        return (self._gops[-1].frames[-1].pts_us - self._gops[0].frames[0].pts_us) / 1e6
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._bytes + self._frames * FRAME_OVERHEAD_BYTES
+
+    def stats(self) -> RingStats:
+        return RingStats(self.window_us / 1e6, self.max_bytes, self._frames, len(self._gops), self._bytes,
+                         self.memory_bytes, self.seconds_held, self.frames_discarded,
+                         self.gops_dropped_for_bytes)

@@ -1,0 +1,293 @@
+"""Synthetic camera: a moving test pattern encoded to H.264 with libx264 (PyAV), for laptops and CI.
+
+It produces the same kind of stream as the Pi's hardware encoder: Annex-B access units, no B-frames,
+a fixed GOP, SPS/PPS in front of every IDR. Each picture carries its frame number twice as a row of
+black/white blocks (the second row inverted, as a checksum), so a test can decode any segment and
+prove that no frame was lost or repeated; a burnt-in clock and counter make it readable to people.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+
+from agent.errors import CameraUnavailableError
+
+from .frames import EncodedFrame, StreamInfo
+from .source import FrameCallback, FrameSource
+
+logger = logging.getLogger(__name__)
+
+COUNTER_BITS = 32
+PREVIEW_WIDTH = 128
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError:
+        raise CameraUnavailableError(
+            "the synthetic camera needs PyAV: install the project with its 'sim' extra "
+            "(pip install 'bodycam[sim]')") from None
+    return av
+
+
+def counter_cell(width: int) -> int:
+    """Edge length in pixels of one counter block; large enough to survive any sane bitrate."""
+    return min(24, max(4, (width // 20) // 2 * 2))
+
+
+def _counter_cells(width: int):
+    """(bit index, row slice, column slice of the bit, column slice of its inverted copy)."""
+    c = counter_cell(width)
+    for i in range(COUNTER_BITS):
+        row, col = divmod(i, 8)
+        rows = slice((1 + row) * c, (2 + row) * c)
+        yield i, rows, slice((1 + col) * c, (2 + col) * c), slice((10 + col) * c, (11 + col) * c)
+
+
+class TestPattern:
+    """Builds the Y, U and V planes of frame ``n``: diagonal stripes, a moving bar, the counter."""
+
+    def __init__(self, width: int, height: int, fps: float):
+        self.width, self.height, self.fps = width, height, fps
+        self.cell = counter_cell(width)
+        yy, xx = np.mgrid[0:height, 0:width]
+        self._base = ((xx + yy) // 2 % 256).astype(np.uint8)
+        self._u = np.full((height // 2, width // 2), 128, np.uint8)
+        self._v = np.full((height // 2, width // 2), 128, np.uint8)
+        self._v[:, : width // 4] = 160
+        # A band of film-grain-like noise keeps the encoder busy at a realistic bitrate; a pure
+        # gradient would compress to a fraction of what a real street scene costs.
+        rng = np.random.default_rng(20261124)
+        self._band = slice(height // 3, height // 3 + height // 4)
+        self._noise = rng.integers(0, 64, (height // 4, width + 64), dtype=np.uint8)
+        self._font = None
+
+    def planes(self, n: int, wall_time: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = self._base + np.uint8((n * 3) % 256)  # uint8 arithmetic wraps: stripes drift each frame
+        bar = self.width // 16
+        x0 = (n * 8) % max(1, self.width - bar)
+        shift = (n * 37) % 64
+        y[self._band] += self._noise[:, shift : shift + self.width]
+        y[:, x0 : x0 + bar] = 235
+        self._draw_counter(y, n)
+        self._draw_clock(y, n, wall_time)
+        return y, self._u, self._v
+
+    def _draw_counter(self, y: np.ndarray, n: int) -> None:
+        """32 bits as an 8x4 grid of blocks, and the same grid inverted beside it as a check."""
+        c = self.cell
+        y[0 : 6 * c, 0 : 20 * c] = 128
+        for i, rows, cols, inverted in _counter_cells(self.width):
+            bit = (n >> (COUNTER_BITS - 1 - i)) & 1
+            y[rows, cols] = 235 if bit else 16
+            y[rows, inverted] = 16 if bit else 235
+
+    def _draw_clock(self, y: np.ndarray, n: int, wall_time: float) -> None:
+        from PIL import Image, ImageDraw, ImageFont
+
+        size = max(10, self.height // 18)
+        if self._font is None:
+            try:
+                self._font = ImageFont.load_default(size=size)
+            except (TypeError, OSError):  # Pillow without FreeType: fixed bitmap font
+                self._font = ImageFont.load_default()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall_time))
+        text = f"{stamp}.{int(wall_time * 1000) % 1000:03d}  #{n}"
+        h = size + 6
+        label = Image.new("L", (min(self.width, size * len(text)), h), 16)
+        ImageDraw.Draw(label).text((3, 2), text, fill=235, font=self._font)
+        top = self.height - h - 2
+        arr = np.asarray(label)
+        y[top : top + h, : arr.shape[1]] = arr
+
+
+def read_counter(luma: np.ndarray) -> int | None:
+    """The frame number burnt into a decoded luma plane, or None when the blocks do not check out."""
+    value = 0
+    for _, rows, cols, inverted in _counter_cells(luma.shape[1]):
+        bit = luma[rows, cols].mean() > 128
+        if bit == (luma[rows, inverted].mean() > 128):
+            return None
+        value = (value << 1) | int(bit)
+    return value
+
+
+class SyntheticEncoder:
+    """libx264 set up like the Pi's encoder: Annex-B, fixed GOP, no B-frames, headers on every IDR."""
+
+    def __init__(self, width: int, height: int, fps: float, bitrate: int, gop: int):
+        av = _import_av()
+        self._av = av
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = Fraction(1, 1_000_000)
+        ctx.framerate = Fraction(fps).limit_denominator(1001)
+        ctx.bit_rate = bitrate
+        ctx.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1:forced-idr=1"
+                           f":vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}",
+        }
+        ctx.open()
+        self._ctx = ctx
+        self._frame = av.VideoFrame(width, height, "yuv420p")
+
+    def encode(self, planes, pts_us: int, force_keyframe: bool) -> list:
+        frame = self._frame
+        for plane, data in zip(frame.planes, planes):
+            _copy_plane(plane, data)
+        frame.pts = pts_us
+        frame.pict_type = self._av.video.frame.PictureType.I if force_keyframe else \
+            self._av.video.frame.PictureType.NONE
+        return list(self._ctx.encode(frame))
+
+
+def _copy_plane(plane, data: np.ndarray) -> None:
+    """Copy a numpy image into an AVFrame plane whose rows may be padded."""
+    h, w = data.shape
+    if plane.line_size == w:
+        plane.update(np.ascontiguousarray(data))
+    else:
+        dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        dst[:h, :w] = data
+
+
+class SyntheticSource(FrameSource):
+    """The test-pattern camera: real-time paced or as fast as the machine encodes.
+
+    With ``replay_seconds`` it encodes that much once and then replays the packets with fresh
+    timestamps, so long soaks and benchmarks cost almost no CPU; frame numbers then repeat per loop.
+    """
+
+    def __init__(self, width=1920, height=1080, fps=30.0, bitrate=10_000_000, gop_frames=None,
+                 realtime=True, replay_seconds=0.0, max_frames=None):
+        gop = gop_frames or max(1, round(fps))
+        super().__init__(StreamInfo("h264", width, height, float(fps), bitrate, gop, "synthetic"))
+        self.realtime = realtime
+        self.replay_seconds = replay_seconds
+        self.max_frames = max_frames
+        self._keyframe_wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.frames_emitted = 0
+
+    @classmethod
+    def from_config(cls, camera) -> "SyntheticSource":
+        return cls(camera.width, camera.height, camera.fps, camera.bitrate, camera.keyframe_interval,
+                   camera.synthetic_realtime, camera.synthetic_replay_seconds)
+
+    # -- FrameSource -------------------------------------------------------------------------------
+    def start(self, on_frame: FrameCallback) -> None:
+        if self._thread is not None:
+            raise RuntimeError("source already started")
+        _import_av()  # fail here, on the caller's thread, with a clear message
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, args=(on_frame,), name="SyntheticCameraThread",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("synthetic camera thread did not stop within %.1f s", timeout)
+            self._thread = None
+
+    def request_keyframe(self) -> None:
+        self._keyframe_wanted.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until a source with ``max_frames`` has produced them all; True when finished."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    # -- frame production --------------------------------------------------------------------------
+    def frames(self, count: int | None = None, start_wall: float | None = None) -> Iterator[EncodedFrame]:
+        """Generate frames on the calling thread (no pacing) — for tests and benchmarks."""
+        source = self._replay() if self.replay_seconds > 0 else self._live()
+        wall0 = time.time() if start_wall is None else start_wall
+        period_us = 1_000_000 / self.info.fps
+        n = 0
+        for data, keyframe in source:
+            if count is not None and n >= count:
+                return
+            pts = round(n * period_us)
+            yield EncodedFrame(data, pts, keyframe, wall0 + pts / 1e6, n)
+            n += 1
+
+    def _live(self) -> Iterator[tuple[bytes, bool]]:
+        info = self.info
+        pattern = TestPattern(info.width, info.height, info.fps)
+        encoder = SyntheticEncoder(info.width, info.height, info.fps, info.bitrate, info.gop_frames)
+        period_us = 1_000_000 / info.fps
+        wall0 = time.time()
+        n = 0
+        while True:
+            pts = round(n * period_us)
+            planes = pattern.planes(n, wall0 + pts / 1e6)
+            if n % max(1, round(info.fps / 10)) == 0:
+                self._set_preview(_downscale(planes[0], PREVIEW_WIDTH))
+            force = self._keyframe_wanted.is_set()
+            self._keyframe_wanted.clear()
+            packets = encoder.encode(planes, pts, force)
+            if len(packets) != 1:
+                raise RuntimeError(f"encoder returned {len(packets)} packets for one frame (expected 1)")
+            packet = packets[0]
+            yield bytes(packet), bool(packet.is_keyframe)
+            n += 1
+
+    def _replay(self) -> Iterator[tuple[bytes, bool]]:
+        clip_frames = max(self.info.gop_frames, round(self.replay_seconds * self.info.fps))
+        clip_frames -= clip_frames % self.info.gop_frames  # loop on a GOP boundary
+        clip = []
+        for data, keyframe in self._live():
+            clip.append((data, keyframe))
+            if len(clip) >= clip_frames:
+                break
+        logger.info("synthetic camera: replaying a pre-encoded clip of %d frames (%.1f MB)",
+                    len(clip), sum(len(d) for d, _ in clip) / 1e6)
+        while True:
+            for i, item in enumerate(clip):
+                if self._keyframe_wanted.is_set() and not item[1]:
+                    continue  # a forced keyframe in replay: skip ahead to the clip's next IDR
+                self._keyframe_wanted.clear()
+                yield item
+
+    def _run(self, on_frame: FrameCallback) -> None:
+        t0 = time.monotonic()
+        period = 1.0 / self.info.fps
+        try:
+            for frame in self.frames(self.max_frames, start_wall=time.time()):
+                if self._stopping.is_set():
+                    break
+                if self.realtime:
+                    delay = t0 + frame.seq * period - time.monotonic()
+                    if delay > 0 and self._stopping.wait(delay):
+                        break
+                    frame = EncodedFrame(frame.data, frame.pts_us, frame.keyframe, time.time(), frame.seq)
+                on_frame(frame)
+                self.frames_emitted += 1
+        except Exception as exc:  # a dying camera thread must become a visible fault, not a silent stop
+            logger.exception("synthetic camera failed")
+            self.fault = exc
+
+
+def _downscale(luma: np.ndarray, width: int) -> np.ndarray:
+    step = max(1, luma.shape[1] // width)
+    return np.ascontiguousarray(luma[::step, ::step])

@@ -1,0 +1,83 @@
+import threading
+
+import pytest
+
+from camera.synthetic import SyntheticSource
+from conftest import decode_counters
+
+
+def nal_types(data: bytes) -> list[int]:
+    """NAL unit types in an Annex-B access unit (start codes 00 00 01 / 00 00 00 01)."""
+    types, i = [], data.find(b"\x00\x00\x01")
+    while i != -1:
+        types.append(data[i + 3] & 0x1F)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return types
+
+
+def test_keyframes_every_gop_with_sps_pps_first(small_source):
+    frames = list(small_source(gop_frames=15).frames(61))
+    assert [f.seq for f in frames] == list(range(61))
+    assert [i for i, f in enumerate(frames) if f.keyframe] == [0, 15, 30, 45, 60]
+    for f in frames:
+        kinds = nal_types(f.data)
+        if f.keyframe:
+            assert kinds.index(7) < kinds.index(8) < kinds.index(5), kinds  # SPS, PPS, IDR
+        else:
+            assert 5 not in kinds and 7 not in kinds, kinds
+
+
+def test_timestamps_follow_frame_rate(small_source):
+    frames = list(small_source(fps=25.0).frames(5, start_wall=1000.0))
+    assert [f.pts_us for f in frames] == [0, 40_000, 80_000, 120_000, 160_000]
+    assert frames[2].wall_time == pytest.approx(1000.08)
+
+
+def test_every_frame_identifiable_after_decode_from_any_keyframe(small_source):
+    frames = list(small_source().frames(75))
+    assert decode_counters(b"".join(f.data for f in frames[30:])) == list(range(30, 75))
+
+
+def test_counter_survives_full_hd_at_target_bitrate():
+    source = SyntheticSource(1920, 1080, 30.0, 10_000_000, 30, realtime=False)
+    frames = list(source.frames(31))
+    assert decode_counters(b"".join(f.data for f in frames)) == list(range(31))
+
+
+def test_request_keyframe_forces_an_idr(small_source):
+    source = small_source(gop_frames=300)
+    gen = source.frames(20)
+    first = [next(gen) for _ in range(7)]
+    source.request_keyframe()
+    rest = list(gen)
+    assert [f.keyframe for f in first] == [True] + [False] * 6
+    assert rest[0].keyframe and 7 in nal_types(rest[0].data)
+    assert not any(f.keyframe for f in rest[1:])
+
+
+def test_replay_loops_a_preencoded_clip_with_fresh_timestamps(small_source):
+    source = small_source(replay_seconds=1.0)
+    frames = list(source.frames(75))
+    assert [f.pts_us for f in frames] == [round(i * 1e6 / 30) for i in range(75)]
+    assert frames[30].data == frames[0].data and frames[30].keyframe
+    assert decode_counters(b"".join(f.data for f in frames[30:60])) == list(range(30))
+
+
+def test_realtime_thread_paces_frames_and_stops(small_source):
+    source = small_source(realtime=True, fps=30.0, max_frames=None)
+    got, enough = [], threading.Event()
+
+    def on_frame(frame):
+        got.append(frame)
+        if len(got) == 15:
+            enough.set()
+
+    source.start(on_frame)
+    assert enough.wait(5.0)
+    source.stop()
+    assert not source.running
+    count = len(got)
+    span = got[14].wall_time - got[0].wall_time
+    assert 0.3 < span < 1.5, span  # 14 frame periods at 30 fps ≈ 0.47 s, generous for a busy CI
+    assert source.preview() is not None and source.preview().ndim == 2
+    assert len(got) == count  # nothing arrives after stop()

@@ -1,0 +1,18 @@
+"""Shared test tools: real H.264 from the synthetic camera, decoded back with PyAV."""
+
+from __future__ import annotations
+
+import pytest
+
+from camera.decode import decode_frame_numbers as decode_counters  # noqa: F401  (used by test modules)
+from camera.synthetic import SyntheticSource
+
+
+@pytest.fixture
+def small_source():
+    """A fast, small synthetic camera: 160x120 at 30 fps, one keyframe per second."""
+    def make(**kw):
+        args = dict(width=160, height=120, fps=30.0, bitrate=300_000, gop_frames=30, realtime=False)
+        args.update(kw)
+        return SyntheticSource(**args)
+    return make

@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+from agent.cli import main
+
+
+def test_config_check_reports_ok(tmp_path, capsys):
+    path = tmp_path / "agent.toml"
+    path.write_text("[device]\nid = \"kod-07\"\nsite = \"duisburg\"\n")
+    assert main(["config", "--check", str(path)]) == 0
+    assert "OK (device duisburg/kod-07" in capsys.readouterr().out
+
+
+def test_bad_config_exits_2_with_one_sentence_and_no_traceback(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text("[recording]\npre_event_seconds = 500\n")
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "config", "--check", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "recording.pre_event_seconds = 500.0 is out of range" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_example_is_printed(capsys):
+    assert main(["config", "--example"]) == 0
+    assert "pre_event_seconds = 30.0" in capsys.readouterr().out
+
+
+def test_demo_records_a_continuous_incident_in_real_time(capsys):
+    code = main(["demo", "--width", "320", "--height", "240", "--pre-event", "1", "--standby", "1.5",
+                 "--seconds", "2.5"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "continuous; frames lost: 0" in out
+    assert "decodes OK, final" in out
