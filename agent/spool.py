@@ -1,0 +1,724 @@
+"""The SD-card spool of sealed segments: crash-safe storage until the back office acknowledges them.
+
+Rules the rest of the agent may rely on:
+
+* A segment is *committed* once :meth:`Spool.store` returns. Its ciphertext is written first, its
+  manifest last (tmp -> write -> fsync -> rename -> fsync(dir) for each), so a manifest on disk always
+  has its complete ciphertext next to it. A power loss costs at most the segment being stored.
+* Nothing is deleted unless it provably is not evidence: a stray ``.tmp`` file or a ciphertext
+  without a manifest (the segment being written at the crash) is removed at recovery with a WARNING;
+  a manifest whose ciphertext is missing, mismatched or fails ``verify_manifest`` is moved to
+  ``quarantine/`` and reported, never deleted.
+* :meth:`Spool.purge` deletes a segment only when a durable receipt names that exact ciphertext
+  SHA-256. Whether to purge at once on acknowledgement or only when space is needed is the caller's
+  policy.
+
+On disk, in the spool directory (``<stem>`` is e.g. ``dev1-0000000042``):
+
+``<stem>.age``            the ciphertext (age format), exactly the sealer's bytes
+``<stem>.manifest.json``  the signed manifest; its presence is the commit point
+``<stem>.receipt.json``   our durable record of the back office's acknowledgement
+``chain_head.json``       a copy of the newest manifest, kept when that segment is purged
+``*.tmp``                 a write in progress (never read; removed at recovery)
+``quarantine/``           suspicious files moved aside for a human to examine
+
+A note on locking: ``_lock`` guards the in-memory index and is also held for the whole of
+:meth:`acknowledge` and :meth:`purge`, which are small (one receipt, or three unlinks) and must not
+interleave with each other on the same segment. :meth:`store` writes its files *without* the lock --
+it creates new names only, and only the single writer thread calls it -- and takes the lock just to
+publish the finished segment into the index, so a slow SD card never blocks the uplink's reads and a
+pending upload never blocks the recorder for longer than one small fsync. :meth:`read` reads files
+without the lock; a concurrent purge then shows up as :class:`SegmentNotFoundError`.
+
+Who calls what: :meth:`recover` once at start-up before any thread runs; :meth:`store` from the one
+recorder/sealer thread only; :meth:`pending`, :meth:`read`, :meth:`backlog`, :meth:`newest_manifest`,
+:meth:`acknowledge` and :meth:`purge` from any thread (the uplink worker, and the writer thread when
+it purges acknowledged segments to make room).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .diskspace import storage_error
+from .errors import BodycamError
+
+logger = logging.getLogger(__name__)
+
+AGE_SUFFIX = ".age"
+MANIFEST_SUFFIX = ".manifest.json"
+RECEIPT_SUFFIX = ".receipt.json"
+TMP_SUFFIX = ".tmp"
+CHAIN_HEAD_NAME = "chain_head.json"
+QUARANTINE_DIR = "quarantine"
+FILE_MODE = 0o640
+
+#: Stems become file names and topic parts: no dots, no separators, bounded length.
+_STEM_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_HASH_CHUNK = 1024 * 1024
+
+
+class SpoolError(BodycamError):
+    """A spool operation was refused; the message says why and nothing stored was changed."""
+
+
+class SegmentNotFoundError(SpoolError):
+    """No committed segment with that stem is in the spool (never stored, or already purged)."""
+
+
+class SegmentExistsError(SpoolError):
+    """A segment with that stem is already stored; evidence is never overwritten."""
+
+
+class InvalidSegmentError(SpoolError):
+    """The sealed segment handed to :meth:`Spool.store` is inconsistent (bad stem, hash or manifest)."""
+
+
+class CorruptSegmentError(SpoolError):
+    """A stored ciphertext no longer matches the SHA-256 its manifest names (SD card fault)."""
+
+
+class ReceiptMismatchError(SpoolError):
+    """An acknowledgement names a different ciphertext than the one stored under that stem."""
+
+
+class NotAcknowledgedError(SpoolError):
+    """A purge was asked for a segment without a matching receipt."""
+
+
+class SealedSegment(Protocol):
+    """What the spool needs from a sealed segment (``agent.seal`` makes them); read-only is enough."""
+
+    @property
+    def stem(self) -> str: ...
+    @property
+    def ciphertext(self) -> bytes: ...
+    @property
+    def manifest(self) -> bytes: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ciphertext_sha256(self) -> str: ...
+
+
+#: Called with a manifest's bytes at recovery. Return normally (or True) to accept; return False or
+#: raise ``BodycamError``/``ValueError`` with a reason to reject -- the segment is then quarantined.
+ManifestVerifier = Callable[[bytes], object]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One committed segment as the index knows it (immutable; safe to share between threads)."""
+
+    stem: str
+    seq: int
+    ciphertext_sha256: str
+    ciphertext_bytes: int
+    manifest_bytes: int
+    #: UNIX time the manifest was committed (its mtime).
+    stored_at: float
+    acknowledged: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return self.ciphertext_bytes + self.manifest_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSegment:
+    """A segment read back from the card, its ciphertext checked against the manifest's hash."""
+
+    info: SegmentInfo
+    ciphertext: bytes
+    manifest: bytes
+
+    @property
+    def stem(self) -> str:
+        return self.info.stem
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is still waiting for the back office, for telemetry and the display."""
+
+    count: int
+    bytes: int
+    #: Seconds since the oldest unacknowledged segment was stored; None when nothing is pending.
+    oldest_age_s: float | None
+    oldest_seq: int | None
+    #: Acknowledged segments still on the card (kept until space is needed, if that is the policy).
+    acknowledged_count: int
+    acknowledged_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileAction:
+    """A file recovery removed or moved, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What :meth:`Spool.recover` found; the runtime writes it to the audit log and telemetry."""
+
+    pending: int
+    acknowledged: int
+    #: Incomplete writes removed (``*.tmp``, ciphertext without manifest): allowed losses.
+    discarded: tuple[FileAction, ...]
+    #: Files moved to ``quarantine/`` because they might be evidence but cannot be trusted.
+    quarantined: tuple[FileAction, ...]
+    #: Stems whose interrupted purge (receipt present) was completed.
+    purges_completed: tuple[str, ...]
+    #: Files recovery does not recognise; left untouched.
+    unknown: tuple[str, ...]
+
+    @property
+    def partial_segments(self) -> tuple[str, ...]:
+        """Stems of segments lost because they were being stored at the crash (at most one)."""
+        stems = {_stem_of(a.name) for a in self.discarded if not a.name.endswith(RECEIPT_SUFFIX + TMP_SUFFIX)}
+        stems.discard(None)
+        return tuple(sorted(stems))
+
+    @property
+    def clean(self) -> bool:
+        return not (self.discarded or self.quarantined or self.unknown)
+
+
+class Spool:
+    """The directory of sealed segments; see the module docstring for the guarantees."""
+
+    def __init__(self, directory: str | os.PathLike, verify_manifest: ManifestVerifier | None = None, *,
+                 clock: Callable[[], float] = time.time):
+        self.directory = Path(directory)
+        self.quarantine_dir = self.directory / QUARANTINE_DIR
+        self._verify_manifest = verify_manifest
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._index: dict[str, SegmentInfo] = {}
+        self._writing: set[str] = set()
+        self._chain_head: tuple[int, bytes] | None = None
+        self._recovered = False
+        self.last_recovery: RecoveryReport | None = None
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, verify_manifest: ManifestVerifier | None = None, *,
+             clock: Callable[[], float] = time.time) -> Spool:
+        """Create the directory if needed, recover it, and return the ready spool."""
+        spool = cls(directory, verify_manifest, clock=clock)
+        spool.recover()
+        return spool
+
+    # ------------------------------------------------------------------ start-up
+
+    def recover(self) -> RecoveryReport:
+        """Rebuild the index from the card, cleaning up after a crash. Call before any other thread.
+
+        Raises :class:`StorageError` if the directory cannot be created or listed; every decision
+        about an individual file is logged with its reason and returned in the report.
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            names = sorted(e.name for e in os.scandir(self.directory) if not e.is_dir(follow_symlinks=False))
+        except OSError as exc:
+            raise storage_error(exc, self.directory, "opening the spool directory") from exc
+        groups: dict[str, set[str]] = {}
+        tmps, unknown = [], []
+        chain_head_present = False
+        for name in names:
+            if name.endswith(TMP_SUFFIX) and (_stem_of(name) or name == CHAIN_HEAD_NAME + TMP_SUFFIX):
+                tmps.append(name)
+            elif name == CHAIN_HEAD_NAME:
+                chain_head_present = True
+            elif (stem := _stem_of(name)) is not None:
+                groups.setdefault(stem, set()).add(name[len(stem):])
+            else:
+                unknown.append(name)
+        r = _Recovery()
+        for name in tmps:
+            self._discard(r, name, _tmp_reason(name))
+        orphans = [s for s, kinds in groups.items() if kinds == {AGE_SUFFIX}]
+        for stem, kinds in sorted(groups.items()):
+            self._recover_stem(r, stem, kinds, several_orphans=len(orphans) > 1)
+        if chain_head_present:
+            self._recover_chain_head(r)
+        for name in unknown:
+            logger.warning("spool: unknown file %s left untouched", self.directory / name)
+        self._fsync_dir(self.directory)
+        with self._lock:
+            self._index = r.index
+            self._recovered = True
+        report = RecoveryReport(
+            pending=sum(1 for i in r.index.values() if not i.acknowledged),
+            acknowledged=sum(1 for i in r.index.values() if i.acknowledged),
+            discarded=tuple(r.discarded), quarantined=tuple(r.quarantined),
+            purges_completed=tuple(r.purges), unknown=tuple(unknown))
+        self.last_recovery = report
+        logger.info("spool %s recovered: %d pending, %d acknowledged, %d discarded, %d quarantined",
+                    self.directory, report.pending, report.acknowledged, len(report.discarded),
+                    len(report.quarantined))
+        return report
+
+    def _recover_stem(self, r: _Recovery, stem: str, kinds: set[str], several_orphans: bool) -> None:
+        has_age, has_manifest, has_receipt = (k in kinds for k in (AGE_SUFFIX, MANIFEST_SUFFIX, RECEIPT_SUFFIX))
+        if not has_manifest:
+            if has_age and has_receipt:
+                self._quarantine(r, stem, "ciphertext and receipt without a manifest (not a state the "
+                                 "agent writes; the manifest was lost or removed)")
+            elif has_age and several_orphans:
+                self._quarantine(r, stem, "ciphertext without a manifest, and more than one such file: "
+                                 "not explained by one interrupted write")
+            elif has_age:
+                self._discard(r, stem + AGE_SUFFIX, "ciphertext without a manifest: the segment was being "
+                              "stored when the agent stopped (power loss or crash)")
+            else:
+                self._finish_purge(r, stem, "receipt left by an interrupted purge")
+            return
+        manifest_path = self._path(stem, MANIFEST_SUFFIX)
+        try:
+            manifest = manifest_path.read_bytes()
+        except OSError as exc:
+            raise storage_error(exc, manifest_path, f"reading the manifest of {stem}") from exc
+        try:
+            seq, sha = _parse_manifest(manifest)
+        except InvalidSegmentError as exc:
+            self._quarantine(r, stem, f"manifest unreadable: {exc}")
+            return
+        receipt_ok = has_receipt and self._receipt_names(stem, sha)
+        if not has_age:
+            if receipt_ok:
+                self._finish_purge(r, stem, "manifest and receipt left by an interrupted purge")
+            else:
+                self._quarantine(r, stem, "ciphertext missing for a committed manifest")
+            return
+        actual = self._hash_file(self._path(stem, AGE_SUFFIX))
+        if actual != sha:
+            self._quarantine(r, stem, f"ciphertext SHA-256 {actual} does not match the manifest's {sha}")
+            return
+        rejection = self._rejection(manifest)
+        if rejection:
+            self._quarantine(r, stem, f"manifest rejected by verification: {rejection}")
+            return
+        if has_receipt and not receipt_ok:
+            self._quarantine(r, stem, "receipt does not name this segment's ciphertext; the segment "
+                             "stays pending", suffixes=(RECEIPT_SUFFIX,))
+        r.index[stem] = self._info(stem, seq, sha, len(manifest), acknowledged=receipt_ok)
+
+    def _recover_chain_head(self, r: _Recovery) -> None:
+        path = self.directory / CHAIN_HEAD_NAME
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise storage_error(exc, path, "reading the chain head") from exc
+        try:
+            seq, _ = _parse_manifest(data)
+        except InvalidSegmentError as exc:
+            self._quarantine_file(r, CHAIN_HEAD_NAME, f"chain head unreadable: {exc}")
+            return
+        rejection = self._rejection(data)
+        if rejection:
+            self._quarantine_file(r, CHAIN_HEAD_NAME, f"chain head rejected by verification: {rejection}")
+            return
+        self._chain_head = (seq, data)
+
+    def _rejection(self, manifest: bytes) -> str | None:
+        """The reason ``verify_manifest`` rejects ``manifest``, or None when it accepts it."""
+        if self._verify_manifest is None:
+            return None
+        try:
+            verdict = self._verify_manifest(manifest)
+        except (BodycamError, ValueError) as exc:
+            return str(exc) or type(exc).__name__
+        return "verifier returned False" if verdict is False else None
+
+    def _discard(self, r: _Recovery, name: str, reason: str) -> None:
+        path = self.directory / name
+        logger.warning("spool: removing %s: %s", path, reason)
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise storage_error(exc, path, "removing an incomplete write") from exc
+        r.discarded.append(FileAction(name, reason))
+
+    def _quarantine(self, r: _Recovery, stem: str, reason: str,
+                    suffixes: tuple[str, ...] = (AGE_SUFFIX, MANIFEST_SUFFIX, RECEIPT_SUFFIX)) -> None:
+        for suffix in suffixes:
+            if self._path(stem, suffix).exists():
+                self._quarantine_file(r, stem + suffix, reason)
+
+    def _quarantine_file(self, r: _Recovery, name: str, reason: str) -> None:
+        src = self.directory / name
+        try:
+            self.quarantine_dir.mkdir(exist_ok=True)
+            dst = self.quarantine_dir / name
+            n = 0
+            while dst.exists():
+                n += 1
+                dst = self.quarantine_dir / f"{name}.{n}"
+            os.rename(src, dst)
+        except OSError as exc:
+            raise storage_error(exc, src, "moving a suspicious file to quarantine") from exc
+        self._fsync_dir(self.quarantine_dir)
+        logger.error("spool: quarantined %s -> %s: %s", src, dst, reason)
+        r.quarantined.append(FileAction(name, reason))
+
+    def _finish_purge(self, r: _Recovery, stem: str, reason: str) -> None:
+        logger.info("spool: completing purge of %s (%s)", stem, reason)
+        for suffix in (MANIFEST_SUFFIX, RECEIPT_SUFFIX):
+            self._unlink(self._path(stem, suffix), missing_ok=True)
+        r.purges.append(stem)
+
+    # ------------------------------------------------------------------ the writer
+
+    def store(self, sealed: SealedSegment) -> SegmentInfo:
+        """Commit one sealed segment durably; only the single writer thread may call this.
+
+        Raises :class:`InvalidSegmentError` for an inconsistent segment, :class:`SegmentExistsError`
+        for a stem already stored, and :class:`StorageError` (e.g. ``StorageFullError``) when the card
+        refuses; in every failure case the files of this segment are removed again and nothing else
+        is touched, so the caller may retry with the same object.
+        """
+        self._require_recovered()
+        stem = _check_stem(sealed.stem)
+        sha = hashlib.sha256(sealed.ciphertext).hexdigest()
+        if sealed.ciphertext_sha256 != sha:
+            raise InvalidSegmentError(f"segment {stem}: its ciphertext hashes to {sha}, not to the "
+                                      f"claimed {sealed.ciphertext_sha256}; not stored")
+        try:
+            seq, manifest_sha = _parse_manifest(sealed.manifest)
+        except InvalidSegmentError as exc:
+            raise InvalidSegmentError(f"segment {stem}: {exc}; not stored") from None
+        if manifest_sha != sha or seq != sealed.seq:
+            raise InvalidSegmentError(f"segment {stem}: manifest names seq {seq} and ciphertext {manifest_sha}, "
+                                      f"the segment has seq {sealed.seq} and ciphertext {sha}; not stored")
+        with self._lock:
+            if stem in self._index or stem in self._writing:
+                raise SegmentExistsError(f"segment {stem} is already in the spool; evidence is never overwritten")
+            self._writing.add(stem)
+        try:
+            if self._path(stem, MANIFEST_SUFFIX).exists() or self._path(stem, AGE_SUFFIX).exists():
+                raise SegmentExistsError(f"files for segment {stem} already exist in {self.directory}; "
+                                         "evidence is never overwritten")
+            info = self._write_segment(stem, seq, sha, sealed)
+            with self._lock:
+                self._index[stem] = info
+        finally:
+            with self._lock:
+                self._writing.discard(stem)
+        logger.debug("spool: stored %s (seq %d, %d bytes)", stem, seq, info.ciphertext_bytes)
+        return info
+
+    def _write_segment(self, stem: str, seq: int, sha: str, sealed: SealedSegment) -> SegmentInfo:
+        age = self._path(stem, AGE_SUFFIX)
+        manifest = self._path(stem, MANIFEST_SUFFIX)
+        try:
+            self._write_durably(age, sealed.ciphertext, f"writing the ciphertext of segment {stem}")
+            self._fsync_dir(self.directory)  # the ciphertext's name is durable before the manifest's
+            self._write_durably(manifest, sealed.manifest, f"writing the manifest of segment {stem}")
+            self._fsync_dir(self.directory)
+        except BaseException:
+            # Not committed: take back what this call wrote so a retry starts clean. If the manifest
+            # rename did happen, the fsync that failed leaves its durability unknown, so keep it all.
+            if not manifest.exists():
+                self._unlink(age, missing_ok=True)
+            raise
+        return self._info(stem, seq, sha, len(sealed.manifest), acknowledged=False)
+
+    # ------------------------------------------------------------------ readers
+
+    def pending(self) -> list[SegmentInfo]:
+        """Unacknowledged segments, oldest first (by seq, then stem)."""
+        self._require_recovered()
+        with self._lock:
+            items = [i for i in self._index.values() if not i.acknowledged]
+        return sorted(items, key=lambda i: (i.seq, i.stem))
+
+    def acknowledged(self) -> list[SegmentInfo]:
+        """Acknowledged segments still on the card, oldest first: what a space-driven purge may free."""
+        self._require_recovered()
+        with self._lock:
+            items = [i for i in self._index.values() if i.acknowledged]
+        return sorted(items, key=lambda i: (i.seq, i.stem))
+
+    def info(self, stem: str) -> SegmentInfo:
+        self._require_recovered()
+        with self._lock:
+            try:
+                return self._index[stem]
+            except KeyError:
+                raise SegmentNotFoundError(f"no segment {stem!r} in the spool {self.directory}") from None
+
+    def read(self, stem: str) -> StoredSegment:
+        """The ciphertext and manifest of a committed segment, the ciphertext re-hashed on the way.
+
+        Raises :class:`CorruptSegmentError` (file left in place) if the card no longer returns the
+        bytes the manifest names, and :class:`SegmentNotFoundError` if it was purged meanwhile.
+        """
+        info = self.info(stem)
+        try:
+            ciphertext = self._path(stem, AGE_SUFFIX).read_bytes()
+            manifest = self._path(stem, MANIFEST_SUFFIX).read_bytes()
+        except FileNotFoundError:
+            raise SegmentNotFoundError(f"segment {stem} was purged while being read") from None
+        except OSError as exc:
+            raise storage_error(exc, self._path(stem, AGE_SUFFIX), f"reading segment {stem}") from exc
+        actual = hashlib.sha256(ciphertext).hexdigest()
+        if actual != info.ciphertext_sha256:
+            logger.error("spool: segment %s is corrupt on the card (SHA-256 %s, manifest says %s)",
+                         stem, actual, info.ciphertext_sha256)
+            raise CorruptSegmentError(f"segment {stem}: the card returned ciphertext with SHA-256 {actual}, "
+                                      f"the manifest names {info.ciphertext_sha256}; the SD card may be failing")
+        return StoredSegment(info, ciphertext, manifest)
+
+    def newest_manifest(self) -> bytes | None:
+        """The manifest with the highest seq ever committed and not superseded, for the hash chain.
+
+        Includes acknowledged segments and the copy kept when the newest segment was purged, so the
+        sealer can continue the chain after a crash even with an empty spool. None on a fresh card.
+        """
+        self._require_recovered()
+        with self._lock:  # held while reading one small file, so a concurrent purge cannot interleave
+            newest = max(self._index.values(), key=lambda i: (i.seq, i.stem), default=None)
+            if newest is None or (self._chain_head is not None and self._chain_head[0] > newest.seq):
+                return None if self._chain_head is None else self._chain_head[1]
+            path = self._path(newest.stem, MANIFEST_SUFFIX)
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise storage_error(exc, path, "reading the newest manifest") from exc
+
+    def backlog(self) -> Backlog:
+        """Count, size and age of what the back office has not acknowledged yet."""
+        self._require_recovered()
+        now = self._clock()
+        with self._lock:
+            items = list(self._index.values())
+        pending = [i for i in items if not i.acknowledged]
+        acked = [i for i in items if i.acknowledged]
+        oldest = min(pending, key=lambda i: (i.seq, i.stem), default=None)
+        return Backlog(
+            count=len(pending), bytes=sum(i.nbytes for i in pending),
+            oldest_age_s=None if oldest is None else max(0.0, now - min(i.stored_at for i in pending)),
+            oldest_seq=None if oldest is None else oldest.seq,
+            acknowledged_count=len(acked), acknowledged_bytes=sum(i.nbytes for i in acked))
+
+    # ------------------------------------------------------------------ acknowledgement and purge
+
+    def acknowledge(self, stem: str, ciphertext_sha256: str, receipt_bytes: bytes) -> SegmentInfo:
+        """Record durably that the back office holds ``stem``'s ciphertext with this exact hash.
+
+        Raises :class:`ReceiptMismatchError` (nothing written, nothing deleted) when the hash is not
+        the stored one, and :class:`SegmentNotFoundError` for an unknown or already purged stem. A
+        repeated acknowledgement with the same hash is harmless and keeps the first receipt.
+        """
+        self._require_recovered()
+        sha = ciphertext_sha256.lower() if isinstance(ciphertext_sha256, str) else ciphertext_sha256
+        with self._lock:
+            info = self._index.get(stem)
+            if info is None:
+                raise SegmentNotFoundError(f"acknowledgement for {stem!r}, which is not in the spool "
+                                           "(never stored here, or already purged)")
+            if sha != info.ciphertext_sha256:
+                logger.error("spool: acknowledgement for %s names SHA-256 %s, stored is %s; ignored",
+                             stem, ciphertext_sha256, info.ciphertext_sha256)
+                raise ReceiptMismatchError(f"acknowledgement for {stem} names ciphertext {ciphertext_sha256!r}, "
+                                           f"but the stored ciphertext is {info.ciphertext_sha256}; "
+                                           "the segment stays pending")
+            if info.acknowledged:
+                return info
+            record = {"stem": stem, "ciphertext_sha256": sha,
+                      "acknowledged_at": _iso(self._clock()),
+                      "receipt_b64": base64.b64encode(bytes(receipt_bytes)).decode("ascii")}
+            data = json.dumps(record, sort_keys=True, indent=1).encode() + b"\n"
+            path = self._path(stem, RECEIPT_SUFFIX)
+            self._write_durably(path, data, f"recording the receipt of segment {stem}")
+            self._fsync_dir(self.directory)
+            info = dataclasses.replace(info, acknowledged=True)
+            self._index[stem] = info
+        logger.info("spool: %s acknowledged by the back office (SHA-256 %s)", stem, sha)
+        return info
+
+    def purge(self, stem: str) -> None:
+        """Delete an acknowledged segment; raises :class:`NotAcknowledgedError` without a matching receipt.
+
+        The receipt on the card is re-read and checked, so the decision to delete rests on the durable
+        record, not on memory. Deletion order (ciphertext, manifest, receipt, each followed by an fsync
+        of the directory) lets recovery finish an interrupted purge instead of quarantining it.
+        """
+        self._require_recovered()
+        with self._lock:
+            info = self._index.get(stem)
+            if info is None:
+                raise SegmentNotFoundError(f"cannot purge {stem!r}: not in the spool")
+            if not info.acknowledged or not self._receipt_names(stem, info.ciphertext_sha256):
+                raise NotAcknowledgedError(f"refusing to purge {stem}: no receipt from the back office names "
+                                           f"its ciphertext {info.ciphertext_sha256}")
+            newest = max(self._index.values(), key=lambda i: (i.seq, i.stem))
+            if newest is info and (self._chain_head is None or self._chain_head[0] < info.seq):
+                self._keep_chain_head(stem, info.seq)
+            for suffix in (AGE_SUFFIX, MANIFEST_SUFFIX, RECEIPT_SUFFIX):
+                self._unlink(self._path(stem, suffix), missing_ok=False)
+                self._fsync_dir(self.directory)
+            del self._index[stem]
+        logger.info("spool: purged %s (acknowledged, SHA-256 %s)", stem, info.ciphertext_sha256)
+
+    def _keep_chain_head(self, stem: str, seq: int) -> None:
+        path = self._path(stem, MANIFEST_SUFFIX)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise storage_error(exc, path, "keeping the chain head") from exc
+        self._write_durably(self.directory / CHAIN_HEAD_NAME, data, "keeping the chain head")
+        self._fsync_dir(self.directory)
+        self._chain_head = (seq, data)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _require_recovered(self) -> None:
+        if not self._recovered:
+            raise SpoolError(f"spool {self.directory} used before recover(); use Spool.open()")
+
+    def _path(self, stem: str, suffix: str) -> Path:
+        return self.directory / (stem + suffix)
+
+    def _info(self, stem: str, seq: int, sha: str, manifest_len: int, acknowledged: bool) -> SegmentInfo:
+        age, manifest = self._path(stem, AGE_SUFFIX), self._path(stem, MANIFEST_SUFFIX)
+        try:
+            size = age.stat().st_size
+            stored_at = manifest.stat().st_mtime
+        except OSError as exc:
+            raise storage_error(exc, age, f"examining segment {stem}") from exc
+        return SegmentInfo(stem, seq, sha, size, manifest_len, stored_at, acknowledged)
+
+    def _receipt_names(self, stem: str, sha: str) -> bool:
+        """True if ``<stem>.receipt.json`` is readable and names exactly ``stem`` and ``sha``."""
+        path = self._path(stem, RECEIPT_SUFFIX)
+        try:
+            record = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return False
+        except (ValueError, UnicodeDecodeError) as exc:
+            logger.warning("spool: receipt %s unreadable: %s", path, exc)
+            return False
+        except OSError as exc:
+            raise storage_error(exc, path, f"reading the receipt of {stem}") from exc
+        return isinstance(record, dict) and record.get("stem") == stem and record.get("ciphertext_sha256") == sha
+
+    def _hash_file(self, path: Path) -> str:
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(_HASH_CHUNK):
+                    h.update(chunk)
+        except OSError as exc:
+            raise storage_error(exc, path, "checking a stored ciphertext") from exc
+        return h.hexdigest()
+
+    @staticmethod
+    def _write_durably(path: Path, data: bytes, action: str) -> None:
+        """tmp -> write -> fsync -> rename; the caller fsyncs the directory. Removes its tmp on failure."""
+        tmp = path.with_name(path.name + TMP_SUFFIX)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        except OSError as exc:
+            raise storage_error(exc, tmp, action) from exc
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except OSError as exc:
+            Spool._unlink(tmp, missing_ok=True)
+            raise storage_error(exc, path, action) from exc
+        except BaseException:
+            Spool._unlink(tmp, missing_ok=True)
+            raise
+
+    @staticmethod
+    def _unlink(path: Path, missing_ok: bool) -> None:
+        try:
+            path.unlink(missing_ok=missing_ok)
+        except OSError as exc:
+            raise storage_error(exc, path, "removing a spool file") from exc
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(exc, directory, "syncing the spool directory") from exc
+
+
+@dataclass
+class _Recovery:
+    index: dict[str, SegmentInfo] = dataclasses.field(default_factory=dict)
+    discarded: list[FileAction] = dataclasses.field(default_factory=list)
+    quarantined: list[FileAction] = dataclasses.field(default_factory=list)
+    purges: list[str] = dataclasses.field(default_factory=list)
+
+
+def _check_stem(stem) -> str:
+    if not isinstance(stem, str) or not _STEM_RE.fullmatch(stem):
+        raise InvalidSegmentError(f"segment stem {stem!r} is not 1-128 characters of A-Z, a-z, 0-9, '-' or '_'")
+    return stem
+
+
+def _stem_of(name: str) -> str | None:
+    """The stem of a spool file name (tmp suffix ignored), or None for a name the spool never writes."""
+    if name.endswith(TMP_SUFFIX):
+        name = name[: -len(TMP_SUFFIX)]
+    for suffix in (MANIFEST_SUFFIX, RECEIPT_SUFFIX, AGE_SUFFIX):
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            return stem if _STEM_RE.fullmatch(stem) else None
+    return None
+
+
+def _tmp_reason(name: str) -> str:
+    base = name[: -len(TMP_SUFFIX)]
+    if base.endswith(RECEIPT_SUFFIX):
+        return "receipt write interrupted (power loss or crash); the segment stays pending and is acknowledged again"
+    if base == CHAIN_HEAD_NAME:
+        return "chain-head copy interrupted (power loss or crash); the segment it copies is still stored"
+    return "write interrupted (power loss or crash); the segment being stored is lost"
+
+
+def _parse_manifest(data: bytes) -> tuple[int, str]:
+    """(seq, ciphertext_sha256) from a manifest; :class:`InvalidSegmentError` naming what is wrong."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSegmentError(f"manifest is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InvalidSegmentError("manifest is not a JSON object")
+    seq, sha = doc.get("seq"), doc.get("ciphertext_sha256")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidSegmentError(f"manifest 'seq' must be a non-negative integer, not {seq!r}")
+    if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha):
+        raise InvalidSegmentError(f"manifest 'ciphertext_sha256' must be 64 lower-case hex digits, not {sha!r}")
+    return seq, sha
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
