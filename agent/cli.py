@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from . import __version__, config
+from . import __version__, config, evidence_cli
 from .errors import BodycamError
 
 logger = logging.getLogger("bodycam")
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, help="override camera.width")
     p.add_argument("--height", type=int, help="override camera.height")
     p.set_defaults(func=_cmd_demo)
+
+    evidence_cli.register(sub)
     return parser
 
 

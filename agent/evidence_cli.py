@@ -1,0 +1,157 @@
+"""The ``bodycam keys|verify|export`` subcommands: thin wrappers that turn results into exit codes.
+
+Exit codes: 0 all good; 1 verification failed (or export refused); 2 bad usage or input (missing or
+damaged files, wrong key). Errors are one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import BodycamError
+from .export import ExportRefused, export_incident, report_path_for
+from .keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
+from .verify import verify_paths
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers) -> None:
+    """Add ``keys``, ``verify`` and ``export`` to the ``bodycam`` command's subparsers."""
+    keys = subparsers.add_parser("keys", help="create key pairs (municipality evidence key, device signing key)")
+    kinds = keys.add_subparsers(dest="key_kind", required=True, metavar="{evidence,device}")
+    ev = kinds.add_parser("evidence", help="create evidence.key (keep offline!) and evidence.pub (for devices)")
+    ev.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+    ev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
+    ev.set_defaults(func=cmd_keys_evidence)
+    dev = kinds.add_parser("device", help="create device.key (stays on the device) and device.pub (to enrol)")
+    dev.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+    dev.add_argument("--device-id", help="bind the key to this device id in device.pub (recommended)")
+    dev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
+    dev.set_defaults(func=cmd_keys_device)
+
+    ver = subparsers.add_parser("verify", help="verify sealed segments with the enrolled device public keys")
+    ver.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
+    ver.add_argument("--devices", action="append", required=True, metavar="DIR_OR_FILE",
+                     help="enrolled device.pub file or directory of *.pub files (repeat for more)")
+    ver.add_argument("--json", action="store_true", help="print the full report as JSON")
+    ver.set_defaults(func=cmd_verify)
+
+    exp = subparsers.add_parser("export", help="verify, decrypt and join one incident into an MP4")
+    exp.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
+    exp.add_argument("--identity", required=True, metavar="evidence.key", help="the municipality's age identity")
+    exp.add_argument("--out", required=True, metavar="FILE.mp4", help="MP4 to write; the report goes beside it")
+    exp.add_argument("--devices", action="append", required=True, metavar="DIR_OR_FILE",
+                     help="enrolled device.pub file or directory of *.pub files (repeat for more)")
+    exp.add_argument("--incident", metavar="ID", help="incident to export (needed when the paths hold several)")
+    exp.add_argument("--device", metavar="ID", help="device whose recording to export (when several have it)")
+    exp.add_argument("--allow-gaps", action="store_true",
+                     help="export the verified parts of an incomplete incident (the report says what is missing)")
+    exp.set_defaults(func=cmd_export)
+
+
+def _guard(fn):
+    """Turn the project's errors into one sentence and exit code 2."""
+    def run(args) -> int:
+        try:
+            return fn(args)
+        except BodycamError as exc:
+            print(f"bodycam: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    return run
+
+
+@_guard
+def cmd_keys_evidence(args) -> int:
+    files = generate_evidence_keys(args.out, force=args.force)
+    print(f"wrote {files.identity_path} (private: keep it offline, back it up) and {files.recipient_path}")
+    print(f"recipient: {files.recipient}")
+    return EXIT_OK
+
+
+@_guard
+def cmd_keys_device(args) -> int:
+    files = generate_device_key(args.out, device_id=args.device_id, force=args.force)
+    print(f"wrote {files.key_path} (stays on the device) and {files.pub_path} (enrol it)")
+    print(f"key id: {files.public.key_id}")
+    return EXIT_OK
+
+
+@_guard
+def cmd_verify(args) -> int:
+    devices = load_device_public_keys(args.devices)
+    report = verify_paths(args.paths, devices)
+    if args.json:
+        print(report.to_json())
+    else:
+        for line in report.lines():
+            print(f"BAD  {line}")
+        for note in report.notes:
+            print(f"note {note}")
+        good = sum(s.ok for s in report.segments)
+        print(f"{'OK' if report.ok else 'FAILED'}: {good} of {len(report.segments)} segment(s) verified, "
+              f"{len(report.problems)} problem(s) with the set")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+@_guard
+def cmd_export(args) -> int:
+    devices = load_device_public_keys(args.devices)
+    identities = load_evidence_identities(args.identity)
+    bar = _ProgressBar(sys.stderr)
+    try:
+        result = export_incident(args.paths, devices=devices, identities=identities, out=args.out,
+                                 incident_id=args.incident, device_id=args.device, allow_gaps=args.allow_gaps,
+                                 progress=bar)
+    except ExportRefused as exc:
+        bar.close()
+        for problem in exc.problems:
+            print(f"BAD  {problem}", file=sys.stderr)
+        print(f"bodycam: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        bar.close()
+    state = "complete" if result.complete else "INCOMPLETE (gaps allowed; see report)"
+    print(f"wrote {result.mp4_path} ({state}) and {report_path_for(result.mp4_path)}")
+    return EXIT_OK
+
+
+class _ProgressBar:
+    """``[#####.....] 3/10 segments`` redrawn in place on stderr."""
+
+    WIDTH = 30
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.WIDTH * done // max(total, 1)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} segments")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m agent.evidence_cli``) until the ``bodycam`` CLI registers these."""
+    parser = argparse.ArgumentParser(prog="bodycam", description="Evidence keys, verification and export.")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Check sealed segments on disk with public keys only: signatures, ciphertext hashes, chain and completeness.
+
+Anyone with the enrolled ``device.pub`` files can run this (court, defence, data-protection officer); no
+private key is involved. What it can and cannot prove:
+
+* each manifest was signed by an enrolled device and its ``.age`` file is the one the device sealed;
+* per device, sequence numbers are contiguous and each manifest names the hash of its predecessor, so a
+  removed, inserted, reordered or swapped segment between two present ones is found;
+* per incident, segment indices run 0..final without holes and the final segment is present.
+
+Segments before the first one in the set cannot be checked (a set may start mid-chain; that is a note,
+not a problem). Only manifests whose signature verifies are trusted for the chain and incident checks;
+a segment that fails verification therefore also shows up as a gap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .errors import BodycamError
+from .keys import DevicePublicKey
+from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
+
+logger = logging.getLogger(__name__)
+
+
+class VerifyInputError(BodycamError):
+    """The paths to verify do not exist or hold no sealed segments."""
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """The verdict on one stem. ``manifest`` is set when the manifest parsed; ``signature_ok`` says whether to
+    trust it."""
+
+    stem: str
+    manifest_path: Path | None
+    ciphertext_path: Path | None
+    manifest: Manifest | None
+    signature_ok: bool
+    problems: tuple[str, ...]
+    #: SHA-256 (hex) of the .age file as found on disk, when it was readable.
+    ciphertext_file_sha256: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        m = self.manifest
+        d = {"stem": self.stem, "ok": self.ok, "problems": list(self.problems), "signature_ok": self.signature_ok,
+             "manifest_path": _str(self.manifest_path), "ciphertext_path": _str(self.ciphertext_path)}
+        if m is not None:
+            d.update(device_id=m.device_id, incident_id=m.incident_id, seq=m.seq, segment_index=m.segment_index,
+                     final=m.final, start_time=m.start_time, end_time=m.end_time, clock_sync=m.clock_sync,
+                     frame_count=m.frame_count, manifest_sha256=m.sha256, ciphertext_sha256=m.ciphertext_sha256)
+        return d
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A finding about the set rather than one file: a gap, a broken link, an incomplete incident.
+
+    ``device_id``/``incident_id`` say what it concerns; an incident id is set only when the problem lies
+    inside that incident (export uses this to decide what blocks it).
+    """
+
+    kind: str
+    message: str
+    device_id: str | None = None
+    incident_id: str | None = None
+    stem: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Report:
+    segments: tuple[SegmentResult, ...]
+    problems: tuple[Problem, ...]
+    notes: tuple[str, ...] = ()
+    devices_checked: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(s.ok for s in self.segments)
+
+    def trusted(self) -> list[SegmentResult]:
+        """Segments whose manifest signature verified, by device and seq."""
+        return sorted((s for s in self.segments if s.signature_ok),
+                      key=lambda s: (s.manifest.device_id, s.manifest.seq))
+
+    def incidents(self) -> dict[tuple[str, str], list[SegmentResult]]:
+        """Trusted segments grouped by (device id, incident id), in segment-index order."""
+        groups: dict[tuple[str, str], list[SegmentResult]] = defaultdict(list)
+        for s in self.trusted():
+            groups[(s.manifest.device_id, s.manifest.incident_id)].append(s)
+        return {k: sorted(v, key=lambda s: (s.manifest.segment_index, s.manifest.seq)) for k, v in groups.items()}
+
+    def problems_for(self, device_id: str, incident_id: str) -> list[str]:
+        """Everything wrong with one incident: its segments' problems and the gaps inside it."""
+        found = [f"{s.stem}: {p}" for s in self.segments if s.manifest is not None
+                 and (s.manifest.device_id, s.manifest.incident_id) == (device_id, incident_id) for p in s.problems]
+        found += [p.message for p in self.problems if (p.device_id, p.incident_id) == (device_id, incident_id)]
+        return found
+
+    def lines(self) -> list[str]:
+        """One line per bad segment and per set-level problem, for people."""
+        out = [f"{s.stem}: {p}" for s in self.segments for p in s.problems]
+        out += [p.message for p in self.problems]
+        return out
+
+    def to_dict(self) -> dict:
+        incidents = []
+        for (device, incident), segs in sorted(self.incidents().items()):
+            problems = self.problems_for(device, incident)
+            incidents.append({"device_id": device, "incident_id": incident, "segments": len(segs),
+                              "start_time": min(s.manifest.start_time for s in segs),
+                              "end_time": max(s.manifest.end_time for s in segs),
+                              "ok": not problems, "problems": problems})
+        return {"ok": self.ok, "segments_checked": len(self.segments),
+                "segments_bad": sum(not s.ok for s in self.segments), "devices": list(self.devices_checked),
+                "incidents": incidents, "problems": [p.to_dict() for p in self.problems],
+                "notes": list(self.notes), "segments": [s.to_dict() for s in self.segments]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey]) -> Report:
+    """Verify every sealed segment found (recursively) under ``paths`` against the enrolled ``devices``.
+
+    ``devices`` maps key id to key, as :func:`agent.keys.load_device_public_keys` returns.
+    """
+    files = find_segments(paths)
+    if not files:
+        raise VerifyInputError("no sealed segments (*.age, *.manifest.json) found in the given paths")
+    notes: list[str] = []
+    results = [_check_files(stem, mans, ages, devices, notes) for stem, (mans, ages) in sorted(files.items())]
+    results = _mark_swaps(results)
+    problems: list[Problem] = []
+    trusted = [r.manifest for r in results if r.signature_ok]
+    by_device: dict[str, list[Manifest]] = defaultdict(list)
+    for m in trusted:
+        by_device[m.device_id].append(m)
+    for device, manifests in sorted(by_device.items()):
+        _check_chain(device, manifests, problems, notes)
+        _check_incidents(device, manifests, problems)
+    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)))
+    logger.info("verified %d segment(s): %d bad, %d set problem(s)", len(results),
+                sum(not r.ok for r in results), len(problems))
+    return report
+
+
+def find_segments(paths: Iterable[str | os.PathLike]) -> dict[str, tuple[list[Path], list[Path]]]:
+    """Map each stem to the manifest and ciphertext files found for it (lists: copies may exist twice)."""
+    found: dict[str, tuple[list[Path], list[Path]]] = defaultdict(lambda: ([], []))
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            candidates = [path]
+        else:
+            raise VerifyInputError(f"{path}: no such file or directory")
+        for p in candidates:
+            if p.name.endswith(MANIFEST_SUFFIX):
+                found[p.name[:-len(MANIFEST_SUFFIX)]][0].append(p)
+            elif p.name.endswith(CIPHERTEXT_SUFFIX):
+                found[p.name[:-len(CIPHERTEXT_SUFFIX)]][1].append(p)
+    return dict(found)
+
+
+def _check_files(stem: str, manifests: list[Path], ciphertexts: list[Path],
+                 devices: Mapping[str, DevicePublicKey], notes: list[str]) -> SegmentResult:
+    problems: list[str] = []
+    man_path, data = _one_copy(stem, manifests, problems, notes, "manifest")
+    age_path, age_hash = _one_copy(stem, ciphertexts, problems, notes, "ciphertext")
+    manifest, signature_ok = None, False
+    if not manifests:
+        problems.append("manifest missing (only the .age file was found)")
+    elif man_path is not None:
+        try:
+            manifest = Manifest.parse(data)
+        except ManifestError as exc:
+            problems.append(str(exc))
+    if manifest is not None:
+        key = devices.get(manifest.signing_key_id)
+        if key is None:
+            problems.append(f"signed with key {manifest.signing_key_id}, which is not among the enrolled devices")
+        else:
+            try:
+                verify_manifest(data, key)
+                signature_ok = True
+            except ManifestError as exc:
+                problems.append(str(exc))
+        if manifest.stem != stem:
+            problems.append(f"file name does not match the manifest, which is for {manifest.stem} "
+                            "(renamed or swapped files)")
+    if not ciphertexts:
+        problems.append("ciphertext (.age file) missing")
+    elif age_path is not None and manifest is not None and age_hash != manifest.ciphertext_sha256:
+        problems.append("ciphertext SHA-256 does not match the manifest (altered, truncated or swapped .age file)")
+    return SegmentResult(stem, man_path, age_path, manifest, signature_ok, tuple(problems), age_hash)
+
+
+def _one_copy(stem, paths, problems, notes, what) -> tuple[Path | None, bytes | str | None]:
+    """Read a manifest (bytes) or hash a ciphertext (hex); several identical copies count as one."""
+    values = []
+    for p in paths:
+        try:
+            if what == "manifest":
+                values.append(p.read_bytes())
+            else:
+                with open(p, "rb") as fh:
+                    values.append(hashlib.file_digest(fh, "sha256").hexdigest())
+        except OSError as exc:
+            problems.append(f"cannot read {p} ({exc.strerror})")
+            return None, None
+    if not paths:
+        return None, None
+    if any(v != values[0] for v in values[1:]):
+        problems.append(f"{len(paths)} different {what} files with this name: {', '.join(map(str, paths))}")
+    elif len(paths) > 1:
+        notes.append(f"{stem}: {len(paths)} identical copies of the {what}; checked once")
+    return paths[0], values[0]
+
+
+def _mark_swaps(results: list[SegmentResult]) -> list[SegmentResult]:
+    """Name the segment a mismatching ciphertext really belongs to, which tells a swap from damage."""
+    owner = {r.manifest.ciphertext_sha256: r.stem for r in results if r.signature_ok}
+    out = []
+    for r in results:
+        actual = r.ciphertext_file_sha256
+        if r.manifest is not None and actual is not None and actual != r.manifest.ciphertext_sha256 \
+                and owner.get(actual, r.stem) != r.stem:
+            extra = f"the .age file is the ciphertext of segment {owner[actual]} (segments swapped)"
+            r = dataclasses.replace(r, problems=r.problems + (extra,))
+        out.append(r)
+    return out
+
+
+def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem], notes: list[str]) -> None:
+    """Contiguous seq and unbroken prev-hash links for one device."""
+    by_seq: dict[int, list[Manifest]] = defaultdict(list)
+    for m in manifests:
+        by_seq[m.seq].append(m)
+    for seq, ms in sorted(by_seq.items()):
+        if len({m.sha256 for m in ms}) > 1:
+            problems.append(Problem("fork", f"device {device}: seq {seq} appears in {len(ms)} different signed "
+                                    "manifests (the chain was restarted or forked)", device,
+                                    _common_incident(ms), ms[0].stem))
+    ordered = [ms[0] for _, ms in sorted(by_seq.items())]
+    first = ordered[0]
+    if first.seq > 1:
+        notes.append(f"device {device}: this set starts at seq {first.seq}; seq 1..{first.seq - 1} "
+                     "are not included and cannot be checked")
+    for m in ordered:
+        if (m.seq == 1) != (m.prev_manifest_sha256 is None):
+            problems.append(Problem("chain", f"{m.stem}: seq {m.seq} with "
+                                    f"{'no' if m.prev_manifest_sha256 is None else 'a'} previous-manifest hash "
+                                    "(chain state lost or forged)", device, m.incident_id, m.stem))
+    for prev, m in zip(ordered, ordered[1:]):
+        same_incident = m.incident_id if m.incident_id == prev.incident_id else None
+        if m.seq != prev.seq + 1:
+            missing = f"seq {prev.seq + 1}" if m.seq == prev.seq + 2 else f"seq {prev.seq + 1}..{m.seq - 1}"
+            problems.append(Problem("gap", f"device {device}: {missing} missing or failed verification "
+                                    f"(gap between {prev.stem} and {m.stem})", device, same_incident, m.stem))
+        elif m.prev_manifest_sha256 != prev.sha256:
+            problems.append(Problem("chain", f"{m.stem}: previous-manifest hash does not match {prev.stem} "
+                                    "(chain broken: a segment was replaced)", device, same_incident, m.stem))
+
+
+def _check_incidents(device: str, manifests: list[Manifest], problems: list[Problem]) -> None:
+    """Per incident: indices 0..final without holes or repeats, one final segment, seq order = index order."""
+    incidents: dict[str, list[Manifest]] = defaultdict(list)
+    for m in manifests:
+        incidents[m.incident_id].append(m)
+    for incident, ms in sorted(incidents.items()):
+        where = f"device {device}, incident {incident}"
+
+        def add(kind, text, stem=None):
+            problems.append(Problem(kind, f"{where}: {text}", device, incident, stem))
+
+        by_index: dict[int, list[Manifest]] = defaultdict(list)
+        for m in ms:
+            by_index[m.segment_index].append(m)
+        for index, group in sorted(by_index.items()):
+            if len({m.sha256 for m in group}) > 1:
+                add("duplicate", f"segment index {index} appears {len(group)} times "
+                    f"({', '.join(m.stem for m in group)})", group[0].stem)
+        finals = sorted({m.segment_index for m in ms if m.final})
+        last = max(by_index)
+        missing = [i for i in range(last + 1) if i not in by_index]
+        if missing:
+            add("incomplete", f"segment index {_ranges(missing)} missing or failed verification")
+        if not finals:
+            add("incomplete", f"no final segment after index {last} (last segment missing, or still recording)")
+        elif len(finals) > 1 or finals[0] != last:
+            add("incomplete", f"segments after the final one (final at index {finals[0]}, last index {last})")
+        ordered = sorted(ms, key=lambda m: m.segment_index)
+        for a, b in zip(ordered, ordered[1:]):
+            if a.segment_index != b.segment_index and b.seq <= a.seq:
+                add("order", f"segment {b.segment_index} ({b.stem}) was sealed before segment {a.segment_index} "
+                    f"({a.stem}); the order does not match the chain", b.stem)
+
+
+def _common_incident(ms: list[Manifest]) -> str | None:
+    ids = {m.incident_id for m in ms}
+    return ids.pop() if len(ids) == 1 else None
+
+
+def _ranges(numbers: list[int]) -> str:
+    parts, start = [], numbers[0]
+    for a, b in zip(numbers, numbers[1:] + [None]):
+        if b != a + 1:
+            parts.append(str(start) if start == a else f"{start}..{a}")
+            start = b
+    return ", ".join(parts)
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
