@@ -35,7 +35,7 @@ def _cmd_demo(args) -> int:
         cfg = config.replace(cfg, "camera", width=args.width or cfg.camera.width,
                              height=args.height or cfg.camera.height)
     standby = args.standby if args.standby is not None else min(cfg.recording.pre_event_seconds, 30) + 1
-    return run_demo(cfg, standby, args.seconds)
+    return run_demo(cfg, standby, args.seconds, args.workdir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the capture chain with the synthetic camera, in real time")
     p.add_argument("--config", metavar="FILE", help="config file (default: embedded defaults)")
+    p.add_argument("--workdir", default="bodycam-demo", help="where keys, spool and export go (default ./bodycam-demo)")
     p.add_argument("--seconds", type=float, default=12.0, help="length of the recording (default 12)")
     p.add_argument("--standby", type=float, help="seconds in standby before the trigger (default: window + 1)")
     p.add_argument("--pre-event", type=float, help="override recording.pre_event_seconds")

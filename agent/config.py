@@ -69,10 +69,34 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    recipients: tuple[str, ...] = _opt(
+        (), "The municipality's age recipients ('age1...' strings or paths of evidence.pub files); "
+            "segments are encrypted to all of them. Required to record.")
+    device_key: str = _opt("/etc/bodycam/keys/device.key", "The device's Ed25519 signing key (mode 0600).")
+    state_dir: str = _opt("/var/lib/bodycam/state", "Where the sequence number and chain head persist.")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    spool_dir: str = _opt("/var/lib/bodycam/spool", "Sealed segments waiting for the back office's receipt.")
+    audit_log: str = _opt("/var/lib/bodycam/audit/audit.jsonl", "The signed, hash-chained audit log.")
+    warn_free_mib: float = _opt(2048.0, "Warn (display, telemetry) below this much free space.", min=1.0,
+                                max=1_048_576.0)
+    critical_free_mib: float = _opt(
+        512.0, "Below this, finish the current segment and refuse new recordings.", min=1.0, max=1_048_576.0)
+    purge_policy: str = _opt("on_ack", "Delete a segment once its receipt arrived (on_ack) or only when space "
+                                       "is needed (when_needed). Never before the receipt.",
+                             choices=("on_ack", "when_needed"))
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
@@ -114,6 +138,10 @@ def from_dict(data: dict, source: str = "<dict>") -> Config:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a table [{key}], not a {_tname(value)}")
     built = {name: _build(cls, data.get(name, {}), name, source) for name, cls in known.items()}
+    storage = built["storage"]
+    if storage.critical_free_mib > storage.warn_free_mib:
+        raise ConfigError(f"{source}: storage.critical_free_mib ({storage.critical_free_mib:g}) must not exceed "
+                          f"storage.warn_free_mib ({storage.warn_free_mib:g})")
     return Config(**built, source=source)
 
 
@@ -154,7 +182,7 @@ def _check(where: str, value, kind, meta):
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, not {_tname(value)} {value!r}")
     elif typing.get_origin(kind) is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, not {_tname(value)} {value!r}")
         value = tuple(value)
     lo, hi = meta.get("min"), meta.get("max")

@@ -26,10 +26,12 @@ def test_example_is_printed(capsys):
     assert "pre_event_seconds = 30.0" in capsys.readouterr().out
 
 
-def test_demo_records_a_continuous_incident_in_real_time(capsys):
+def test_demo_records_seals_verifies_and_exports_in_real_time(tmp_path, capsys):
     code = main(["demo", "--width", "320", "--height", "240", "--pre-event", "1", "--standby", "1.5",
-                 "--seconds", "2.5"])
+                 "--seconds", "2.5", "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "continuous; frames lost: 0" in out
     assert "decodes OK, final" in out
+    assert "(device public key only): OK" in out
+    assert list((tmp_path / "backoffice").glob("*.mp4")) and list((tmp_path / "device" / "spool").glob("*.age"))

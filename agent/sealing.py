@@ -1,0 +1,144 @@
+"""The evidence stage on the device: segments in, sealed files in the spool out.
+
+:class:`EvidenceStage` opens, in order, what sealing needs (signing key, recipients, chain state,
+spool with recovery, audit log) and hands the recorder a storage gate. :class:`SealerThread` takes
+segments from the recorder over a small bounded queue: a slow card or a busy CPU pushes back on the
+recorder, whose frame queue then overflows visibly (an overrun alarm) instead of the camera stalling.
+Encryption never runs on the camera thread, and plaintext never touches the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from pathlib import Path
+
+from camera.segment import Segment
+
+from . import audit
+from .audit import AuditLog
+from .chain import ChainState
+from .config import Config
+from .diskspace import DiskPressure, PressureLevel
+from .errors import BodycamError, ConfigError
+from .keys import load_recipients, load_signing_key
+from .recorder import FramesLost, StateChanged
+from .seal import Sealer, verify_manifest
+from .spool import Spool
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 2.0
+_STOP = object()
+
+
+def clock_sync_state() -> str:
+    """What the manifest says about the wall clock: systemd-timesyncd's flag file, else unknown."""
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return "ntp-synchronized"
+    return "unsynchronized"
+
+
+class EvidenceStage:
+    """Keys, chain, spool and audit log of one device, opened from config."""
+
+    def __init__(self, cfg: Config):
+        ev, st = cfg.evidence, cfg.storage
+        if not ev.recipients:
+            raise ConfigError(f"{cfg.source}: evidence.recipients is empty; add the municipality's evidence.pub "
+                              "(made with 'bodycam keys evidence') before recording")
+        self.signing_key = load_signing_key(ev.device_key, device_id=None)
+        recipients = load_recipients(ev.recipients)
+        os.makedirs(ev.state_dir, exist_ok=True)
+        chain = ChainState.load(ev.state_dir)
+        public = self.signing_key.public
+        self.spool = Spool.open(st.spool_dir, verify_manifest=lambda m: verify_manifest(m, public))
+        self.sealer = Sealer(device_id=cfg.device.id, site=cfg.device.site, recipients=recipients,
+                             signing_key=self.signing_key, chain=chain)
+        if self.sealer.catch_up(self.spool.newest_manifest()):
+            logger.warning("chain head adopted from the spool (the agent stopped between writing a segment "
+                           "and recording it in the chain state)")
+        os.makedirs(Path(st.audit_log).parent, exist_ok=True)
+        self.audit = AuditLog(st.audit_log, self.signing_key.private)
+        self.disk = DiskPressure(st.spool_dir, st.warn_free_mib, st.critical_free_mib)
+
+    def storage_gate(self) -> str | None:
+        """The recorder asks before each START: a reason to refuse when storage is critical."""
+        snapshot = self.disk.measure()
+        return snapshot.reason if snapshot.level is PressureLevel.CRITICAL else None
+
+    def record_event(self, event) -> None:
+        """Recorder listener: recording starts, stops and losses go into the audit log."""
+        if isinstance(event, StateChanged):
+            trigger = event.trigger
+            origin = trigger.origin if trigger else "internal"
+            if event.state.recording and not event.previous.recording:
+                self.audit.append(audit.RECORDING_STARTED, incident_id=event.incident_id, trigger=origin)
+            elif event.previous.recording and not event.state.recording:
+                self.audit.append(audit.RECORDING_STOPPED, incident_id=event.incident_id, reason=origin)
+        elif isinstance(event, FramesLost):
+            self.audit.append(audit.FRAMES_DROPPED, count=event.count, incident_id=event.incident_id,
+                              where="capture queue")
+
+    def close(self) -> None:
+        self.audit.close()
+
+
+class SealerThread(threading.Thread):
+    """Seals each segment, stores it durably, advances the chain, writes the audit line."""
+
+    def __init__(self, stage: EvidenceStage, queue_segments: int = 2):
+        super().__init__(name="SealerThread", daemon=True)
+        self.stage = stage
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_segments)
+        self._stopping = threading.Event()
+        self.sealed = 0
+        #: The last error, shown as a fault until a segment is stored again.
+        self.fault: BaseException | None = None
+
+    def put(self, segment: Segment) -> None:
+        """The recorder's segment sink. Blocks while the queue is full: that is the back-pressure."""
+        self._queue.put(segment)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Seal what is queued, then end."""
+        self._queue.put(_STOP)
+        self.join(timeout)
+        if self.is_alive():
+            self._stopping.set()
+            logger.error("sealer thread did not finish within %.0f s", timeout)
+
+    def run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            self._seal_until_stored(item)
+
+    def _seal_until_stored(self, segment: Segment) -> None:
+        """Never give up on a segment while the agent runs: its plaintext exists nowhere else."""
+        stage = self.stage
+        while not self._stopping.is_set():
+            try:
+                sealed = stage.sealer.seal(segment, clock_sync=clock_sync_state())
+                stage.spool.store(sealed)
+                stage.sealer.commit(sealed)
+            except BodycamError as exc:
+                if self.fault is None or str(exc) != str(self.fault):
+                    logger.error("segment %d of incident %s not stored yet: %s (retrying every %.0f s)",
+                                 segment.index, segment.incident_id, exc, RETRY_SECONDS)
+                self.fault = exc
+                self._stopping.wait(RETRY_SECONDS)
+                continue
+            self.fault = None
+            self.sealed += 1
+            stage.audit.append(audit.SEGMENT_SEALED, stem=sealed.stem, seq=sealed.seq,
+                               incident_id=segment.incident_id, segment_index=segment.index,
+                               ciphertext_sha256=sealed.ciphertext_sha256, bytes=len(sealed.ciphertext))
+            logger.info("sealed %s (incident %s, segment %d%s)", sealed.stem, segment.incident_id,
+                        segment.index, ", final" if segment.final else "")
+            return
+        logger.error("shutdown while segment %d of incident %s could not be stored: it is lost",
+                     segment.index, segment.incident_id)

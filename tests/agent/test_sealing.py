@@ -1,0 +1,105 @@
+"""The device's evidence stage end to end: recorder → SealerThread → spool, checked like the back office."""
+
+import json
+import subprocess
+
+from agent import audit, config
+from agent.audit import verify_log
+from agent.demo import prepare_workdir
+from agent.keys import load_device_public_keys
+from agent.recorder import Action, Recorder, State, Trigger
+from agent.sealing import EvidenceStage, SealerThread
+from agent.verify import verify_paths
+from camera.ring import PreEventRing
+
+
+def record_incident(stage, source, frames, seconds=3):
+    sealer = SealerThread(stage)
+    sealer.start()
+    segments = []
+
+    def sink(segment):
+        segments.append(segment)
+        sealer.put(segment)
+
+    recorder = Recorder(source.info, PreEventRing(1.0, 16 << 20), 2.0, sink, gate=stage.storage_gate,
+                        request_keyframe=source.request_keyframe)
+    recorder.subscribe(stage.record_event)
+    for _ in range(45):
+        recorder.handle_frame(next(frames))
+    recorder.handle_trigger(Trigger(Action.START, "button"))
+    for _ in range(seconds * 30):
+        recorder.handle_frame(next(frames))
+    recorder.handle_trigger(Trigger(Action.STOP, "button"))
+    sealer.stop()
+    assert sealer.fault is None and sealer.sealed == len(segments)
+    return recorder, segments
+
+
+def test_segments_are_sealed_stored_verifiable_and_open_with_stock_age(tmp_path, small_source):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    source = small_source()
+    frames = source.frames()
+    stage = EvidenceStage(cfg)
+    _, segments = record_incident(stage, source, frames)
+    stage.close()
+
+    spool = tmp_path / "device" / "spool"
+    manifests = sorted(spool.glob("*.manifest.json"))
+    assert len(manifests) == len(segments) >= 2
+    devices = load_device_public_keys([tmp_path / "device" / "keys" / "device.pub"])
+    report = verify_paths([spool], devices)
+    assert report.ok, report.lines()
+    for segment, manifest_path in zip(segments, manifests):
+        manifest = json.loads(manifest_path.read_bytes())
+        assert (manifest["incident_id"], manifest["segment_index"]) == (segment.incident_id, segment.index)
+        ciphertext = manifest_path.with_name(manifest_path.name.replace(".manifest.json", ".age"))
+        plain = subprocess.run(["age", "-d", "-i", str(tmp_path / "backoffice" / "evidence.key"), str(ciphertext)],
+                               capture_output=True, check=True, timeout=60).stdout
+        assert plain == segment.payload()
+    assert not any(b"\x00\x00\x00\x01" in p.read_bytes()[:4096] for p in spool.glob("*.age"))  # no raw H.264
+
+    key = load_device_public_keys([tmp_path / "device" / "keys" / "device.pub"])
+    public = next(iter(key.values())).key
+    log = verify_log(cfg.storage.audit_log, public)
+    assert log.ok
+    events = [json.loads(line)["event"] for line in open(cfg.storage.audit_log)]
+    assert events.count(audit.SEGMENT_SEALED) == len(segments)
+    assert audit.RECORDING_STARTED in events and audit.RECORDING_STOPPED in events
+
+
+def test_the_chain_continues_across_a_restart(tmp_path, small_source):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    source = small_source()
+    frames = source.frames()
+    for _ in range(2):  # two agent lifetimes, each opening the stage from disk
+        stage = EvidenceStage(cfg)
+        record_incident(stage, source, frames, seconds=2)
+        stage.close()
+    spool = tmp_path / "device" / "spool"
+    seqs = [json.loads(p.read_bytes())["seq"] for p in sorted(spool.glob("*.manifest.json"))]
+    assert seqs == list(range(1, len(seqs) + 1))
+    report = verify_paths([spool], load_device_public_keys([tmp_path / "device" / "keys" / "device.pub"]))
+    assert report.ok and len(report.incidents()) == 2
+
+
+def test_critical_storage_refuses_a_new_recording_with_its_reason(tmp_path, small_source):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    cfg = config.replace(cfg, "storage", warn_free_mib=1_048_576.0, critical_free_mib=1_048_576.0)  # 1 TiB
+    stage = EvidenceStage(cfg)
+    source = small_source()
+    recorder = Recorder(source.info, PreEventRing(1.0, 16 << 20), 2.0, lambda s: None, gate=stage.storage_gate)
+    recorder.handle_trigger(Trigger(Action.START, "button"))
+    stage.close()
+    assert recorder.state is State.STANDBY
+    assert recorder.refused_reason and "free" in recorder.refused_reason.lower()
+
+
+def test_missing_recipients_is_a_clear_error(tmp_path):
+    cfg = config.replace(prepare_workdir(config.Config(), tmp_path), "evidence", recipients=())
+    try:
+        EvidenceStage(cfg)
+    except config.ConfigError as exc:
+        assert "evidence.recipients is empty" in str(exc)
+    else:
+        raise AssertionError("EvidenceStage opened without recipients")
