@@ -47,7 +47,8 @@ def prepare_workdir(config: Config, workdir: Path) -> Config:
                    critical_free_mib=min(config.storage.critical_free_mib, 128.0))
 
 
-def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, out=sys.stdout) -> int:
+def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, out=None) -> int:
+    out = out or sys.stdout  # looked up at call time, so redirection after import still applies
     workdir = Path(workdir)
     config = prepare_workdir(config, workdir)
     camera = dataclasses.replace(config.camera, backend="synthetic", synthetic_realtime=True)
