@@ -36,7 +36,7 @@ from typing import Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .diskspace import storage_error
+from .diskspace import fsync_dir, storage_error
 from .errors import BodycamError
 
 logger = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class AuditLog:
             raise storage_error(exc, self.path, "opening the audit log") from exc
         try:
             if not existed:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent, "the audit log directory")
             self._head, self._good_end, junk_reason = self._find_tail()
             size = self._size()
             if junk_reason:
@@ -453,13 +453,3 @@ def _canonical(obj) -> bytes:
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise storage_error(exc, directory, "syncing the audit log directory") from exc

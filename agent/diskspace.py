@@ -72,6 +72,18 @@ def storage_error(exc: OSError, path: str | os.PathLike, action: str) -> Storage
     return StorageError(f"{reason} while {action} ({path})", path, code)
 
 
+
+def fsync_dir(directory: str | os.PathLike, what: str) -> None:
+    """Make renames and deletions in ``directory`` durable; errors name ``what`` was being synced."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise storage_error(exc, directory, f"syncing {what}") from exc
+
 class PressureLevel(enum.Enum):
     """Ordered levels; compare with :attr:`rank` (OK < WARN < CRITICAL)."""
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .diskspace import storage_error
+from .diskspace import fsync_dir, storage_error
 from .errors import BodycamError
 
 logger = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class Spool:
             self._recover_chain_head(r)
         for name in unknown:
             logger.warning("spool: unknown file %s left untouched", self.directory / name)
-        self._fsync_dir(self.directory)
+        fsync_dir(self.directory, "the spool directory")
         with self._lock:
             self._index = r.index
             self._recovered = True
@@ -371,7 +371,7 @@ class Spool:
             os.rename(src, dst)
         except OSError as exc:
             raise storage_error(exc, src, "moving a suspicious file to quarantine") from exc
-        self._fsync_dir(self.quarantine_dir)
+        fsync_dir(self.quarantine_dir, "the spool directory")
         logger.error("spool: quarantined %s -> %s: %s", src, dst, reason)
         r.quarantined.append(FileAction(name, reason))
 
@@ -426,9 +426,9 @@ class Spool:
         manifest = self._path(stem, MANIFEST_SUFFIX)
         try:
             self._write_durably(age, sealed.ciphertext, f"writing the ciphertext of segment {stem}")
-            self._fsync_dir(self.directory)  # the ciphertext's name is durable before the manifest's
+            fsync_dir(self.directory, "the spool directory")  # the ciphertext's name is durable before the manifest's
             self._write_durably(manifest, sealed.manifest, f"writing the manifest of segment {stem}")
-            self._fsync_dir(self.directory)
+            fsync_dir(self.directory, "the spool directory")
         except BaseException:
             # Not committed: take back what this call wrote so a retry starts clean. If the manifest
             # rename did happen, the fsync that failed leaves its durability unknown, so keep it all.
@@ -545,7 +545,7 @@ class Spool:
             data = json.dumps(record, sort_keys=True, indent=1).encode() + b"\n"
             path = self._path(stem, RECEIPT_SUFFIX)
             self._write_durably(path, data, f"recording the receipt of segment {stem}")
-            self._fsync_dir(self.directory)
+            fsync_dir(self.directory, "the spool directory")
             info = dataclasses.replace(info, acknowledged=True)
             self._index[stem] = info
         logger.info("spool: %s acknowledged by the back office (SHA-256 %s)", stem, sha)
@@ -571,7 +571,7 @@ class Spool:
                 self._keep_chain_head(stem, info.seq)
             for suffix in (AGE_SUFFIX, MANIFEST_SUFFIX, RECEIPT_SUFFIX):
                 self._unlink(self._path(stem, suffix), missing_ok=False)
-                self._fsync_dir(self.directory)
+                fsync_dir(self.directory, "the spool directory")
             del self._index[stem]
         logger.info("spool: purged %s (acknowledged, SHA-256 %s)", stem, info.ciphertext_sha256)
 
@@ -582,7 +582,7 @@ class Spool:
         except OSError as exc:
             raise storage_error(exc, path, "keeping the chain head") from exc
         self._write_durably(self.directory / CHAIN_HEAD_NAME, data, "keeping the chain head")
-        self._fsync_dir(self.directory)
+        fsync_dir(self.directory, "the spool directory")
         self._chain_head = (seq, data)
 
     # ------------------------------------------------------------------ helpers
@@ -658,16 +658,6 @@ class Spool:
         except OSError as exc:
             raise storage_error(exc, path, "removing a spool file") from exc
 
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise storage_error(exc, directory, "syncing the spool directory") from exc
 
 
 @dataclass
