@@ -23,8 +23,16 @@ from .errors import ConfigError
 PRE_EVENT_MAX_SECONDS = 120
 
 
-def _opt(default, doc, **limits):
+def option(default, doc, **limits):
+    """A config key: its default, a one-line doc, and limits (min, max, choices, even, pattern="id").
+
+    Sections of other packages (ui, comms) declare their frozen dataclasses with this and are listed
+    in :class:`Config`; the loader checks them exactly like the agent's own.
+    """
     return field(default=default, metadata={"doc": doc, **limits})
+
+
+_opt = option
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,11 @@ def replace(config: Config, section: str, **changes) -> Config:
     current.update(changes)
     new_section = _build(dict(sections())[section], current, section, config.source)
     return dataclasses.replace(config, **{section: new_section})
+
+
+def parse_section(cls, table: dict, section: str, source: str = "<dict>"):
+    """Validate one section's table into ``cls`` (for sections tested on their own)."""
+    return _build(cls, table, section, source)
 
 
 def _build(cls, table: dict, section: str, source: str):
