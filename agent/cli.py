@@ -38,11 +38,26 @@ def _cmd_demo(args) -> int:
     return run_demo(cfg, standby, args.seconds, args.workdir)
 
 
+def _cmd_run(args) -> int:
+    cfg = config.load(args.config)
+    if args.validate_config:
+        print(f"{args.config or '<embedded defaults>'}: OK")
+        return 0
+    from .runtime import run_agent
+
+    return run_agent(cfg, args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bodycam", description="Body-cam edge agent for municipal enforcement.")
     parser.add_argument("--version", action="version", version=f"bodycam {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the agent (what the systemd service starts)")
+    p.add_argument("--config", metavar="FILE", help="config file (default: embedded defaults)")
+    p.add_argument("--validate-config", action="store_true", help="check the config file and exit")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("config", help="check a config file, or print the documented example")
     group = p.add_mutually_exclusive_group(required=True)
@@ -66,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+    # journald adds time and unit; a level and the module are all a line needs. Secrets never reach
+    # the log: keys are logged by id and path only.
+    default_level = logging.INFO if args.command == "run" else logging.WARNING
+    logging.basicConfig(level=logging.DEBUG if args.verbose else default_level,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)

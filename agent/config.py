@@ -99,12 +99,23 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    status_file: str = _opt("/run/bodycam/status.json", "Where the running agent writes its status for "
+                                                        "'bodycam status' (every 2 s, replaced atomically).")
+    max_restarts: int = _opt(3, "How often a crashed worker is restarted before the agent exits non-zero "
+                                "(systemd then restarts the whole service).", min=0, max=100)
+    stall_seconds: float = _opt(5.0, "No camera frame for this long counts as a hung pipeline: the systemd "
+                                     "watchdog is no longer fed.", min=1.0, max=120.0)
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
@@ -219,6 +230,27 @@ def _is_id(value: str) -> bool:
 def _tname(value) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
             dict: "table"}.get(type(value), type(value).__name__)
+
+
+def dumps(config: Config) -> str:
+    """The configuration as TOML that :func:`loads` reads back to an equal value."""
+    lines = []
+    for name, _ in sections():
+        lines.append(f"[{name}]")
+        for key, value in dataclasses.asdict(getattr(config, name)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
 
 
 def example_path() -> Path:

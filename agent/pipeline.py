@@ -54,6 +54,10 @@ class RecorderThread(threading.Thread):
     def trigger(self, trigger: Trigger) -> None:
         self._controls.put(trigger)
 
+    def call(self, fn: Callable[[Recorder], None]) -> None:
+        """Run ``fn(recorder)`` on the recorder thread (reconfiguration without locks)."""
+        self._controls.put(fn)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Process what is queued, close a running recording (its last segment is emitted), end."""
         self._controls.put(_SHUTDOWN)
@@ -97,7 +101,10 @@ class RecorderThread(threading.Thread):
                 return False
             if item is _SHUTDOWN:
                 return True
-            self.recorder.handle_trigger(item)
+            if isinstance(item, Trigger):
+                self.recorder.handle_trigger(item)
+            else:
+                item(self.recorder)
 
     def _report_unseen_drops(self) -> None:
         """Drops at the queue normally show as sequence gaps; the last ones before a pause do not.

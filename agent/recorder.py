@@ -264,6 +264,14 @@ class Recorder:
         self.incident_id = None
         self.recording_since = None
 
+    def reconfigure(self, pre_event_seconds: float, post_event_seconds: float) -> None:
+        """Apply a reloaded window: a shorter one takes effect with the next frame, a longer one fills."""
+        self.ring.window_us = round(pre_event_seconds * 1_000_000)
+        if pre_event_seconds == 0:
+            self.ring.clear()  # pre-recording switched off: nothing may stay in RAM
+        self.post_event_us = round(post_event_seconds * 1_000_000)
+        logger.info("pre-event window %.1f s, post-event %.1f s", pre_event_seconds, post_event_seconds)
+
     def tick(self) -> None:
         """Called when no frame came for a while: a post-event stop must not wait for a dead camera."""
         if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:

@@ -1,0 +1,295 @@
+"""The composition root: `bodycam run` builds the parts from config, starts them in order, watches them,
+and stops them in reverse.
+
+Start order follows the data, downstream first, so that nothing produces into a part that is not
+there yet: evidence stage (keys, chain, spool recovery, audit) → sealer → recorder → storage monitor
+→ camera. Stop order is the reverse: the camera stops, the recorder closes a running incident (its
+last segment goes to the sealer), the sealer seals what is queued, then the audit log is closed.
+
+The main thread supervises. It restarts a crashed worker (camera, recorder, sealer, storage monitor)
+at most ``runtime.max_restarts`` times, then exits non-zero so systemd restarts the whole service. It
+tells systemd READY=1 once frames flow through a live pipeline, and feeds the watchdog only while
+that stays true: a hung pipeline gets the service restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from camera.ring import PreEventRing
+from camera.source import FrameSource, open_source
+
+from . import __version__, audit, config
+from .config import Config
+from .health import StorageMonitor
+from .pipeline import RecorderThread
+from .recorder import Recorder, Trigger
+from .sdnotify import Notifier, watchdog_interval
+from .sealing import EvidenceStage, SealerThread
+
+logger = logging.getLogger(__name__)
+
+STATUS_PERIOD_S = 2.0
+#: Keys that a SIGHUP applies to the running agent; any other change needs a restart.
+RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds")}
+
+
+@dataclass
+class _Worker:
+    """One supervised part: how to build and start it, and how many times it was restarted."""
+
+    name: str
+    build: Callable[[], object]
+    instance: object = None
+    restarts: int = 0
+
+    def alive(self) -> bool:
+        obj = self.instance
+        if isinstance(obj, FrameSource):
+            return obj.running and obj.fault is None
+        return obj is not None and obj.is_alive()
+
+    def fault(self) -> str | None:
+        fault = getattr(self.instance, "fault", None)
+        return f"{type(fault).__name__}: {fault}" if fault is not None else None
+
+
+class Agent:
+    """The device's parts, wired together. Not a thread itself: the caller supervises."""
+
+    def __init__(self, cfg: Config, source_factory: Callable[[object], FrameSource] = open_source):
+        self.cfg = cfg
+        self._source_factory = source_factory
+        self.stage = EvidenceStage(cfg)
+        self.sealer: SealerThread | None = None
+        self.recorder_thread: RecorderThread | None = None
+        self.source: FrameSource | None = None
+        self.monitor: StorageMonitor | None = None
+        self._camera_started = False
+        self._frames_seen = 0
+        self._last_frame_progress = time.monotonic()
+        self._workers = [
+            _Worker("sealer", self._build_sealer),
+            _Worker("recorder", self._build_recorder),
+            _Worker("storage monitor", self._build_monitor),
+            _Worker("camera", self._build_camera),
+        ]
+
+    # -- building ------------------------------------------------------------------------------------
+    def _build_sealer(self):
+        self.sealer = SealerThread(self.stage)
+        self.sealer.start()
+        return self.sealer
+
+    def _build_recorder(self):
+        rec = self.cfg.recording
+        if self.source is None:
+            self.source = self._source_factory(self.cfg.camera)  # built (not started) for its StreamInfo
+        source = self.source
+        recorder = Recorder(source.info, PreEventRing(rec.pre_event_seconds, int(rec.pre_event_max_mib * 2**20)),
+                            rec.segment_seconds, self.sealer.put, rec.post_event_seconds,
+                            lambda: self.source.request_keyframe(), self.stage.storage_gate)
+        recorder.subscribe(self.stage.record_event)
+        fps = source.info.fps
+        self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * fps))
+        self.recorder_thread.start()
+        return self.recorder_thread
+
+    def _build_monitor(self):
+        self.monitor = StorageMonitor(self.stage.disk, is_recording=self.is_recording, trigger=self.trigger,
+                                      audit_log=self.stage.audit)
+        self.monitor.start()
+        return self.monitor
+
+    def _build_camera(self):
+        if self._camera_started:  # a restart: the old source is spent, open the camera afresh
+            self.source.stop()
+            self.source = self._source_factory(self.cfg.camera)
+        self._camera_started = True
+        self.source.start(self._offer)
+        return self.source
+
+    def _offer(self, frame) -> None:
+        """Stable camera callback: survives a restart of the recorder thread."""
+        self.recorder_thread.offer(frame)
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.stage.audit.append(audit.AGENT_STARTED, version=__version__, config=self.cfg.source,
+                                device=self.cfg.device.id, site=self.cfg.device.site)
+        for worker in self._workers:
+            worker.instance = worker.build()
+            logger.info("started %s", worker.name)
+
+    def stop(self) -> None:
+        self.stage.audit.append(audit.AGENT_STOPPING)
+        if self.source is not None:
+            self.source.stop()
+        for thread in (self.recorder_thread, self.monitor, self.sealer):
+            if thread is not None:
+                thread.stop()
+        self.stage.audit.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0)
+        self.stage.close()
+
+    def trigger(self, trigger: Trigger) -> None:
+        self.recorder_thread.trigger(trigger)
+
+    def is_recording(self) -> bool:
+        thread = self.recorder_thread
+        return thread is not None and thread.status.state.recording
+
+    # -- supervision ---------------------------------------------------------------------------------
+    def supervise(self) -> str | None:
+        """Restart dead workers; returns a reason when one has used up its restarts."""
+        for worker in self._workers:
+            if worker.alive():
+                continue
+            reason = worker.fault() or "stopped unexpectedly"
+            if worker.restarts >= self.cfg.runtime.max_restarts:
+                return f"{worker.name} failed again after {worker.restarts} restarts ({reason})"
+            worker.restarts += 1
+            logger.error("%s failed (%s); restart %d of %d", worker.name, reason, worker.restarts,
+                         self.cfg.runtime.max_restarts)
+            if worker.name == "recorder" and self.sealer is not None:
+                self.stage.audit.append(audit.RECORDING_STOPPED, incident_id=None, reason="recorder fault")
+            worker.instance = worker.build()
+        return None
+
+    def healthy(self) -> tuple[bool, str]:
+        """True while every worker lives and camera frames keep arriving (what the watchdog feeds on)."""
+        for worker in self._workers:
+            if not worker.alive():
+                return False, f"{worker.name} is down"
+        seen = self.recorder_thread.status.frames_seen
+        now = time.monotonic()
+        if seen != self._frames_seen:
+            self._frames_seen, self._last_frame_progress = seen, now
+        elif now - self._last_frame_progress > self.cfg.runtime.stall_seconds:
+            return False, f"no camera frame for {now - self._last_frame_progress:.0f} s"
+        return (seen > 0, "running" if seen else "waiting for the first camera frame")
+
+    def reload(self, new: Config) -> list[str]:
+        """Apply what can change safely; returns the keys that need a restart."""
+        needs_restart = []
+        for section, _ in config.sections():
+            old_sec, new_sec = getattr(self.cfg, section), getattr(new, section)
+            for key in old_sec.__dataclass_fields__:
+                if getattr(old_sec, key) != getattr(new_sec, key) and (section, key) not in RELOADABLE:
+                    needs_restart.append(f"{section}.{key}")
+        rec = new.recording
+        self.recorder_thread.call(lambda r: r.reconfigure(rec.pre_event_seconds, rec.post_event_seconds))
+        self.stage.audit.append(audit.CONFIG_CHANGED, source=new.source,
+                                applied=sorted(f"{s}.{k}" for s, k in RELOADABLE), needs_restart=needs_restart)
+        self.cfg = new
+        return needs_restart
+
+    def status(self) -> dict:
+        """A JSON-able snapshot for `bodycam status` (and later telemetry)."""
+        rs = self.recorder_thread.status
+        disk = self.monitor.snapshot if self.monitor else None
+        backlog = self.stage.spool.backlog()
+        return {
+            "version": __version__, "time": time.time(), "device": self.cfg.device.id, "site": self.cfg.device.site,
+            "state": rs.state.value, "incident_id": rs.incident_id, "recording_since": rs.recording_since,
+            "frames_seen": rs.frames_seen, "frames_lost": rs.frames_lost, "overrun_alarm": rs.overrun_alarm,
+            "refused_reason": rs.refused_reason,
+            "pre_event": {"seconds_held": rs.ring.seconds_held, "memory_bytes": rs.ring.memory_bytes,
+                          "window_seconds": rs.ring.window_seconds},
+            "storage": disk.as_dict() if disk else None,
+            "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
+            "sealed": self.sealer.sealed if self.sealer else 0,
+            "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
+            "faults": {w.name: w.fault() for w in self._workers if w.fault()},
+            "restarts": {w.name: w.restarts for w in self._workers},
+        }
+
+
+def write_status(path: str, status: dict) -> None:
+    """Replace the status file atomically (it lives on /run, a tmpfs: no fsync needed)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(status, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event | None = None,
+              source_factory: Callable[[object], FrameSource] = open_source) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code."""
+    stop = stop or threading.Event()
+    reload_wanted = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
+    notifier = Notifier()
+    feed_every = watchdog_interval()
+    agent = Agent(cfg, source_factory)
+    agent.start()
+    code, ready, last_feed, last_status = 0, False, 0.0, 0.0
+    try:
+        while not stop.wait(0.25):
+            fatal = agent.supervise()
+            if fatal:
+                logger.critical("%s; exiting so that systemd restarts the agent", fatal)
+                code = 1
+                break
+            ok, why = agent.healthy()
+            now = time.monotonic()
+            if ok and not ready:
+                notifier.ready(f"running: {cfg.device.site}/{cfg.device.id}")
+                logger.info("agent ready")
+                ready = True
+            if ok and feed_every and now - last_feed >= feed_every:
+                notifier.watchdog()
+                last_feed = now
+            elif not ok and ready:
+                logger.warning("pipeline unhealthy (%s): not feeding the watchdog", why)
+            if reload_wanted.is_set():
+                reload_wanted.clear()
+                _reload(agent, config_path)
+            if now - last_status >= STATUS_PERIOD_S:
+                last_status = now
+                _write_status_safely(cfg.runtime.status_file, agent.status())
+    finally:
+        notifier.stopping()
+        agent.stop()
+        _write_status_safely(cfg.runtime.status_file, {**_stopped_status(cfg), "exit_code": code})
+        notifier.close()
+    return code
+
+
+def _reload(agent: Agent, config_path: str | None) -> None:
+    if config_path is None:
+        logger.warning("SIGHUP ignored: running on embedded defaults, there is no file to reload")
+        return
+    try:
+        new = config.load(config_path)
+    except config.ConfigError as exc:
+        logger.error("reload refused, the running configuration stays: %s", exc)
+        agent.stage.audit.append(audit.CONFIG_CHANGED, source=config_path, rejected=str(exc))
+        return
+    needs_restart = agent.reload(new)
+    if needs_restart:
+        logger.warning("reloaded; these changes take effect after a restart: %s", ", ".join(needs_restart))
+    else:
+        logger.info("configuration reloaded")
+
+
+def _stopped_status(cfg: Config) -> dict:
+    return {"version": __version__, "time": time.time(), "device": cfg.device.id, "state": "stopped"}
+
+
+def _write_status_safely(path: str, status: dict) -> None:
+    try:
+        write_status(path, status)
+    except OSError as exc:
+        logger.warning("cannot write the status file %s (%s)", path, exc.strerror)

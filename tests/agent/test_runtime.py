@@ -1,0 +1,173 @@
+"""`bodycam run`: start order, systemd notify/watchdog, SIGTERM, SIGHUP, supervision."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import config
+from agent.audit import verify_log
+from agent.demo import prepare_workdir
+from agent.keys import load_device_public_keys
+from agent.recorder import Action, Trigger
+from agent.runtime import Agent, run_agent
+from agent.verify import verify_paths
+from camera.synthetic import SyntheticSource
+
+
+@pytest.fixture
+def agent_config(tmp_path):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
+    cfg = config.replace(cfg, "recording", pre_event_seconds=2.0, segment_seconds=2.0)
+    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
+    cfg = config.replace(cfg, "runtime", status_file=str(tmp_path / "run" / "status.json"), stall_seconds=2.0)
+    path = tmp_path / "agent.toml"
+    path.write_text(config.dumps(cfg))
+    return config.load(path), path
+
+
+def public_key(cfg):
+    return load_device_public_keys([cfg.evidence.device_key.replace(".key", ".pub")])
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_service_notifies_systemd_feeds_the_watchdog_and_stops_cleanly_on_sigterm(agent_config, tmp_path):
+    cfg, path = agent_config
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(15)
+    env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="400000")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(path)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        messages = []
+        while sum("WATCHDOG=1" in m for m in messages) < 3:
+            messages.append(sock.recv(4096).decode())
+        assert "READY=1" in messages[0]
+        assert not any("WATCHDOG=1" in m for m in messages[:1])  # never fed before ready
+        status = json.loads(open(cfg.runtime.status_file).read()) if wait_for(
+            lambda: os.path.exists(cfg.runtime.status_file)) else None
+        assert status and status["state"] == "standby" and status["frames_seen"] > 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert "Traceback" not in proc.stderr.read()
+    assert json.loads(open(cfg.runtime.status_file).read())["state"] == "stopped"
+    events = [json.loads(line)["event"] for line in open(cfg.storage.audit_log)]
+    assert events[-2:] == ["agent_stopping", "agent_stopped"]
+    assert "agent_started" in events
+    key = next(iter(public_key(cfg).values())).key
+    assert verify_log(cfg.storage.audit_log, key).ok
+
+
+def test_stopping_during_a_recording_seals_its_last_segment(agent_config):
+    cfg, _ = agent_config
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert wait_for(lambda: agent.recorder_thread.status.ring.seconds_held > 1.0)
+        agent.trigger(Trigger(Action.START, "test"))
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 150)
+    finally:
+        agent.stop()
+    report = verify_paths([cfg.storage.spool_dir], public_key(cfg))
+    assert report.ok, report.lines()
+    manifests = [json.loads(p.read_text()) for p in sorted(Path(cfg.storage.spool_dir).glob("*.manifest.json"))]
+    assert manifests and manifests[-1]["final"] and manifests[0]["pre_event_frames"] > 0
+
+
+class DyingSource(SyntheticSource):
+    """A camera that fails after a few frames, like a loose ribbon cable."""
+
+    def start(self, on_frame):
+        count = [0]
+
+        def deliver(frame):
+            count[0] += 1
+            if count[0] > 10:
+                raise OSError(5, "Input/output error")
+            on_frame(frame)
+
+        super().start(deliver)
+
+
+def test_a_crashing_camera_is_restarted_a_bounded_number_of_times_then_the_agent_exits(agent_config):
+    cfg, _ = agent_config
+    cfg = config.replace(cfg, "runtime", max_restarts=2)
+    built = []
+
+    def factory(camera):
+        built.append(1)
+        return DyingSource(320, 240, 30.0, 300_000, 30, realtime=True)
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(run_agent(cfg, None, source_factory=factory)))
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert result == [1]  # non-zero: systemd restarts the service
+    assert len(built) == 3  # the first camera and two restarts
+    status = json.loads(open(cfg.runtime.status_file).read())
+    assert status["state"] == "stopped" and status["exit_code"] == 1
+
+
+def test_sighup_applies_a_new_window_and_refuses_a_bad_file(agent_config):
+    cfg, path = agent_config
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def status():
+            try:
+                return json.loads(open(cfg.runtime.status_file).read())
+            except (OSError, ValueError):
+                return {}
+
+        assert wait_for(lambda: status().get("frames_seen", 0) > 0, 20)
+        path.write_text(path.read_text().replace("pre_event_seconds = 2.0", "pre_event_seconds = 5.0"))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: status().get("pre_event", {}).get("window_seconds") == 5.0, 10)
+        path.write_text(path.read_text().replace("pre_event_seconds = 5.0", "pre_event_seconds = 500.0"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "reload refused, the running configuration stays" in err and "pre_event_seconds = 500.0" in err
+    changes = [json.loads(line)["fields"] for line in open(cfg.storage.audit_log)
+               if json.loads(line)["event"] == "config_changed"]
+    assert len(changes) == 2 and "rejected" in changes[1]
+
+
+def test_validate_config_checks_and_exits(agent_config, tmp_path):
+    _, path = agent_config
+    ok = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(path), "--validate-config"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ": OK" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera]\nfps = -1\n")
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(bad), "--validate-config"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "camera.fps = -1.0 is out of range" in proc.stderr
