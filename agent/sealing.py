@@ -9,6 +9,7 @@ Encryption never runs on the camera thread, and plaintext never touches the disk
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -19,11 +20,11 @@ from camera.segment import Segment
 
 from . import audit
 from .audit import AuditLog
-from .chain import ChainState
+from .chain import ChainState, durable_write
 from .config import Config
 from .diskspace import DiskPressure, PressureLevel
 from .errors import BodycamError, ConfigError
-from .keys import load_recipients, load_signing_key
+from .keys import load_recipients, load_signing_key, recipient_key_id
 from .recorder import FramesLost, StateChanged
 from .seal import Sealer, verify_manifest
 from .spool import Spool
@@ -31,6 +32,7 @@ from .spool import Spool
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0
+KEYS_FILE = "keys.json"
 _STOP = object()
 
 
@@ -63,6 +65,28 @@ class EvidenceStage:
         os.makedirs(Path(st.audit_log).parent, exist_ok=True)
         self.audit = AuditLog(st.audit_log, self.signing_key.private)
         self.disk = DiskPressure(st.spool_dir, st.warn_free_mib, st.critical_free_mib)
+        self.key_ids = {"device": self.signing_key.key_id,
+                        "recipients": sorted(recipient_key_id(r) for r in recipients)}
+        self._audit_key_changes(Path(ev.state_dir) / KEYS_FILE)
+
+    def _audit_key_changes(self, path: Path) -> None:
+        """Compare the keys in use with the last run's; every difference becomes a key_changed line."""
+        try:
+            previous = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            previous = None
+        except (OSError, ValueError) as exc:
+            logger.warning("%s unreadable (%s); recording the current keys afresh", path, exc)
+            previous = {}
+        if previous == self.key_ids:
+            return
+        if previous is not None:
+            for which in ("device", "recipients"):
+                if previous.get(which) != self.key_ids[which]:
+                    self.audit.append(audit.KEY_CHANGED, which=which, old_id=previous.get(which),
+                                      new_id=self.key_ids[which])
+                    logger.warning("%s key changed: %s -> %s", which, previous.get(which), self.key_ids[which])
+        durable_write(path, json.dumps(self.key_ids, sort_keys=True).encode() + b"\n")
 
     def storage_gate(self) -> str | None:
         """The recorder asks before each START: a reason to refuse when storage is critical."""

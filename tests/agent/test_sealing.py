@@ -103,3 +103,21 @@ def test_missing_recipients_is_a_clear_error(tmp_path):
         assert "evidence.recipients is empty" in str(exc)
     else:
         raise AssertionError("EvidenceStage opened without recipients")
+
+
+def test_a_changed_recipient_or_device_key_is_audited(tmp_path):
+    from agent.keys import generate_evidence_keys
+
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    EvidenceStage(cfg).close()
+    (tmp_path / "escrow").mkdir()
+    escrow = generate_evidence_keys(tmp_path / "escrow")
+    cfg = config.replace(cfg, "evidence", recipients=cfg.evidence.recipients + (str(escrow.recipient_path),))
+    stage = EvidenceStage(cfg)
+    stage.close()
+    stage = EvidenceStage(cfg)  # unchanged keys: nothing new
+    stage.close()
+    changes = [json.loads(line)["fields"] for line in open(cfg.storage.audit_log)
+               if json.loads(line)["event"] == audit.KEY_CHANGED]
+    assert len(changes) == 1 and changes[0]["which"] == "recipients"
+    assert len(changes[0]["new_id"]) == 2 and len(changes[0]["old_id"]) == 1
