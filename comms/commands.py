@@ -1,0 +1,293 @@
+"""Remote commands: authenticated beyond the broker's ACL, validated before they touch anything.
+
+A command is one JSON object, signed by the back office's command key (Ed25519)::
+
+    {"v": 1, "id": "<unique>", "ts": <UNIX seconds>, "device": "<device id>",
+     "cmd": "start" | "stop" | "identify" | "mirror" | "request-telemetry" | "set",
+     "args": {...}, "sig": "<base64 Ed25519 over the canonical form without 'sig'>"}
+
+The signature covers ``b"bodycam-command-v1\\n" + canonical(document without "sig")`` where canonical is
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``: the prefix keeps a command
+signature from ever passing as a receipt or manifest signature. A command is rejected when it is too
+large, not JSON, of an unknown version or command, has unknown or wrongly typed fields, is for another
+device, is older or newer than ``max_age_s``, was issued before this agent started (so a replay across
+a reboot fails too), repeats an id already seen, or its signature does not verify. Rejection changes
+nothing but the result message and the audit log. No command deletes evidence: there is none for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+from agent import audit
+from agent.errors import BodycamError
+from agent.recorder import Action, Trigger
+
+logger = logging.getLogger(__name__)
+
+VERSION = 1
+SIGNATURE_DOMAIN = b"bodycam-command-v1\n"
+MAX_COMMAND_BYTES = 4096
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+class CommandRejected(BodycamError):
+    """A command that is not executed; ``code`` is stable for machines, the message for people."""
+
+    def __init__(self, code: str, message: str, command_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.command_id = command_id
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    ts: float
+    device: str
+    name: str
+    args: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What the device answers on ``…/cmd/result``."""
+
+    id: str | None
+    ok: bool
+    code: str
+    reason: str
+    ts: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"v": VERSION, "id": self.id, "ok": self.ok, "code": self.code, "reason": self.reason,
+                           "ts": round(self.ts, 3)}, sort_keys=True).encode()
+
+
+def canonical(doc: dict) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def sign_command(private_key, device: str, name: str, args: dict | None = None, *, command_id: str | None = None,
+                 ts: float | None = None) -> bytes:
+    """The back office's side: a signed command payload (``private_key`` is an Ed25519PrivateKey)."""
+    doc = {"v": VERSION, "id": command_id or secrets.token_hex(8), "ts": round(time.time() if ts is None else ts, 3),
+           "device": device, "cmd": name, "args": args or {}}
+    doc["sig"] = base64.b64encode(private_key.sign(SIGNATURE_DOMAIN + canonical(doc))).decode("ascii")
+    return canonical(doc)
+
+
+# -- argument schemas ----------------------------------------------------------------------------------
+
+def _no_args(args: dict) -> dict:
+    return {}
+
+
+def _identify_args(args: dict) -> dict:
+    seconds = args.get("seconds", 10)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= 60:
+        raise CommandRejected("invalid_args", "identify: 'seconds' must be a whole number from 1 to 60")
+    return {"seconds": seconds}
+
+
+def _mirror_args(args: dict) -> dict:
+    if not isinstance(args.get("on"), bool):
+        raise CommandRejected("invalid_args", "mirror: 'on' must be true or false")
+    return {"on": args["on"]}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A config key a command may change: its section, key and check."""
+
+    section: str
+    key: str
+    check: Callable[[object], str | None]  # returns a complaint or None
+
+
+def _number_in(lo: float, hi: float, whole: bool = False):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not isinstance(value, int)):
+            return f"must be a {'whole ' if whole else ''}number"
+        if not math.isfinite(value) or not lo <= value <= hi:
+            return f"must be between {lo:g} and {hi:g}"
+        return None
+    return check
+
+
+def _one_of(*choices):
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+class CommandVerifier:
+    """Parses and authenticates command payloads for one device. Not thread-safe: one consumer."""
+
+    def __init__(self, device_id: str, verify_key, *, pre_event_max_s: float, max_age_s: float = 60.0,
+                 clock: Callable[[], float] = time.time, not_before: float | None = None):
+        self.device_id = device_id
+        self.verify_key = verify_key  # anything with verify(signature, data) -> bool
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.not_before = clock() if not_before is None else not_before
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.settings = {
+            "telemetry.interval_seconds": Setting("telemetry", "interval_seconds", _number_in(5, 3600, whole=True)),
+            "display.language": Setting("display", "language", _one_of("de", "en")),
+            "recording.pre_event_seconds": Setting("recording", "pre_event_seconds", _number_in(0, pre_event_max_s)),
+        }
+        self._schemas = {"start": _no_args, "stop": _no_args, "identify": _identify_args, "mirror": _mirror_args,
+                         "request-telemetry": _no_args, "set": self._set_args}
+
+    def _set_args(self, args: dict) -> dict:
+        key, value = args.get("key"), args.get("value")
+        setting = self.settings.get(key) if isinstance(key, str) else None
+        if setting is None:
+            raise CommandRejected("invalid_args", f"set: 'key' must be one of {', '.join(sorted(self.settings))}")
+        complaint = setting.check(value)
+        if complaint:
+            raise CommandRejected("invalid_args", f"set {key}: value {value!r} {complaint}")
+        return {"key": key, "value": value}
+
+    def parse(self, payload: bytes) -> Command:
+        """The verified command, or :class:`CommandRejected` saying why not."""
+        if len(payload) > MAX_COMMAND_BYTES:
+            raise CommandRejected("too_large", f"command of {len(payload)} bytes exceeds {MAX_COMMAND_BYTES}")
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise CommandRejected("malformed", "command is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise CommandRejected("malformed", "command must be a JSON object")
+        command_id = doc.get("id") if _is_id(doc.get("id")) else None
+        try:
+            return self._check(doc, command_id)
+        except CommandRejected as exc:
+            exc.command_id = command_id
+            raise
+
+    def _check(self, doc: dict, command_id: str | None) -> Command:
+        expected = {"v", "id", "ts", "device", "cmd", "args", "sig"}
+        if set(doc) != expected:
+            missing, extra = expected - set(doc), set(doc) - expected
+            raise CommandRejected("malformed", "command fields wrong: "
+                                  + "; ".join(filter(None, [missing and f"missing {', '.join(sorted(missing))}",
+                                                            extra and f"unknown {', '.join(sorted(map(str, extra)))}"])))
+        if doc["v"] != VERSION or isinstance(doc["v"], bool):
+            raise CommandRejected("unsupported_version", f"command version {doc['v']!r} is not supported (only {VERSION})")
+        if command_id is None:
+            raise CommandRejected("malformed", "'id' must be 1-64 characters of letters, digits, '-', '_', '.', ':'")
+        ts = doc["ts"]
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            raise CommandRejected("malformed", "'ts' must be a UNIX time in seconds")
+        if not isinstance(doc["device"], str) or not isinstance(doc["cmd"], str) or not isinstance(doc["args"], dict):
+            raise CommandRejected("malformed", "'device' and 'cmd' must be strings and 'args' an object")
+        if not isinstance(doc["sig"], str):
+            raise CommandRejected("malformed", "'sig' must be a base64 string")
+        if doc["device"] != self.device_id:
+            raise CommandRejected("wrong_device", f"command is for device {doc['device']!r}, this is {self.device_id!r}")
+        schema = self._schemas.get(doc["cmd"])
+        if schema is None:
+            raise CommandRejected("unknown_command", f"unknown command {doc['cmd']!r} (known: {', '.join(self._schemas)})")
+        self._verify_signature(doc)
+        now = self.clock()
+        if abs(now - ts) > self.max_age_s:
+            raise CommandRejected("stale", f"command time is {now - ts:+.0f} s off this device's clock "
+                                           f"(at most {self.max_age_s:g} s allowed)")
+        if ts < self.not_before - 1.0:
+            raise CommandRejected("stale", "command was issued before this agent started")
+        self._forget_old(now)
+        if command_id in self._seen:
+            raise CommandRejected("replayed", f"command id {command_id} was already received")
+        args = schema(doc["args"])
+        if set(doc["args"]) - set(args):
+            unknown = ", ".join(sorted(set(doc["args"]) - set(args)))
+            raise CommandRejected("invalid_args", f"{doc['cmd']}: unknown argument(s) {unknown}")
+        self._seen[command_id] = ts
+        return Command(command_id, float(ts), doc["device"], doc["cmd"], args)
+
+    def _verify_signature(self, doc: dict) -> None:
+        try:
+            signature = base64.b64decode(doc["sig"], validate=True)
+        except (binascii.Error, ValueError):
+            raise CommandRejected("bad_signature", "'sig' is not valid base64") from None
+        body = {k: v for k, v in doc.items() if k != "sig"}
+        try:
+            signed = SIGNATURE_DOMAIN + canonical(body)
+        except (ValueError, TypeError):
+            raise CommandRejected("malformed", "command holds values that have no canonical JSON form") from None
+        if not self.verify_key.verify(signature, signed):
+            raise CommandRejected("bad_signature", "signature does not verify with the back office's command key")
+
+    def _forget_old(self, now: float) -> None:
+        """Ids only need remembering while their time stamp is still acceptable."""
+        horizon = now - self.max_age_s - 1.0
+        for cid, ts in list(self._seen.items()):
+            if ts < horizon:
+                del self._seen[cid]
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS
+
+
+@dataclass
+class CommandActions:
+    """What an accepted command does; the runtime supplies these (each returns a reason to refuse, or None)."""
+
+    trigger: Callable[[Trigger], None]
+    identify: Callable[[int], None]
+    request_telemetry: Callable[[], None]
+    apply_setting: Callable[[str, str, object], str | None]
+
+
+class CommandHandler:
+    """Verify, execute, audit: every payload ends in exactly one result and one audit line; never raises."""
+
+    def __init__(self, verifier: CommandVerifier, actions: CommandActions, audit_log=None):
+        self.verifier = verifier
+        self.actions = actions
+        self.audit_log = audit_log
+
+    def handle(self, payload: bytes) -> CommandResult:
+        try:
+            command = self.verifier.parse(payload)
+        except CommandRejected as exc:
+            logger.warning("command rejected (%s): %s", exc.code, exc)
+            self._audit(audit.COMMAND_REJECTED, id=exc.command_id, code=exc.code, reason=str(exc),
+                        size=len(payload))
+            return CommandResult(exc.command_id, False, exc.code, str(exc))
+        refusal = self._execute(command)
+        if refusal:
+            self._audit(audit.COMMAND_REJECTED, id=command.id, cmd=command.name, code="refused", reason=refusal)
+            return CommandResult(command.id, False, "refused", refusal)
+        self._audit(audit.COMMAND_RECEIVED, id=command.id, cmd=command.name, args=command.args)
+        logger.info("command %s %s accepted", command.name, command.args or "")
+        return CommandResult(command.id, True, "accepted", f"{command.name} accepted")
+
+    def _execute(self, command: Command) -> str | None:
+        name, args, act = command.name, command.args, self.actions
+        if name in ("start", "stop"):
+            act.trigger(Trigger(Action.START if name == "start" else Action.STOP, "command", command.id))
+        elif name == "mirror":
+            act.trigger(Trigger(Action.MIRROR_ON if args["on"] else Action.MIRROR_OFF, "command", command.id))
+        elif name == "identify":
+            act.identify(args["seconds"])
+        elif name == "request-telemetry":
+            act.request_telemetry()
+        elif name == "set":
+            setting = self.verifier.settings[args["key"]]
+            return act.apply_setting(setting.section, setting.key, args["value"])
+        return None
+
+    def _audit(self, event: str, **fields) -> None:
+        if self.audit_log is not None:
+            self.audit_log.append(event, **fields)
