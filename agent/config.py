@@ -116,13 +116,29 @@ class Config:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    battery: object = field(default_factory=lambda: _foreign("battery")())
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
 
+#: Sections whose dataclass lives next to the code it configures (module, class). Those modules import
+#: :func:`option` from here, so they are resolved on first use rather than imported at the top.
+FOREIGN_SECTIONS = {
+    "battery": ("agent.sensors", "BatteryConfig"),
+}
+
+
+def _foreign(name: str) -> type:
+    import importlib
+
+    module, cls = FOREIGN_SECTIONS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
 def sections() -> list[tuple[str, type]]:
     """The (name, dataclass) pairs that make up the file, in order."""
-    hints = typing.get_type_hints(Config)
+    hints = {name: _foreign(name) if name in FOREIGN_SECTIONS else kind
+             for name, kind in typing.get_type_hints(Config).items()}
     return [(f.name, hints[f.name]) for f in dataclasses.fields(Config) if not f.metadata.get("internal")]
 
 
