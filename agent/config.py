@@ -117,6 +117,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     battery: object = field(default_factory=lambda: _foreign("battery")())
+    telemetry: object = field(default_factory=lambda: _foreign("telemetry")())
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
@@ -125,6 +126,7 @@ class Config:
 #: :func:`option` from here, so they are resolved on first use rather than imported at the top.
 FOREIGN_SECTIONS = {
     "battery": ("agent.sensors", "BatteryConfig"),
+    "telemetry": ("comms.telemetry", "TelemetryConfig"),
 }
 
 

@@ -1,0 +1,79 @@
+"""Telemetry: the periodic JSON snapshot subscribers receive on ``bodycam/<site>/<device>/telemetry``.
+
+The payload is a contract with people who never read our code (control rooms, Grafana, Home
+Assistant): it is versioned (``schema``), described by ``docs/schemas/telemetry.schema.json``, and
+every value that the device cannot know is ``null`` rather than a guess.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agent.alerts import derive_alerts
+from agent.config import option
+
+SCHEMA = "bodycam.telemetry/1"
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    interval_seconds: int = option(30, "Seconds between telemetry messages (also sent at once on a change of "
+                                       "state or alerts).", min=5, max=3600)
+    expiry_seconds: int = option(120, "MQTT message expiry of telemetry: a stale snapshot is never delivered late.",
+                                 min=10, max=86400)
+    homeassistant: bool = option(False, "Publish Home Assistant MQTT discovery so the fleet appears there.")
+    homeassistant_prefix: str = option("homeassistant", "Home Assistant's discovery prefix.")
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def build_telemetry(status: dict, *, clock_sync: str, battery=None, battery_low_percent: float = 15.0,
+                    cpu_temperature_c: float | None = None, throttling: list[str] | None = None,
+                    link: dict | None = None, upload: dict | None = None, display_fault: str | None = None,
+                    now: float | None = None) -> dict:
+    """One telemetry message from the runtime's status dict and the side readings."""
+    now = time.time() if now is None else now
+    alerts = derive_alerts(status, battery_percent=battery.percent if battery else None,
+                           battery_low_percent=battery_low_percent, cpu_temperature_c=cpu_temperature_c,
+                           throttling=throttling, upload=upload, display_fault=display_fault)
+    pre = status.get("pre_event") or {}
+    backlog = status.get("backlog") or {}
+    storage = status.get("storage")
+    return {
+        "schema": SCHEMA,
+        "device": status["device"],
+        "site": status["site"],
+        "time": iso(now),
+        "clock_sync": clock_sync,
+        "software_version": status["version"],
+        "recorder": {
+            "state": status["state"],
+            "incident_id": status.get("incident_id"),
+            "recording_since": iso(status["recording_since"]) if status.get("recording_since") else None,
+            "pre_event_seconds_held": round(pre.get("seconds_held", 0.0), 2),
+            "pre_event_window_seconds": pre.get("window_seconds", 0.0),
+            "frames_dropped": status.get("frames_lost", 0),
+            "refused_reason": status.get("refused_reason"),
+        },
+        "battery": {"percent": battery.percent, "voltage": battery.voltage} if battery else None,
+        "storage": {"level": storage["level"], "free_bytes": storage["free_bytes"],
+                    "total_bytes": storage["total_bytes"]} if storage else None,
+        "backlog": {"segments": backlog.get("segments", 0), "bytes": backlog.get("bytes", 0),
+                    "oldest_age_s": backlog.get("oldest_age_s")},
+        "upload": upload,
+        "system": {"cpu_temperature_c": cpu_temperature_c, "throttling": throttling, "link": link},
+        "alerts": [a.as_dict() for a in alerts],
+        "audit_head": status.get("audit_head"),
+    }
+
+
+def significant(previous: dict | None, current: dict) -> bool:
+    """A change worth publishing before the next interval: recorder state, incident or the alert set."""
+    if previous is None:
+        return True
+    return (previous["recorder"]["state"] != current["recorder"]["state"]
+            or previous["recorder"]["incident_id"] != current["recorder"]["incident_id"]
+            or [a["code"] for a in previous["alerts"]] != [a["code"] for a in current["alerts"]])

@@ -1,0 +1,111 @@
+"""Telemetry, events and command results from a running agent validate against the published schemas."""
+
+import json
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import config
+from agent.demo import prepare_workdir
+from agent.recorder import Action, Trigger
+from agent.runtime import Agent
+from agent.sensors import BatteryReading
+from comms.commands import CommandActions, CommandHandler, CommandVerifier, sign_command
+from comms.events import EventTracker
+from comms.telemetry import build_telemetry, significant
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+
+
+def validator(name):
+    schema = json.loads((SCHEMAS / name).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.fixture
+def running_agent(tmp_path):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
+    cfg = config.replace(cfg, "recording", pre_event_seconds=1.0, segment_seconds=2.0)
+    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
+    agent = Agent(cfg)
+    tracker = EventTracker(cfg.device.id, cfg.device.site)
+    events = []
+    agent.start()
+    agent.recorder_thread.recorder.subscribe(lambda e: events.extend(tracker.on_recorder_event(e)))
+    yield agent, tracker, events
+    agent.stop()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
+    agent, _, _ = running_agent
+    check = validator("telemetry.schema.json")
+    assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 10 and agent.monitor.snapshot)
+    standby = build_telemetry(agent.status(), clock_sync="unsynchronized")
+    check.validate(standby)
+    assert standby["recorder"]["state"] == "standby" and standby["battery"] is None  # no gauge: unknown
+    agent.trigger(Trigger(Action.START, "test"))
+    assert wait_for(lambda: agent.recorder_thread.status.state.recording)
+    recording = build_telemetry(agent.status(), clock_sync="ntp-synchronized", battery=BatteryReading(9.0, 3.4),
+                                cpu_temperature_c=83.0, throttling=["throttled"],
+                                link={"interface": "wlan0", "quality": 40.0, "signal_dbm": -70.0},
+                                upload={"state": "failed", "reason": "broker unreachable"})
+    check.validate(recording)
+    assert recording["recorder"]["incident_id"] and recording["recorder"]["recording_since"]
+    codes = [a["code"] for a in recording["alerts"]]
+    assert codes == ["low_battery", "overheating", "upload_failing"]  # critical first, then by code
+    assert significant(standby, recording) and not significant(recording, recording)
+    with pytest.raises(jsonschema.ValidationError):
+        check.validate({**recording, "recorder": {**recording["recorder"], "state": "paused"}})
+
+
+def test_recording_events_go_new_then_end_and_alerts_new_update_end(running_agent):
+    agent, tracker, events = running_agent
+    check = validator("event.schema.json")
+    agent.trigger(Trigger(Action.START, "button"))
+    assert wait_for(lambda: agent.recorder_thread.status.state.recording)
+    agent.trigger(Trigger(Action.STOP, "command"))
+    assert wait_for(lambda: len(events) >= 2)
+    assert [(e["type"], e["after"]["kind"]) for e in events] == [("new", "recording"), ("end", "recording")]
+    assert events[0]["after"]["id"] == events[1]["after"]["id"] and events[1]["after"]["stop_trigger"] == "command"
+    low = {"code": "storage_low", "severity": "warning", "text": "storage low: 1 GiB"}
+    alerts = tracker.on_alerts([low]) + tracker.on_alerts([{**low, "text": "storage low: 0.9 GiB"}]) \
+        + tracker.on_alerts([])
+    assert [a["type"] for a in alerts] == ["new", "update", "end"]
+    assert len({a["after"]["id"] for a in alerts}) == 1
+    for message in events + alerts:
+        check.validate(message)
+
+
+def test_command_payloads_and_results_validate():
+    key = Ed25519PrivateKey.generate()
+
+    class Key:
+        def verify(self, sig, data):
+            try:
+                key.public_key().verify(sig, data)
+                return True
+            except Exception:
+                return False
+
+    verifier = CommandVerifier("kod-07", Key(), pre_event_max_s=30, not_before=0)
+    handler = CommandHandler(verifier, CommandActions(lambda t: None, lambda s: None, lambda: None,
+                                                      lambda *a: None))
+    check_cmd, check_result = validator("command.schema.json"), validator("command-result.schema.json")
+    for name, args in [("start", {}), ("mirror", {"on": True}), ("identify", {"seconds": 3}),
+                       ("set", {"key": "display.language", "value": "en"}), ("request-telemetry", {})]:
+        payload = sign_command(key, "kod-07", name, args)
+        check_cmd.validate(json.loads(payload))
+        check_result.validate(json.loads(handler.handle(payload).to_json()))
+    check_result.validate(json.loads(handler.handle(b"nonsense").to_json()))
