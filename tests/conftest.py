@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from camera.decode import decode_frame_numbers as decode_counters  # noqa: F401  (used by test modules)
 from camera.synthetic import SyntheticSource
 
 

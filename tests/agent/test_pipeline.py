@@ -6,7 +6,7 @@ import time
 from agent.pipeline import RecorderThread
 from agent.recorder import Action, FramesLost, Recorder, State, Trigger
 from camera.ring import PreEventRing
-from conftest import decode_counters
+from camera.decode import decode_frame_numbers as decode_counters
 
 
 def test_slow_sink_raises_a_counted_overrun_alarm_instead_of_stalling_the_camera(small_source):

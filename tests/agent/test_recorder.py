@@ -4,7 +4,7 @@ import pytest
 
 from agent.recorder import Action, FramesLost, Recorder, State, StateChanged, Trigger, TriggerIgnored
 from camera.ring import PreEventRing
-from conftest import decode_counters
+from camera.decode import decode_frame_numbers as decode_counters
 
 FPS = 30
 

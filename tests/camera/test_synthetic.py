@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from camera.synthetic import SyntheticSource
-from conftest import decode_counters
+from camera.decode import decode_frame_numbers as decode_counters
 
 
 def nal_types(data: bytes) -> list[int]:
