@@ -1,0 +1,27 @@
+import json
+
+from comms.fleet import FleetView
+
+
+def telemetry(state="standby", battery=None, alerts=()):
+    return json.dumps({"schema": "bodycam.telemetry/1", "recorder": {"state": state},
+                       "battery": battery, "storage": {"free_bytes": 3 * 2**30, "level": "ok", "total_bytes": 1},
+                       "backlog": {"segments": 2, "bytes": 25_000_000, "oldest_age_s": 40},
+                       "alerts": [{"code": c} for c in alerts]}).encode()
+
+
+def test_fleet_view_shows_state_battery_storage_backlog_and_last_seen():
+    view = FleetView()
+    view.apply("bodycam/moers/kod-07/status", b"online", now=1000)
+    view.apply("bodycam/moers/kod-07/telemetry", telemetry("recording", {"percent": 71.0, "voltage": 3.8},
+                                                           ["storage_low"]), now=1000)
+    view.apply("bodycam/herne/kod-01/status", b"offline", now=1000)
+    view.apply("bodycam/herne/kod-01/telemetry", b"{broken", now=1000)
+    view.apply("other/topic", b"x")
+    rows = view.table(now=1030)
+    assert rows[1][:5] == ["herne", "kod-01", "offline", "-", "unknown"] and rows[1][7] == "never"
+    assert rows[2] == ["moers", "kod-07", "online", "RECORDING", "71 %", "3.0 GiB (ok)", "2 / 25 MB", "30 s ago",
+                       "storage_low"]
+    assert view.rows[("herne", "kod-01")].errors == 1
+    assert "(stale)" in view.table(now=1000 + 600)[2][2]
+    assert view.render(now=1030).splitlines()[0].startswith("SITE")
