@@ -1,0 +1,58 @@
+"""Home Assistant MQTT discovery: a fleet shows up in Home Assistant with no manual setup.
+
+Each device announces retained configs under ``<prefix>/<component>/bodycam_<site>_<device>/<object>/config``
+that point Home Assistant at the device's own telemetry and status topics. The runtime publishes them
+on connect and again whenever Home Assistant's birth message (``<prefix>/status`` = ``online``) says
+it restarted.
+"""
+
+from __future__ import annotations
+
+import json
+
+#: (component, object id, name, value template, extra fields)
+ENTITIES = [
+    ("sensor", "state", "Zustand / state", "{{ value_json.recorder.state }}", {"icon": "mdi:cctv"}),
+    ("binary_sensor", "recording", "Aufnahme / recording",
+     "{{ 'ON' if value_json.recorder.state in ['recording', 'finishing'] else 'OFF' }}", {"icon": "mdi:record-rec"}),
+    ("sensor", "battery", "Akku / battery",
+     "{{ value_json.battery.percent if value_json.battery else None }}",
+     {"device_class": "battery", "unit_of_measurement": "%", "state_class": "measurement"}),
+    ("sensor", "storage_free", "Speicher frei / storage free",
+     "{{ (value_json.storage.free_bytes / 1073741824) | round(2) if value_json.storage else None }}",
+     {"unit_of_measurement": "GiB", "icon": "mdi:sd", "state_class": "measurement"}),
+    ("sensor", "backlog", "Upload-Rückstand / upload backlog", "{{ value_json.backlog.segments }}",
+     {"unit_of_measurement": "segments", "icon": "mdi:upload", "state_class": "measurement"}),
+    ("sensor", "temperature", "CPU-Temperatur / CPU temperature", "{{ value_json.system.cpu_temperature_c }}",
+     {"device_class": "temperature", "unit_of_measurement": "°C", "state_class": "measurement"}),
+    ("sensor", "alerts", "Warnungen / alerts", "{{ value_json.alerts | length }}", {"icon": "mdi:alert"}),
+]
+
+
+def discovery_messages(site: str, device: str, version: str, prefix: str = "homeassistant") -> list[tuple[str, bytes]]:
+    """(topic, retained payload) for every entity of one device."""
+    base = f"bodycam/{site}/{device}"
+    node = f"bodycam_{site}_{device}".replace("-", "_")
+    device_block = {"identifiers": [node], "name": f"Bodycam {device} ({site})", "manufacturer": "bodycam project",
+                    "model": "KOD body camera", "sw_version": version}
+    messages = []
+    for component, obj, name, template, extra in ENTITIES:
+        config = {
+            "name": name,
+            "unique_id": f"{node}_{obj}",
+            "object_id": f"{node}_{obj}",
+            "state_topic": f"{base}/telemetry",
+            "value_template": template,
+            "availability_topic": f"{base}/status",
+            "availability_template": "{{ 'online' if value == 'online' else 'offline' }}",
+            "device": device_block,
+            **extra,
+        }
+        messages.append((f"{prefix}/{component}/{node}/{obj}/config",
+                         json.dumps(config, sort_keys=True, ensure_ascii=False).encode("utf-8")))
+    return messages
+
+
+def is_birth(topic: str, payload: bytes, prefix: str = "homeassistant") -> bool:
+    """True for Home Assistant's 'online' birth message: time to announce again."""
+    return topic == f"{prefix}/status" and payload.strip() == b"online"
