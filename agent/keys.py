@@ -413,3 +413,116 @@ def _read_text(path: Path) -> str:
         return data.decode("ascii")
     except UnicodeDecodeError:
         raise KeyFileError(f"{path}: is not a text key file (binary or damaged content)") from None
+
+
+# --- receipt key (Ed25519, back office) -------------------------------------------------------------
+#
+# The back office's receiver signs every receipt with this key; devices hold only ``receipt.pub`` and
+# delete a segment only after a receipt verifies with it. It is a key of its own, not a device key:
+# its public line has a different prefix, so it can never be enrolled as a device by mistake (and a
+# device key can never pass as the back office). It cannot decrypt anything.
+
+RECEIPT_KEY = "receipt.key"
+RECEIPT_PUB = "receipt.pub"
+RECEIPT_PUB_PREFIX = "bodycam-receipt-ed25519:"
+
+
+@dataclass(frozen=True)
+class ReceiptPublicKey:
+    """The back office's receipt verification key, as devices hold it."""
+
+    key: Ed25519PublicKey = field(repr=False)
+    key_id: str
+    source: str = ""
+
+    def to_line(self) -> str:
+        raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return RECEIPT_PUB_PREFIX + base64.b64encode(raw).decode("ascii")
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        try:
+            self.key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class ReceiptSigningKey:
+    """The receiver's private receipt key with its public half."""
+
+    private: Ed25519PrivateKey = field(repr=False)
+    public: ReceiptPublicKey
+
+    @property
+    def key_id(self) -> str:
+        return self.public.key_id
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+
+@dataclass(frozen=True)
+class ReceiptKeyFiles:
+    key_path: Path
+    pub_path: Path
+    public: ReceiptPublicKey
+
+
+def generate_receipt_key(out_dir: str | os.PathLike, *, force: bool = False) -> ReceiptKeyFiles:
+    """Create ``receipt.key`` (0600, PKCS#8 PEM; stays with the receivers) and ``receipt.pub`` (for devices)."""
+    out = Path(out_dir)
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    key_path, pub_path = out / RECEIPT_KEY, out / RECEIPT_PUB
+    public = ReceiptPublicKey(private.public_key(), device_key_id(private.public_key()), str(pub_path))
+    _write_key_files([(key_path, pem, 0o600), (pub_path, f"{public.to_line()}\n".encode("ascii"), 0o644)],
+                     force=force)
+    logger.info("created receipt signing key %s (key id %s)", key_path, public.key_id)
+    return ReceiptKeyFiles(key_path, pub_path, public)
+
+
+def load_receipt_signing_key(path: str | os.PathLike) -> ReceiptSigningKey:
+    """Read ``receipt.key`` (refused when group or others may read it)."""
+    path = Path(path)
+    data = _read_private(path).encode("ascii", errors="replace")
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise KeyFileError(f"{path}: the receipt key is password-protected; the receiver needs an unencrypted "
+                           "key") from None
+    except ValueError:
+        raise KeyFileError(f"{path}: not a readable PEM private key (damaged or wrong file)") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: is a {type(private).__name__.removeprefix('_')} key, "
+                           "but the receipt key must be Ed25519")
+    public = ReceiptPublicKey(private.public_key(), device_key_id(private.public_key()), str(path))
+    return ReceiptSigningKey(private, public)
+
+
+def parse_receipt_public_key(line: str, source: str = "<string>") -> ReceiptPublicKey:
+    """Parse ``bodycam-receipt-ed25519:<base64>``."""
+    text = line.strip()
+    if not text.startswith(RECEIPT_PUB_PREFIX) or len(text.split()) != 1:
+        raise KeyFileError(f"{source}: not a receipt public key (expected '{RECEIPT_PUB_PREFIX}<base64>'; "
+                           "make one with 'bodycam keys receiver')")
+    try:
+        raw = base64.b64decode(text[len(RECEIPT_PUB_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{source}: the receipt public key is not valid base64") from None
+    if len(raw) != 32:
+        raise KeyFileError(f"{source}: the receipt public key has {len(raw)} bytes; Ed25519 keys have 32")
+    key = Ed25519PublicKey.from_public_bytes(raw)
+    return ReceiptPublicKey(key, device_key_id(key), source)
+
+
+def load_receipt_public_key(path: str | os.PathLike) -> ReceiptPublicKey:
+    """Read ``receipt.pub``: exactly one receipt key line (``#`` comments allowed)."""
+    path = Path(path)
+    lines = [(n, ln.strip()) for n, ln in enumerate(_read_public(path).splitlines(), 1)
+             if ln.strip() and not ln.strip().startswith("#")]
+    if len(lines) != 1:
+        raise KeyFileError(f"{path}: must hold exactly one receipt public key line, found {len(lines)}")
+    n, line = lines[0]
+    return parse_receipt_public_key(line, f"{path}:{n}")
