@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from . import __version__, config, evidence_cli
+from . import __version__, config, doctor_cli, evidence_cli
 from .errors import BodycamError
 
 logger = logging.getLogger("bodycam")
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     evidence_cli.register(sub)
+    doctor_cli.register(sub)
     return parser
 
 

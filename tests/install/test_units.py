@@ -1,0 +1,89 @@
+"""The systemd units pass `systemd-analyze verify` and stay at an exposure of 2.0 or less in
+`systemd-analyze security --offline=true`, while keeping the camera, I2C and GPIO reachable."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import UNITS, need_tool
+
+UNIT_NAMES = ("bodycam-agent.service", "bodycam-receiver.service")
+MAX_EXPOSURE = 2.0
+
+
+def staged(unit: str, tmp_path: Path) -> Path:
+    """A copy whose ExecStart names an executable that exists here (verify checks that it does)."""
+    stub = tmp_path / "bodycam"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    path = tmp_path / unit
+    path.write_text((UNITS / unit).read_text().replace("/opt/bodycam/venv/bin/bodycam", str(stub)))
+    return path
+
+
+def exposure(unit_path: Path) -> float:
+    tool = need_tool("systemd-analyze", "systemd")
+    out = subprocess.run([tool, "security", "--offline=true", str(unit_path)], capture_output=True,
+                         text=True, timeout=60)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out.stdout)
+    assert match, out.stdout + out.stderr
+    return float(match.group(1))
+
+
+def directives(unit: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in (UNITS / unit).read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+@pytest.mark.parametrize("unit", UNIT_NAMES)
+def test_verify(unit, tmp_path):
+    tool = need_tool("systemd-analyze", "systemd")
+    out = subprocess.run([tool, "verify", "--man=no", str(staged(unit, tmp_path))], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and not out.stderr.strip(), out.stderr
+
+
+@pytest.mark.parametrize("unit", UNIT_NAMES)
+def test_exposure_at_most_two(unit):
+    level = exposure(UNITS / unit)
+    print(f"{unit}: exposure {level}")
+    assert level <= MAX_EXPOSURE
+
+
+def test_agent_reaches_its_hardware_and_nothing_else():
+    d = directives("bodycam-agent.service")
+    assert d["DevicePolicy"] == ["closed"]
+    allowed = {v.split()[0] for v in d["DeviceAllow"]}
+    assert allowed == {"char-video4linux", "char-media", "char-dma_heap", "char-i2c", "char-gpiochip"}
+    assert "PrivateDevices" not in d and "PrivateUsers" not in d  # both would lock out the hardware
+    assert d["User"] == ["bodycam"] and d["NoNewPrivileges"] == ["yes"]
+    assert d["ProtectSystem"] == ["strict"] and d["ReadWritePaths"] == ["/var/lib/bodycam"]
+    assert d["CapabilityBoundingSet"] == [""]
+
+
+def test_agent_service_contract():
+    """What the runtime relies on: notify + watchdog, reload by SIGHUP, time to seal on SIGTERM."""
+    d = directives("bodycam-agent.service")
+    assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
+    assert int(d["WatchdogSec"][0]) > 0 and d["Restart"] == ["always"]
+    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam run --config /etc/bodycam/agent.toml"]
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert int(d["TimeoutStopSec"][0]) > 60  # the longest segment is 60 s
+    assert d["RuntimeDirectory"] == ["bodycam"]  # /run/bodycam/status.json for 'bodycam status'
+
+
+def test_receiver_contract():
+    d = directives("bodycam-receiver.service")
+    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam receiver --config /etc/bodycam/receiver.toml"]
+    assert d["PrivateDevices"] == ["yes"] and d["User"] == ["bodycam-receiver"]
+    assert d["ReadWritePaths"] == ["/srv/bodycam"]  # comms.settings.ReceiverSettings' store and incoming dirs
+    # exec until the receiver speaks sd_notify; then notify with a watchdog, like the agent
+    assert d["Type"] == ["exec"] or (d["Type"] == ["notify"] and "WatchdogSec" in d)
