@@ -118,6 +118,8 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     battery: object = field(default_factory=lambda: _foreign("battery")())
     telemetry: object = field(default_factory=lambda: _foreign("telemetry")())
+    display: object = field(default_factory=lambda: _foreign("display")())
+    controls: object = field(default_factory=lambda: _foreign("controls")())
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
@@ -127,6 +129,8 @@ class Config:
 FOREIGN_SECTIONS = {
     "battery": ("agent.sensors", "BatteryConfig"),
     "telemetry": ("comms.telemetry", "TelemetryConfig"),
+    "display": ("ui.settings", "DisplayConfig"),
+    "controls": ("ui.settings", "ControlsConfig"),
 }
 
 

@@ -78,6 +78,7 @@ class RecorderThread(threading.Thread):
                     self._report_unseen_drops()
                     self.recorder.shutdown()
                     break
+                self._publish_status()  # a trigger's state change shows at once, not after the next frame
                 try:
                     frame = self._frames.get(timeout=0.1)
                 except queue.Empty:

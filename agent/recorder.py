@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: An overrun alarm stays raised this long after the last dropped frame.
 OVERRUN_ALARM_HOLD_S = 10.0
+#: A refused START is reported this long (the cause itself, e.g. storage, has its own lasting alert).
+REFUSAL_HOLD_S = 30.0
 
 
 class State(str, enum.Enum):
@@ -138,6 +140,7 @@ class Recorder:
         self.frames_seen = 0
         self.frames_lost = 0
         self.refused_reason: str | None = None
+        self._refused_wall = 0.0
         self._listeners: list[Listener] = []
 
     # -- observers -----------------------------------------------------------------------------------
@@ -242,6 +245,7 @@ class Recorder:
         reason = self.gate()
         if reason:
             self.refused_reason = reason
+            self._refused_wall = time.time()
             logger.error("recording refused: %s", reason)
             self._ignore(trigger, f"refused: {reason}")
             return
@@ -284,7 +288,9 @@ class Recorder:
             self._finish(Trigger(Action.STOP, "shutdown"))
 
     def status(self) -> RecorderStatus:
-        overrun = self.frames_lost > 0 and time.time() - self._last_loss_wall < OVERRUN_ALARM_HOLD_S
+        now = time.time()
+        overrun = self.frames_lost > 0 and now - self._last_loss_wall < OVERRUN_ALARM_HOLD_S
+        refused = self.refused_reason if now - self._refused_wall < REFUSAL_HOLD_S else None
         return RecorderStatus(self.state, self.incident_id, self.recording_since,
                               self.segmenter.segments_emitted, self.frames_seen, self.frames_lost, overrun,
-                              self.refused_reason, self.ring.stats())
+                              refused, self.ring.stats())

@@ -14,9 +14,7 @@ that stays true: a hung pipeline gets the service restarted.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -29,11 +27,14 @@ from camera.source import FrameSource, open_source
 
 from . import __version__, audit, config
 from .config import Config
+from .alerts import derive_alerts
 from .health import StorageMonitor
 from .pipeline import RecorderThread
 from .recorder import Recorder, Trigger
 from .sdnotify import Notifier, watchdog_interval
 from .sealing import EvidenceStage, SealerThread
+from .sensors import BatteryMonitor, cpu_temperature_c, throttling
+from .statusfile import write_status
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +66,17 @@ class _Worker:
 class Agent:
     """The device's parts, wired together. Not a thread itself: the caller supervises."""
 
-    def __init__(self, cfg: Config, source_factory: Callable[[object], FrameSource] = open_source):
+    def __init__(self, cfg: Config, source_factory: Callable[[object], FrameSource] = open_source,
+                 officer_ui: bool = True):
         self.cfg = cfg
         self._source_factory = source_factory
+        self._officer_ui = officer_ui
         self.stage = EvidenceStage(cfg)
+        self.battery = BatteryMonitor(cfg.battery)
+        #: The latest alert list (agent.alerts); replaced as a whole, read by display and telemetry.
+        self.alerts: list = []
+        self._health = None
+        self.display = self.indicators = self.controls = None
         self.sealer: SealerThread | None = None
         self.recorder_thread: RecorderThread | None = None
         self.source: FrameSource | None = None
@@ -99,7 +107,8 @@ class Agent:
                             lambda: self.source.request_keyframe(), self.stage.storage_gate)
         recorder.subscribe(self.stage.record_event)
         fps = source.info.fps
-        self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * fps))
+        self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * fps),
+                                              on_status=self._on_status)
         self.recorder_thread.start()
         return self.recorder_thread
 
@@ -117,6 +126,58 @@ class Agent:
         self.source.start(self._offer)
         return self.source
 
+    def _on_status(self, status) -> None:
+        """On the recorder thread: wake display and LED on a change of state (they only set events)."""
+        if self._wake is not None:
+            self._wake(status)
+
+    _wake = None
+
+    def _build_officer_outputs(self) -> None:
+        """LED/buzzer and display exist before the recorder, so its first state change reaches them."""
+        from ui.display import build_display_thread, wake_on_state_change
+        from ui.gpio import pin_factory
+        from ui.indicators import IndicatorThread
+        from ui.view import ViewBuilder
+
+        self._pins = pin_factory(self.cfg.controls.pin_factory)
+        status = lambda: self.recorder_thread.status if self.recorder_thread else None  # noqa: E731
+        builder = ViewBuilder(status, preview=lambda: self.source.preview() if self.source else None,
+                              disk=lambda: self.monitor.snapshot if self.monitor else None,
+                              health=lambda: self._health, alerts=lambda: self.alerts,
+                              language=self.cfg.display.language)
+        self.indicators = IndicatorThread.from_config(
+            self.cfg.controls, status, factory=self._pins,
+            alerting=lambda: bool(self.alerts) or (self.display is not None and self.display.fault is not None))
+        self.display = build_display_thread(self.cfg.display, builder)
+        self._wake = wake_on_state_change(self.display, self.indicators)
+        self.indicators.start()
+        self.display.start()
+
+    def _start_controls(self) -> None:
+        from ui.controls import ControlsThread
+
+        self.controls = ControlsThread.from_config(
+            self.cfg.controls, self.trigger, status=lambda: self.recorder_thread.status, factory=self._pins,
+            on_gesture=lambda name: self.stage.audit.append(audit.BUTTON_GESTURE, gesture=name))
+        self.controls.start()
+
+    def refresh_alerts(self) -> dict:
+        """Gather the side readings and derive the alert list once (not at the display's frame rate)."""
+        status = self.status()
+        battery = self.battery.read()
+        display_fault = self.display.fault if self.display is not None else None
+        from ui.view import Health
+
+        self._health = Health(battery_percent=round(battery.percent) if battery else None,
+                              backlog_segments=status["backlog"]["segments"])
+        self.alerts = derive_alerts(status, battery_percent=battery.percent if battery else None,
+                                    battery_low_percent=self.cfg.battery.low_percent,
+                                    cpu_temperature_c=cpu_temperature_c(), throttling=throttling(),
+                                    display_fault=str(display_fault) if display_fault else None)
+        status["alerts"] = [a.as_dict() for a in self.alerts]
+        return status
+
     def _offer(self, frame) -> None:
         """Stable camera callback: survives a restart of the recorder thread."""
         self.recorder_thread.offer(frame)
@@ -125,17 +186,24 @@ class Agent:
     def start(self) -> None:
         self.stage.audit.append(audit.AGENT_STARTED, version=__version__, config=self.cfg.source,
                                 device=self.cfg.device.id, site=self.cfg.device.site)
+        if self._officer_ui:
+            self._build_officer_outputs()
         for worker in self._workers:
             worker.instance = worker.build()
             logger.info("started %s", worker.name)
+        if self._officer_ui:
+            self._start_controls()
 
     def stop(self) -> None:
         self.stage.audit.append(audit.AGENT_STOPPING)
-        if self.source is not None:
-            self.source.stop()
-        for thread in (self.recorder_thread, self.monitor, self.sealer):
+        for part in (self.controls, self.source):
+            if part is not None:
+                part.stop()
+        for thread in (self.recorder_thread, self.monitor, self.sealer, self.display):
             if thread is not None:
                 thread.stop()
+        if self.indicators is not None:
+            self.indicators.stop()  # last: the red LED stays on until the recording is sealed
         self.stage.audit.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0)
         self.stage.close()
 
@@ -212,15 +280,6 @@ class Agent:
         }
 
 
-def write_status(path: str, status: dict) -> None:
-    """Replace the status file atomically (it lives on /run, a tmpfs: no fsync needed)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(status, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-
-
 def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event | None = None,
               source_factory: Callable[[object], FrameSource] = open_source) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code."""
@@ -258,7 +317,7 @@ def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event
                 _reload(agent, config_path)
             if now - last_status >= STATUS_PERIOD_S:
                 last_status = now
-                _write_status_safely(cfg.runtime.status_file, agent.status())
+                _write_status_safely(cfg.runtime.status_file, agent.refresh_alerts())
     finally:
         notifier.stopping()
         agent.stop()
@@ -289,7 +348,9 @@ def _stopped_status(cfg: Config) -> dict:
 
 
 def _write_status_safely(path: str, status: dict) -> None:
+    """Mode 0644, replaced atomically (agent.statusfile): any local user may run 'bodycam status'."""
     try:
-        write_status(path, status)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_status(status, path)
     except OSError as exc:
         logger.warning("cannot write the status file %s (%s)", path, exc.strerror)

@@ -1,0 +1,164 @@
+"""Every screen in both languages against golden PNGs, and the properties a citizen relies on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image, ImageChops
+
+from agent.alerts import derive_alerts
+from agent.diskspace import PressureLevel
+from agent.recorder import State
+from ui import fonts
+from ui.screens import ALERT, MIRROR, RECORDING, RECORDING_CAP_MIN, STANDBY, ScreenSpec, render, screen_for
+from ui.text import LANGUAGES, alert_text, all_texts, strings
+from ui.view import OfficerView
+from ui_golden import assert_golden, difference
+from ui_scene import portrait
+
+NOW = 1_700_000_000.0  # a fixed wall clock: blink phase "on", no burn-in shift
+PREVIEW = portrait()
+PREVIEW.flags.writeable = False  # a screen that wrote into the camera's preview would raise
+ICONS = dict(battery_percent=76, storage_level=PressureLevel.OK, storage_used=0.35, link_up=True,
+             backlog_segments=3)
+ALERT_CODES = ("camera_fault", "recorder_fault", "storage_full", "storage_low", "frames_dropped",
+               "recording_refused", "upload_failing", "overheating", "under_voltage", "low_battery",
+               "display_fault", "some_future_code")
+
+
+def view(state=State.STANDBY, **kw) -> OfficerView:
+    args = dict(now=NOW, clock="09:41", **ICONS)
+    if state is not State.STANDBY:
+        args["preview"] = PREVIEW
+    if state.recording:
+        args["recording_since"] = NOW - 83
+    args.update(kw)
+    return OfficerView(state, **args)
+
+
+CASES = {
+    "standby": view(),
+    "standby_unknowns": view(battery_percent=None, storage_level=None, storage_used=None, link_up=None,
+                             backlog_segments=0, clock="23:05"),
+    "standby_icons": view(battery_percent=8, charging=True, link_up=False, backlog_segments=1234,
+                          storage_level=PressureLevel.WARN, storage_used=0.93),
+    "mirror": view(State.MIRROR),
+    "mirror_no_picture": view(State.MIRROR, preview=None),
+    "recording": view(State.RECORDING),
+    "recording_dot_off": view(State.RECORDING, now=NOW + 0.5),
+    "recording_finishing_long": view(State.FINISHING, recording_since=NOW - 3723),
+    "recording_no_picture": view(State.RECORDING, preview=None),
+    **{f"alert_{code}": view(alerts=(code,)) for code in ALERT_CODES},
+    "alert_several": view(alerts=("storage_low", "upload_failing", "low_battery")),
+    "alert_while_recording": view(State.RECORDING, alerts=("display_fault", "low_battery")),
+    "alert_while_recording_dot_off": view(State.RECORDING, now=NOW + 0.5, alerts=("storage_full",)),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", list(CASES))
+def test_screen_matches_golden_image(name, language, tmp_path):
+    image = render(dataclasses.replace(CASES[name], language=language))
+    assert image.mode == "1" and image.size == (128, 64)
+    assert_golden(image, f"{name}_{language}", tmp_path)
+
+
+def test_the_golden_comparison_fails_on_a_single_changed_pixel():
+    image = render(CASES["recording"])
+    image.putpixel((127, 63), 1 - image.getpixel((127, 63)))
+    assert "1 pixels differ" in difference(image, "recording_de")
+
+
+def test_which_screen_shows():
+    assert screen_for(view()) == STANDBY
+    assert screen_for(view(State.MIRROR)) == MIRROR
+    assert screen_for(view(State.RECORDING)) == RECORDING
+    assert screen_for(view(State.FINISHING)) == RECORDING
+    assert screen_for(view(State.MIRROR, alerts=("low_battery",))) == ALERT
+    assert screen_for(view(State.RECORDING, alerts=("low_battery",))) == ALERT
+
+
+def _longest_vertical_run(ink: np.ndarray) -> int:
+    best = 0
+    for column in ink.T:
+        run = 0
+        for pixel in column:
+            run = run + 1 if pixel else 0
+            best = max(best, run)
+    return best
+
+
+def _dot_and_label_columns(on: Image.Image, off: Image.Image, rows: range):
+    """The blinking dot is where the two phases differ; the label is everything right of it."""
+    diff = np.array(ImageChops.logical_xor(on, off))[rows.start:rows.stop]
+    dot_cols = np.flatnonzero(diff.any(axis=0))
+    assert dot_cols.size, "the recording dot does not blink"
+    return dot_cols, dot_cols.max() + 2
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("alerts", [(), ("display_fault",)], ids=["recording", "alert_while_recording"])
+def test_recording_label_is_at_least_16_px_tall_and_only_the_dot_blinks(language, alerts):
+    on = render(view(State.RECORDING, alerts=alerts, language=language))
+    off = render(view(State.RECORDING, now=NOW + 0.5, alerts=alerts, language=language))
+    rows = range(0, 22) if not alerts else range(64 - 22, 64)
+    dot_cols, label_left = _dot_and_label_columns(on, off, rows)
+    band = np.array(on)[rows.start:rows.stop, label_left:]
+    ground = 1 if not alerts else 0  # the mark sits on a lit band, or lit on a dark one under an alert
+    assert _longest_vertical_run(band != ground) >= RECORDING_CAP_MIN  # the letters' stems
+    assert np.array_equal(np.array(on)[:, label_left:], np.array(off)[:, label_left:])
+    assert fonts.label(strings(language)["recording"], 20, True).cap_height >= RECORDING_CAP_MIN
+
+
+def test_screens_are_pure_functions_of_the_view():
+    v = view(State.RECORDING, alerts=())
+    assert render(v).tobytes() == render(v).tobytes()
+    assert render(v).tobytes() != render(dataclasses.replace(v, recording_since=NOW - 84)).tobytes()
+
+
+def test_standby_moves_by_a_pixel_every_five_minutes_against_burn_in():
+    frames = {render(view(now=NOW + 300 * i)).tobytes() for i in range(4)}
+    assert len(frames) == 4
+    assert render(view(now=NOW + 1200)).tobytes() == render(view()).tobytes()
+
+
+@pytest.mark.parametrize("size", [(128, 32), (128, 128), (64, 128), (96, 16)])
+@pytest.mark.parametrize("case", ["standby", "mirror", "recording", "alert_while_recording", "alert_several"])
+def test_other_display_sizes_render(size, case):
+    image = render(CASES[case], ScreenSpec(*size))
+    assert image.size == size and image.getbbox() is not None
+
+
+def test_bayer_dither_and_unflipped_mirror_render():
+    fs = render(CASES["mirror"])
+    bayer = render(CASES["mirror"], ScreenSpec(dither="bayer"))
+    unflipped = render(CASES["mirror"], ScreenSpec(mirror_flip=False))
+    assert len({fs.tobytes(), bayer.tobytes(), unflipped.tobytes()}) == 3
+
+
+def test_every_text_has_real_glyphs():
+    missing = {text: fonts.missing_glyphs(text) for text in all_texts()}
+    assert {t: m for t, m in missing.items() if m} == {}
+    assert fonts.missing_glyphs("€") == ["€"]  # the check itself can fail
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_alert_text_fits_a_128_px_display(language):
+    for code in ALERT_CODES:
+        title, hint = alert_text(code, language)
+        assert fonts.label(title, 10).width <= 128 - 22, title
+        assert fonts.label(hint, 10).width <= 128 - 4, hint
+
+
+def test_every_alert_the_agent_raises_has_its_own_text():
+    status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x"},
+              "storage": {"level": "critical"}, "overrun_alarm": True, "refused_reason": "full"}
+    raised = derive_alerts(status, battery_percent=1.0, cpu_temperature_c=95.0, throttling=["under-voltage"],
+                           upload={"state": "failed"}, display_fault="gone")
+    raised += derive_alerts({"storage": {"level": "warn"}})
+    generic = alert_text("no_such_code")[0]
+    for alert in raised:
+        for language in LANGUAGES:
+            assert alert_text(alert.code, language)[0] != generic, alert.code

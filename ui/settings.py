@@ -1,0 +1,110 @@
+"""The [display] and [controls] sections of agent.toml, declared with :func:`agent.config.option`.
+
+Per-key limits live in the field metadata (checked by the shared loader, errors name the key); what
+involves two keys (a size the chosen driver cannot drive, two functions on one GPIO) is checked in
+``__post_init__`` and also names the keys. Nothing here touches hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.config import option
+from agent.errors import ConfigError
+
+#: Display sizes each luma driver accepts (luma raises DeviceDisplayModeError for any other).
+DRIVER_SIZES = {
+    "ssd1306": ((128, 64), (128, 32), (96, 16), (64, 48), (64, 32)),
+    "ssd1309": ((128, 64), (128, 32), (96, 16), (64, 48), (64, 32)),
+    "sh1106": ((128, 128), (128, 64), (128, 32)),
+}
+DRIVERS = ("dummy", "emulator", *DRIVER_SIZES)
+LANGUAGES = ("de", "en")
+DITHERS = ("floyd-steinberg", "bayer")
+PIN_FACTORIES = ("auto", "lgpio", "rpigpio", "pigpio", "native", "mock")
+
+#: BCM numbers on the 40-pin header. GPIO0/1 belong to the HAT ID EEPROM, so 0 can mean "none".
+GPIO_MAX = 27
+#: SDA/SCL of I2C port 1, where the front display sits.
+I2C_PINS = (2, 3)
+#: Shortest reminder interval that is still a reminder rather than a nuisance.
+MIN_REMINDER_SECONDS = 10.0
+#: A stop needs this much longer a hold than a start, so one long bump cannot be read as both.
+MIN_HOLD_GAP_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    driver: str = option("dummy", "ssd1306, sh1106, ssd1309 (I2C OLED), emulator (PNG/GIF) or dummy (none).",
+                         choices=DRIVERS)
+    i2c_port: int = option(1, "I2C bus number (/dev/i2c-N); 1 on every current Raspberry Pi.", min=0, max=10)
+    i2c_address: int = option(0x3C, "I2C address of the display (0x3C or 0x3D).", min=0x03, max=0x77)
+    rotation: int = option(0, "Quarter turns clockwise (0-3), to match how the display is mounted.", min=0, max=3)
+    contrast: int = option(255, "OLED drive level 0-255; full for daylight.", min=0, max=255)
+    width: int = option(128, "Display width in pixels.", min=32, max=256)
+    height: int = option(64, "Display height in pixels.", min=16, max=128)
+    fps: float = option(10.0, "Display frames per second (the live mirror needs 10).", min=1.0, max=30.0)
+    language: str = option("de", "Language of everything on the display: de or en.", choices=LANGUAGES)
+    mirror_flip: bool = option(True, "Flip the live picture left-right, so people see themselves as in a mirror.")
+    dither: str = option("floyd-steinberg", "floyd-steinberg (detail) or bayer (steadier between frames).",
+                         choices=DITHERS)
+    emulator_path: str = option("bodycam-display.gif",
+                                "driver = emulator only: a .gif collects an animation, a .png one file per frame.")
+
+    def __post_init__(self):
+        sizes = DRIVER_SIZES.get(self.driver)
+        if sizes is not None and (self.width, self.height) not in sizes:
+            allowed = ", ".join(f"{w}x{h}" for w, h in sizes)
+            raise ConfigError(f"display.width/display.height = {self.width}x{self.height} is not a size the "
+                              f"{self.driver} driver supports (allowed: {allowed})")
+        if self.driver == "emulator" and not self.emulator_path.lower().endswith((".gif", ".png")):
+            raise ConfigError(f"display.emulator_path = {self.emulator_path!r} must end in .gif (animation) "
+                              "or .png (one file per frame)")
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    pin_factory: str = option("auto", "gpiozero pin library; auto = the Pi's default on a Pi, mock elsewhere.",
+                              choices=PIN_FACTORIES)
+    button_pin: int = option(17, "BCM number of the record button.", min=1, max=GPIO_MAX)
+    button_pull_up: bool = option(True, "true: button connects the pin to GND (internal pull-up).")
+    hold_seconds: float = option(1.0, "Hold this long to start recording (a short press toggles the mirror).",
+                                 min=0.3, max=5.0)
+    long_hold_seconds: float = option(3.0, "Hold this long to stop a recording (at least hold_seconds + 1).",
+                                      min=1.3, max=10.0)
+    debounce_seconds: float = option(0.03, "Contact bounce shorter than this is ignored.", min=0.005, max=0.2)
+    trigger_pin: int = option(0, "BCM number of a generic trigger input, e.g. a holster sensor (0: none). "
+                                 "It starts a recording; it never stops one.", min=0, max=GPIO_MAX)
+    trigger_pull_up: bool = option(True, "true: the trigger input is active when pulled to GND.")
+    led_red_pin: int = option(23, "BCM number of the red LED (0: none).", min=0, max=GPIO_MAX)
+    led_green_pin: int = option(24, "BCM number of the green LED (0: none).", min=0, max=GPIO_MAX)
+    led_active_high: bool = option(True, "true: the LED lights when its pin is high.")
+    buzzer_pin: int = option(25, "BCM number of the buzzer or vibration motor (0: none).", min=0, max=GPIO_MAX)
+    buzzer_active_high: bool = option(True, "true: the buzzer runs when its pin is high.")
+    reminder_seconds: float = option(120.0, "While recording, a short pulse this often (0: off, else >= 10).",
+                                     min=0.0, max=3600.0)
+
+    def __post_init__(self):
+        if self.long_hold_seconds < self.hold_seconds + MIN_HOLD_GAP_SECONDS:
+            raise ConfigError(
+                f"controls.long_hold_seconds = {self.long_hold_seconds:g} must be at least controls.hold_seconds "
+                f"({self.hold_seconds:g}) + {MIN_HOLD_GAP_SECONDS:g}, so a start and a stop can never be confused")
+        if 0 < self.reminder_seconds < MIN_REMINDER_SECONDS:
+            raise ConfigError(f"controls.reminder_seconds = {self.reminder_seconds:g} must be 0 (off) or at "
+                              f"least {MIN_REMINDER_SECONDS:g}")
+        used: dict[int, str] = {}
+        for key in self.pin_keys():
+            pin = getattr(self, key)
+            if pin == 0:
+                continue
+            if pin in I2C_PINS:
+                raise ConfigError(f"controls.{key} = {pin}: GPIO{pin} is I2C SDA/SCL, taken by the front display")
+            if pin in used:
+                raise ConfigError(f"controls.{key} = {pin} is already used by controls.{used[pin]}; "
+                                  "every function needs its own GPIO")
+            used[pin] = key
+
+    @staticmethod
+    def pin_keys() -> tuple[str, ...]:
+        """The keys that name GPIO pins, in the order they are claimed."""
+        return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin")

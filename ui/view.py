@@ -1,0 +1,121 @@
+"""What the display shows, as one immutable snapshot: :class:`OfficerView`.
+
+The runtime owns the facts (recorder status, disk, battery, link, backlog, alerts, the camera's
+preview); :class:`ViewBuilder` reads them through callables and folds them into a view, and
+:mod:`ui.screens` turns a view into pixels. Alerts are not decided here: the list comes from
+:func:`agent.alerts.derive_alerts`, the same one telemetry and the status file show, so the display
+can never disagree with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from agent.diskspace import DiskSnapshot, PressureLevel
+from agent.recorder import RecorderStatus, State
+
+from .text import DEFAULT_LANGUAGE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The status-row facts besides the recorder and the disk; None means unknown (no icon)."""
+
+    battery_percent: int | None = None
+    charging: bool = False
+    link_up: bool | None = None
+    backlog_segments: int = 0
+
+
+@dataclass(frozen=True)
+class OfficerView:
+    """One frame's worth of facts. ``preview`` is the camera's latest luma plane, never written to."""
+
+    state: State
+    now: float  # wall-clock seconds: the blink phase and the elapsed time come from it
+    clock: str  # local time "HH:MM", formatted by the builder so screens stay free of time zones
+    recording_since: float | None = None
+    preview: np.ndarray | None = field(default=None, compare=False, repr=False)
+    battery_percent: int | None = None
+    charging: bool = False
+    storage_level: PressureLevel | None = None
+    storage_used: float | None = None  # 0..1
+    link_up: bool | None = None
+    backlog_segments: int = 0
+    alerts: tuple[str, ...] = ()  # alert codes from agent.alerts, most severe first
+    language: str = DEFAULT_LANGUAGE
+
+    @property
+    def elapsed_seconds(self) -> int:
+        """Whole seconds since the recording started (0 when not recording)."""
+        if self.recording_since is None or not self.state.recording:
+            return 0
+        return max(0, int(self.now - self.recording_since))
+
+
+def alert_codes(alerts: Iterable | None) -> tuple[str, ...]:
+    """Codes from :func:`agent.alerts.derive_alerts` output (objects with ``.code``) or plain strings."""
+    return tuple(a if isinstance(a, str) else a.code for a in alerts or ())
+
+
+def _local_clock(now: float) -> str:
+    return time.strftime("%H:%M", time.localtime(now))
+
+
+class ViewBuilder:
+    """Builds an :class:`OfficerView` on demand from the runtime's current facts.
+
+    Every source is a callable returning an immutable snapshot (or None when unknown), read without
+    locks: the display thread calls the builder and nothing here may block. ``alerts`` returns the
+    current :func:`agent.alerts.derive_alerts` list (or its codes); compute it where the status is
+    gathered, not here at 10 frames per second. A source that raises is logged once and treated as
+    unknown, so a broken battery gauge cannot take the display down with it.
+    """
+
+    def __init__(self, status: Callable[[], RecorderStatus | None], *,
+                 preview: Callable[[], np.ndarray | None] = lambda: None,
+                 disk: Callable[[], DiskSnapshot | None] = lambda: None,
+                 health: Callable[[], Health | None] = lambda: None,
+                 alerts: Callable[[], Iterable | None] = lambda: (),
+                 language: str = DEFAULT_LANGUAGE,
+                 wall_clock: Callable[[], float] = time.time,
+                 local_clock: Callable[[float], str] = _local_clock):
+        self._sources = {"status": status, "preview": preview, "disk": disk, "health": health, "alerts": alerts}
+        self.language = language
+        self._wall_clock = wall_clock
+        self._local_clock = local_clock
+        self._failing: set[str] = set()
+
+    def _read(self, name: str):
+        try:
+            value = self._sources[name]()
+        except Exception:
+            if name not in self._failing:
+                logger.exception("display source %r failed; shown as unknown", name)
+                self._failing.add(name)
+            return None
+        self._failing.discard(name)
+        return value
+
+    def __call__(self) -> OfficerView:
+        status = self._read("status")
+        disk = self._read("disk")
+        health = self._read("health") or Health()
+        now = self._wall_clock()
+        state = status.state if status is not None else State.STANDBY
+        return OfficerView(
+            state=state, now=now, clock=self._local_clock(now),
+            recording_since=status.recording_since if status is not None else None,
+            preview=self._read("preview") if state is not State.STANDBY else None,
+            battery_percent=health.battery_percent, charging=health.charging,
+            storage_level=disk.level if disk is not None else None,
+            storage_used=disk.used_fraction if disk is not None else None,
+            link_up=health.link_up, backlog_segments=health.backlog_segments,
+            alerts=alert_codes(self._read("alerts")), language=self.language)
