@@ -10,22 +10,17 @@ device side; only the exported MP4 in ``backoffice/`` is plaintext, as at the re
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
 
 from pathlib import Path
 
-from camera.ring import PreEventRing
-from camera.source import open_source
-
 from .config import Config, replace
 from .export import export_incident
 from .keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
-from .pipeline import RecorderThread
-from .recorder import Action, Recorder, Trigger
-from .sealing import EvidenceStage, SealerThread
+from .recorder import Action, Trigger
+from .runtime import Agent
 from .verify import verify_paths
 
 logger = logging.getLogger(__name__)
@@ -51,48 +46,40 @@ def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, o
     out = out or sys.stdout  # looked up at call time, so redirection after import still applies
     workdir = Path(workdir)
     config = prepare_workdir(config, workdir)
-    camera = dataclasses.replace(config.camera, backend="synthetic", synthetic_realtime=True)
-    rec = config.recording
-    source = open_source(camera)
-    stage = EvidenceStage(config)
-    sealer = SealerThread(stage)
-    segments = []
-
-    def sink(segment):
-        segments.append(segment)
-        sealer.put(segment)
-
-    recorder = Recorder(source.info, PreEventRing(rec.pre_event_seconds, int(rec.pre_event_max_mib * 2**20)),
-                        rec.segment_seconds, sink, rec.post_event_seconds, source.request_keyframe,
-                        stage.storage_gate)
-    recorder.subscribe(stage.record_event)
-    thread = RecorderThread(recorder, round(rec.capture_queue_seconds * camera.fps))
-    info = source.info
-    print(f"camera: synthetic {info.width}x{info.height} @ {info.fps:g} fps, {info.bitrate / 1e6:g} Mbit/s, "
-          f"keyframe every {info.gop_frames} frames", file=out)
+    config = replace(config, "camera", backend="synthetic", synthetic_realtime=True)
+    config = replace(config, "display", driver="emulator", emulator_path=str(workdir / "display.gif"))
+    config = replace(config, "controls", pin_factory="mock")
+    config = replace(config, "runtime", status_file=str(workdir / "device" / "status.json"))
+    rec, cam = config.recording, config.camera
+    print(f"camera: synthetic {cam.width}x{cam.height} @ {cam.fps:g} fps, {cam.bitrate / 1e6:g} Mbit/s, "
+          f"keyframe every {cam.keyframe_interval} frames", file=out)
     print(f"pre-event window {rec.pre_event_seconds:g} s, segments of {rec.segment_seconds:g} s; "
           f"standby {standby_s:g} s, then recording {record_s:g} s", file=out)
-    sealer.start()
-    thread.start()
-    source.start(thread.offer)
+    agent = Agent(config)
+    agent.start()
+    incident = None
     try:
-        _progress(thread, standby_s, out)
-        thread.trigger(Trigger(Action.START, "demo"))
-        _progress(thread, record_s, out)
-        thread.trigger(Trigger(Action.STOP, "demo"))
-        _progress(thread, rec.post_event_seconds + 0.5, out)
+        status = lambda: agent.recorder_thread.status  # noqa: E731
+        _progress(status, standby_s, out)
+        agent.trigger(Trigger(Action.START, "demo"))
+        _progress(status, record_s, out)
+        incident = status().incident_id
+        agent.trigger(Trigger(Action.STOP, "demo"))
+        _progress(status, rec.post_event_seconds + 0.5, out)
+        lost = status().frames_lost
     finally:
-        source.stop()
-        thread.stop()
-        sealer.stop()
-        stage.close()
-    print("", file=out)
-    code = _report(segments, thread, out)
-    return max(code, _back_office(config, workdir, segments, out)) if segments else code
+        agent.stop()
+    print(f"front display (emulated): {config.display.emulator_path}", file=out)
+    if incident is None:
+        print("no recording was made", file=out)
+        return 1
+    return _back_office(config, workdir, incident, lost, out)
 
 
-def _back_office(config: Config, workdir: Path, segments, out) -> int:
-    """What the municipality does with the sealed files: verify without keys, then export."""
+def _back_office(config: Config, workdir: Path, incident: str, lost: int, out) -> int:
+    """What the municipality does with the sealed files: verify without keys, export, check the video."""
+    from camera.decode import decode_mp4_frame_numbers
+
     device_pub = Path(config.evidence.device_key).with_suffix(".pub")
     devices = load_device_public_keys([device_pub])
     report = verify_paths([config.storage.spool_dir], devices)
@@ -101,28 +88,35 @@ def _back_office(config: Config, workdir: Path, segments, out) -> int:
         print(f"  {line}", file=out)
     if not report.ok:
         return 1
-    incident = segments[0].incident_id
+    for result in report.incidents()[(config.device.id, incident)]:
+        m = result.manifest
+        print(f"  segment {m.segment_index}: {m.frame_count:4d} frames, pre-event {m.pre_event_frames:3d}, "
+              f"{m.start_time} .. {m.end_time}{', final' if m.final else ''}", file=out)
     target = workdir / "backoffice" / f"{incident}.mp4"
     result = export_incident([config.storage.spool_dir], devices=devices, out=target, incident_id=incident,
                              identities=load_evidence_identities(workdir / "backoffice" / "evidence.key"))
+    numbers = decode_mp4_frame_numbers(result.mp4_path)
+    continuous = bool(numbers) and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
     print(f"exported with the municipality's private key: {result.mp4_path}", file=out)
     print(f"  report: {result.report_path}", file=out)
+    print(f"incident {incident}: {len(numbers)} frames decoded from the MP4, frames {numbers[0]}..{numbers[-1]}, "
+          f"{'continuous' if continuous else 'NOT continuous'}; frames lost: {lost}", file=out)
     print(f"results in {workdir}: backoffice/ (evidence.key, evidence.pub, exports), device/ (keys, spool of "
-          f"sealed segments, state, signed audit log)", file=out)
-    return 0
+          f"sealed segments, state, signed audit log, status.json), display.gif", file=out)
+    return 0 if continuous and lost == 0 else 1
 
 
-def _progress(thread: RecorderThread, seconds: float, out) -> None:
+def _progress(status, seconds: float, out) -> None:
     """A live status line on a terminal; one line per second into a log or pipe."""
     tty = out.isatty()
     end = time.monotonic() + seconds
     while True:
-        status = thread.status
-        ring = status.ring
-        elapsed = f"{time.time() - status.recording_since:5.1f} s" if status.recording_since else "      "
-        line = (f"  {status.state.value:<10}{elapsed} ring {ring.seconds_held:5.1f} s / "
-                f"{ring.memory_bytes / 2**20:6.1f} MiB  segments {status.segments_emitted:3d}  "
-                f"lost frames {status.frames_lost}")
+        st = status()
+        ring = st.ring
+        elapsed = f"{time.time() - st.recording_since:5.1f} s" if st.recording_since else "      "
+        line = (f"  {st.state.value:<10}{elapsed} ring {ring.seconds_held:5.1f} s / "
+                f"{ring.memory_bytes / 2**20:6.1f} MiB  segments {st.segments_emitted:3d}  "
+                f"lost frames {st.frames_lost}")
         print("\r" + line if tty else line, end="" if tty else "\n", file=out, flush=True)
         left = end - time.monotonic()
         if left <= 0:
@@ -130,27 +124,3 @@ def _progress(thread: RecorderThread, seconds: float, out) -> None:
         time.sleep(min(0.25 if tty else 1.0, left))
     if tty:
         print("", file=out)
-
-
-def _report(segments, thread: RecorderThread, out) -> int:
-    from camera.decode import decode_frame_numbers
-
-    if not segments:
-        print("no segment was recorded", file=out)
-        return 1
-    ok = True
-    previous = None
-    for segment in segments:
-        numbers = decode_frame_numbers(segment.payload())
-        expected = [f.seq for f in segment.frames]
-        good = numbers == expected
-        joined = previous is None or segment.first_seq == previous + 1 or segment.dropped_frames
-        ok &= good and bool(joined)
-        previous = segment.last_seq
-        print(f"segment {segment.index}: {segment.frame_count:4d} frames, {segment.duration_s:5.2f} s, "
-              f"{segment.nbytes / 1e6:5.2f} MB, pre-event {segment.pre_event_frames:3d} frames, "
-              f"decodes {'OK' if good else 'FAILED'}{', final' if segment.final else ''}", file=out)
-    print(f"incident {segments[0].incident_id}: {len(segments)} segments, frames "
-          f"{segments[0].first_seq}..{segments[-1].last_seq}, "
-          f"{'continuous' if ok else 'NOT continuous'}; frames lost: {thread.status.frames_lost}", file=out)
-    return 0 if ok else 1

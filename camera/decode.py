@@ -22,3 +22,10 @@ def decode_luma(payload: bytes):
 def decode_frame_numbers(payload: bytes) -> list[int | None]:
     """The synthetic camera's burnt-in frame number of each decoded picture (None where unreadable)."""
     return [read_counter(luma) for luma in decode_luma(payload)]
+
+
+def decode_mp4_frame_numbers(path) -> list[int | None]:
+    """The burnt-in frame numbers of every picture in an exported MP4 (the whole back-office chain)."""
+    av = _import_av()
+    with av.open(str(path)) as container:
+        return [read_counter(frame.to_ndarray(format="gray")) for frame in container.decode(video=0)]

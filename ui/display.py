@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ def _open_oled(cfg: DisplayConfig, bus):
 
 def _open_emulator(cfg: DisplayConfig):
     try:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on stdout otherwise
         from luma.emulator.device import capture, gifanim
     except ImportError as exc:
         raise DisplayError("display.driver = 'emulator' needs luma.emulator and pygame "
