@@ -10,6 +10,8 @@ import logging
 import sys
 
 from . import __version__, config, doctor_cli, evidence_cli
+from comms import receiver_cli
+
 from .errors import BodycamError
 
 logger = logging.getLogger("bodycam")
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evidence_cli.register(sub)
     doctor_cli.register(sub)
+    receiver_cli.register(sub)
     return parser
 
 

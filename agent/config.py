@@ -120,6 +120,8 @@ class Config:
     telemetry: object = field(default_factory=lambda: _foreign("telemetry")())
     display: object = field(default_factory=lambda: _foreign("display")())
     controls: object = field(default_factory=lambda: _foreign("controls")())
+    mqtt: object = field(default_factory=lambda: _foreign("mqtt")())
+    uplink: object = field(default_factory=lambda: _foreign("uplink")())
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
@@ -131,6 +133,8 @@ FOREIGN_SECTIONS = {
     "telemetry": ("comms.telemetry", "TelemetryConfig"),
     "display": ("ui.settings", "DisplayConfig"),
     "controls": ("ui.settings", "ControlsConfig"),
+    "mqtt": ("comms.settings", "MqttSettings"),
+    "uplink": ("comms.settings", "UplinkSettings"),
 }
 
 
@@ -179,6 +183,10 @@ def from_dict(data: dict, source: str = "<dict>") -> Config:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a table [{key}], not a {_tname(value)}")
     built = {name: _build(cls, data.get(name, {}), name, source) for name, cls in known.items()}
+    from comms.settings import check_mqtt, check_uplink  # rules across keys that option() cannot express
+
+    check_mqtt(built["mqtt"], source)
+    check_uplink(built["uplink"], source)
     storage = built["storage"]
     if storage.critical_free_mib > storage.warn_free_mib:
         raise ConfigError(f"{source}: storage.critical_free_mib ({storage.critical_free_mib:g}) must not exceed "

@@ -37,6 +37,8 @@ def prepare_workdir(config: Config, workdir: Path) -> Config:
         generate_device_key(device / "keys", device_id=config.device.id)
     config = replace(config, "evidence", recipients=(str(backoffice / "evidence.pub"),),
                      device_key=str(device / "keys" / "device.key"), state_dir=str(device / "state"))
+    # No broker in the demo workdir yet: segments stay in the device's spool, where the back office reads them.
+    config = replace(config, "uplink", enabled=False)
     return replace(config, "storage", spool_dir=str(device / "spool"), audit_log=str(device / "audit" / "audit.jsonl"),
                    warn_free_mib=min(config.storage.warn_free_mib, 512.0),
                    critical_free_mib=min(config.storage.critical_free_mib, 128.0))

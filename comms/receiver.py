@@ -1,0 +1,467 @@
+"""The back office's receiver: checks what devices send, stores it, and signs for it.
+
+:class:`Receiver` turns one incoming message into the replies to send (no MQTT in it, so it is tested
+directly); :class:`ReceiverThread` feeds it from an :class:`~comms.mqtt.MqttLink` and publishes the
+replies. The receiver holds the enrolled devices' *public* keys and its own receipt-signing key; it
+never holds a key that can decrypt a segment.
+
+For an offer it checks, in order: the message format; the size limit; the manifest's structure; that
+the signing key is enrolled (else ``unknown_device``); the signature (``bad_signature``); that topic,
+manifest and offer name the same site, device, stem, seq, size and hash (``mismatch``); that the stem
+is not stored with another manifest (``conflict``). For a chunk: framing, limits and its own hash, and
+that it belongs to a recorded offer (``no_offer`` otherwise). A complete segment is assembled, checked
+against the manifest's ciphertext hash, stored durably, placed in the chain (comms.store), and only
+then is the receipt signed, stored and sent. Every rejection is logged with its reason (rate-limited
+per device and code) and answered with a ``rejected`` status; the receiver keeps running.
+
+Duplicates are harmless by construction: a chunk already held is dropped, an offer for a stored
+segment is answered with the stored receipt, byte for byte.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from agent.errors import BodycamError
+from agent.keys import DevicePublicKey, ReceiptSigningKey
+from agent.seal import Manifest, ManifestError, SignatureError, verify_manifest
+
+from . import protocol
+from .mqtt import Connected, Message, MqttLink, Subscribed
+from .protocol import Offer, ProtocolError, Route, Status
+from .receipts import sign_receipt
+from .store import ConflictError, EvidenceStore, Partial, PartialGoneError, StoreError
+
+logger = logging.getLogger(__name__)
+
+_LOG_EVERY_S = 60.0
+_OFFER_CACHE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    topic: str
+    payload: bytes
+
+
+class _Rejection(Exception):
+    def __init__(self, code: str, reason: str, stem: str | None = None):
+        super().__init__(reason)
+        self.code, self.reason, self.stem = code, reason, stem
+
+
+#: Hands a complete segment to the assembler thread: (route, offer, manifest, partial).
+Deferral = Callable[[Route, Offer, Manifest, Partial], None]
+
+
+class Receiver:
+    """Message in, replies out; all state is in the :class:`EvidenceStore`.
+
+    :meth:`handle` is called from one thread. Storing a complete segment (hash, fsyncs, receipt) can be
+    handed to a second thread with :meth:`defer_completion`, which then calls :meth:`finish`; the few
+    in-memory structures both touch (offer cache, counters) are guarded by ``_lock``. Everything else
+    is on disk, where the per-segment assembly lock keeps two finishers (threads or receivers) apart.
+    """
+
+    def __init__(self, store: EvidenceStore, devices: Mapping[str, DevicePublicKey], receipt_key: ReceiptSigningKey,
+                 receiver_id: str, *, max_segment_bytes: int, max_chunk_bytes: int,
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.devices = dict(devices)
+        self.receipt_key = receipt_key
+        self.receiver_id = receiver_id
+        self.max_segment_bytes = max_segment_bytes
+        self.max_chunk_bytes = max_chunk_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._offers: collections.OrderedDict[str, tuple[Offer, Manifest]] = collections.OrderedDict()
+        self._logged: dict[tuple[str, str], tuple[float, int]] = {}
+        self._defer: Deferral | None = None
+        self.counts: collections.Counter = collections.Counter()
+        #: Devices seen since start, for the chain-gap report.
+        self.seen: set[tuple[str, str]] = set()
+
+    def defer_completion(self, defer: Deferral | None) -> None:
+        self._defer = defer
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def handle(self, topic: str, payload: bytes) -> list[Reply]:
+        try:
+            route = protocol.parse_topic(topic)
+        except ProtocolError as exc:
+            self._count("ignored")
+            logger.warning("ignoring a message on %r: %s", topic[:120], exc)
+            return []
+        if route.direction != "up":
+            return []
+        return self._guarded(route, lambda: self._offer(route, payload) if route.kind == protocol.OFFER
+                             else self._chunk(route, payload))
+
+    def finish(self, route: Route, offer: Offer, manifest: Manifest, partial: Partial) -> list[Reply]:
+        """Store a segment whose chunks are all present and return the receipt (or what to resend)."""
+        return self._guarded(route, lambda: self._finish(route, offer, manifest, partial))
+
+    def _guarded(self, route: Route, work) -> list[Reply]:
+        """Turn every refusal into a logged, rate-limited ``rejected`` status for the sender."""
+        try:
+            return work()
+        except _Rejection as rej:
+            return [self._reject(route, rej.code, rej.reason, rej.stem)]
+        except ProtocolError as exc:
+            return [self._reject(route, exc.code, str(exc), exc.stem)]
+        except ConflictError as exc:
+            return [self._reject(route, "conflict", str(exc), None)]
+        except StoreError as exc:
+            logger.error("storage problem while handling %s from %s/%s: %s", route.kind, route.site, route.device, exc)
+            return [self._reject(route, "storage_error", str(exc), None)]
+
+    # -- offers ----------------------------------------------------------------------------------------
+    def _offer(self, route: Route, payload: bytes) -> list[Reply]:
+        offer = Offer.decode(payload)
+        self._count("offers")
+        manifest = self._check_offer(route, offer)
+        self.seen.add((route.site, route.device))
+        stored = self.store.lookup(manifest)
+        if stored is not None:
+            return self._receipt_for_stored(route, stored)
+        partial = self.store.partial(route.site, route.device, offer.stem, offer.chunk_size)
+        recorded = partial.read_offer()
+        if recorded is None:
+            partial.write_offer(offer)
+        elif recorded != offer:
+            raise _Rejection("conflict", f"{offer.stem} is being received with another manifest or size "
+                             "(a forked chain or a reused sequence number)", offer.stem)
+        self._remember(partial, offer, manifest)
+        have = set(partial.parts())
+        if len(have) >= offer.chunks:
+            return self._complete(route, offer, manifest, partial)
+        return [self._status(route, offer, have)]
+
+    def _check_offer(self, route: Route, offer: Offer) -> Manifest:
+        stem = offer.stem
+        if offer.size > self.max_segment_bytes:
+            raise _Rejection("oversize", f"segment of {offer.size} bytes exceeds this receiver's limit of "
+                             f"{self.max_segment_bytes}", stem)
+        if offer.chunk_size > self.max_chunk_bytes:
+            raise _Rejection("oversize", f"chunk size {offer.chunk_size} exceeds this receiver's limit of "
+                             f"{self.max_chunk_bytes}", stem)
+        try:
+            manifest = Manifest.parse(offer.manifest)
+        except ManifestError as exc:
+            raise _Rejection("bad_manifest", str(exc), stem) from None
+        key = self.devices.get(manifest.signing_key_id)
+        if key is None:
+            raise _Rejection("unknown_device", f"device {manifest.device_id} signs with key {manifest.signing_key_id}, "
+                             "which is not enrolled here", stem)
+        try:
+            verify_manifest(offer.manifest, key)
+        except SignatureError as exc:
+            raise _Rejection("bad_signature", str(exc), stem) from None
+        except ManifestError as exc:
+            raise _Rejection("bad_manifest", str(exc), stem) from None
+        claims = {"site": (route.site, manifest.site), "device": (route.device, manifest.device_id),
+                  "stem": (offer.stem, manifest.stem), "seq": (offer.seq, manifest.seq),
+                  "size": (offer.size, manifest.ciphertext_bytes), "sha256": (offer.sha256, manifest.ciphertext_sha256)}
+        wrong = [k for k, (a, b) in claims.items() if a != b]
+        if wrong:
+            raise _Rejection("mismatch", f"topic/offer and signed manifest disagree on {', '.join(wrong)}", stem)
+        return manifest
+
+    def _remember(self, partial: Partial, offer: Offer, manifest: Manifest) -> None:
+        key = str(partial.directory)
+        with self._lock:
+            self._offers[key] = (offer, manifest)
+            self._offers.move_to_end(key)
+            while len(self._offers) > _OFFER_CACHE:
+                self._offers.popitem(last=False)
+
+    def _forget(self, partial: Partial) -> None:
+        with self._lock:
+            self._offers.pop(str(partial.directory), None)
+
+    def _recorded(self, partial: Partial) -> tuple[Offer, Manifest] | None:
+        """The offer recorded for a partial (maybe by another receiver of the group), checked once."""
+        with self._lock:
+            found = self._offers.get(str(partial.directory))
+        if found is not None:
+            return found
+        offer = partial.read_offer()
+        if offer is None:
+            return None
+        manifest = Manifest.parse(offer.manifest)  # verified when it was recorded; parse for the fields
+        self._remember(partial, offer, manifest)
+        return offer, manifest
+
+    # -- chunks ----------------------------------------------------------------------------------------
+    def _chunk(self, route: Route, payload: bytes) -> list[Reply]:
+        header, data = protocol.decode_chunk(payload, self.max_chunk_bytes, verify=False)
+        stem = header.stem
+        self._count("chunks")
+        if not stem.startswith(route.device + "-"):
+            raise _Rejection("mismatch", f"chunk for {stem} arrived on device {route.device}'s topic", stem)
+        partial = self.store.partial(route.site, route.device, stem, header.chunk_size)
+        recorded = self._recorded(partial)
+        if recorded is None:
+            return self._orphan_chunk(route, header)
+        offer, manifest = recorded
+        if header.segment_sha256 != offer.sha256 or header.chunks != offer.chunks:
+            raise _Rejection("mismatch", f"chunk {header.index} of {stem} belongs to another version of the segment",
+                             stem)
+        expected = min(offer.chunk_size, offer.size - header.index * offer.chunk_size)
+        if header.length != expected:
+            raise _Rejection("malformed", f"chunk {header.index} of {stem} has {header.length} bytes, expected "
+                             f"{expected}", stem)
+        parts = partial.parts()
+        if header.index in parts:
+            self._count("duplicate_chunks")
+            self._count("duplicate_bytes", header.length)
+            return []
+        try:
+            partial.put(header.index, header.offset, header.sha256, data)
+        except PartialGoneError:
+            self._forget(partial)
+            return self._orphan_chunk(route, header)
+        self._count("chunk_bytes", header.length)
+        if len(parts) + 1 >= offer.chunks:  # the listing plus this chunk: every chunk is there
+            return self._complete(route, offer, manifest, partial)
+        return []
+
+    def _orphan_chunk(self, route: Route, header) -> list[Reply]:
+        """A chunk without a partial segment: a late duplicate of a stored one, or the offer was lost."""
+        if self.store.read_receipt(route.site, route.device, header.stem) is not None:
+            self._count("duplicate_chunks")
+            self._count("duplicate_bytes", header.length)
+            return []
+        raise _Rejection("no_offer", f"chunk {header.index} of {header.stem} without a recorded offer; offer again",
+                         header.stem)
+
+    # -- completion ------------------------------------------------------------------------------------
+    def _complete(self, route: Route, offer: Offer, manifest: Manifest, partial: Partial) -> list[Reply]:
+        if self._defer is not None:
+            self._defer(route, offer, manifest, partial)
+            return []
+        return self._finish(route, offer, manifest, partial)
+
+    def _finish(self, route: Route, offer: Offer, manifest: Manifest, partial: Partial) -> list[Reply]:
+        with partial.assembly_lock() as mine:
+            if not mine:
+                return []  # another receiver of the group (or thread) is storing it and will send the receipt
+            stored = self.store.lookup(manifest)
+            if stored is not None:
+                return self._receipt_for_stored(route, stored)
+            if not partial.exists:
+                return []  # stored and cleaned up by another receiver between our listing and the lock
+            try:
+                done, missing = self.store.commit(manifest, partial)
+            except StoreError as exc:
+                if not partial.exists:  # the assembled bytes did not match the manifest
+                    raise _Rejection("hash_mismatch", str(exc), offer.stem) from None
+                raise
+            if not done:
+                have = set(range(offer.chunks)) - missing
+                return [self._status(route, offer, have)]
+            chain = self.store.chain_position(manifest)
+            receipt = sign_receipt(
+                self.receipt_key, device_id=manifest.device_id, site=manifest.site, stem=manifest.stem,
+                seq=manifest.seq, incident_id=manifest.incident_id, ciphertext_sha256=manifest.ciphertext_sha256,
+                ciphertext_bytes=manifest.ciphertext_bytes, manifest_sha256=manifest.sha256,
+                receiver_id=self.receiver_id, chain=chain, received_at=self._clock())
+            self.store.write_receipt(manifest, receipt)
+        partial.remove()
+        self._forget(partial)
+        self._count("stored")
+        if chain == "broken":
+            self._count("chain_broken")
+        logger.info("stored %s (%d bytes, incident %s, chain %s)", manifest.stem, manifest.ciphertext_bytes,
+                    manifest.incident_id, chain)
+        return [self._receipt_reply(route, receipt)]
+
+    def _receipt_for_stored(self, route: Route, stored) -> list[Reply]:
+        receipt = stored.receipt
+        if receipt is None:  # stored, then the receiver stopped before the receipt was written
+            if not self.store.verify_stored(stored):
+                raise StoreError(f"{stored.age_path} does not match its manifest; a human must look at it")
+            m = stored.manifest
+            receipt = sign_receipt(
+                self.receipt_key, device_id=m.device_id, site=m.site, stem=m.stem, seq=m.seq,
+                incident_id=m.incident_id, ciphertext_sha256=m.ciphertext_sha256,
+                ciphertext_bytes=m.ciphertext_bytes, manifest_sha256=m.sha256, receiver_id=self.receiver_id,
+                chain=self.store.chain_position(m), received_at=self._clock())
+            self.store.write_receipt(m, receipt)
+        self._count("receipts_resent")
+        return [self._receipt_reply(route, receipt)]
+
+    # -- replies ---------------------------------------------------------------------------------------
+    def _receipt_reply(self, route: Route, receipt: bytes) -> Reply:
+        self._count("receipts_sent")
+        return Reply(protocol.down_topic(route.site, route.device, protocol.RECEIPT), receipt)
+
+    def _status(self, route: Route, offer: Offer, have: set[int]) -> Reply:
+        status = Status(offer.stem, protocol.RECEIVING, self.receiver_id, protocol.to_ranges(have),
+                        sha256=offer.sha256, chunk_size=offer.chunk_size)
+        return Reply(protocol.down_topic(route.site, route.device, protocol.STATUS), status.encode())
+
+    def _reject(self, route: Route, code: str, reason: str, stem: str | None) -> Reply:
+        self._count("rejected")
+        self._count(f"rejected_{code}")
+        key = (f"{route.site}/{route.device}", code)
+        now = time.monotonic()
+        with self._lock:
+            last, suppressed = self._logged.get(key, (-_LOG_EVERY_S, 0))
+            report = now - last >= _LOG_EVERY_S
+            self._logged[key] = (now, 0) if report else (last, suppressed + 1)
+        if report:
+            more = f" ({suppressed} similar since the last report)" if suppressed else ""
+            logger.warning("rejected %s from %s/%s: %s: %s%s", stem or route.kind, route.site, route.device, code,
+                           reason, more)
+        status = Status(stem, protocol.REJECTED, self.receiver_id, code=code, reason=reason[:400])
+        return Reply(protocol.down_topic(route.site, route.device, protocol.STATUS), status.encode())
+
+
+class AssemblerThread(threading.Thread):
+    """Stores complete segments (one hash pass, fsyncs, receipt) while the ReceiverThread takes more chunks.
+
+    Without it the chunk intake stops for every segment's fsyncs (measured: about 40 ms per 12.5 MB
+    segment on the development VM), and the broker holds the device's chunks meanwhile.
+    """
+
+    _STOP = object()
+
+    def __init__(self, receiver: Receiver, link: MqttLink):
+        super().__init__(name="ReceiverAssembler", daemon=True)
+        self.receiver = receiver
+        self.link = link
+        self._jobs: queue.Queue = queue.Queue()
+        self._queued: set[str] = set()
+        self._lock = threading.Lock()
+        self.fault: str | None = None
+
+    def submit(self, route: Route, offer: Offer, manifest: Manifest, partial: Partial) -> None:
+        """Queue a segment once; a request while it is queued or being stored is already covered."""
+        key = str(partial.directory)
+        with self._lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+        self._jobs.put((key, route, offer, manifest, partial))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Store what is queued, then end."""
+        self._jobs.put(self._STOP)
+        self.join(timeout)
+        if self.is_alive():
+            logger.error("receiver assembler did not finish within %.0f s", timeout)
+
+    def run(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not self._STOP:
+                key, *args = job
+                try:
+                    replies = self.receiver.finish(*args)
+                finally:
+                    with self._lock:
+                        self._queued.discard(key)
+                for reply in replies:
+                    self.link.publish(reply.topic, reply.payload, qos=1)
+        except BaseException as exc:
+            self.fault = f"receiver assembler crashed: {type(exc).__name__}: {exc}"
+            logger.exception("receiver assembler crashed")
+            raise
+
+
+class ReceiverThread(threading.Thread):
+    """Feeds the :class:`Receiver` from the MQTT link and publishes its replies; also tidies up periodically.
+
+    Complete segments are stored by its :class:`AssemblerThread`; :meth:`start` and :meth:`stop` run both.
+    """
+
+    def __init__(self, link: MqttLink, receiver: Receiver, *, share_group: str = "", queue_messages: int = 64,
+                 partial_max_age_s: float = 72 * 3600, gap_report_s: float = 300.0):
+        super().__init__(name="ReceiverThread", daemon=True)
+        self.link = link
+        self.receiver = receiver
+        self.filter = protocol.receiver_filter(share_group)
+        self._events: queue.Queue = queue.Queue(maxsize=queue_messages)
+        link.add_listener(self._events, (self.filter,))
+        self._partial_max_age_s = partial_max_age_s
+        self._gap_report_s = gap_report_s
+        self._stopping = threading.Event()
+        self._open_gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self.fault: str | None = None
+        self.connected = threading.Event()
+        self.assembler = AssemblerThread(receiver, link)
+        receiver.defer_completion(self.assembler.submit)
+
+    def start(self) -> None:
+        self.assembler.start()
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self.ident is not None:
+            self.join(timeout)
+            if self.is_alive():
+                logger.error("receiver thread did not stop within %.0f s", timeout)
+        if self.assembler.ident is not None:
+            self.assembler.stop(timeout)
+        self.link.remove_listener(self._events)
+
+    def run(self) -> None:
+        next_housekeeping = time.monotonic() + self._gap_report_s
+        self._expire()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    event = self._events.get(timeout=0.25)
+                except queue.Empty:
+                    event = None
+                if isinstance(event, Message):
+                    for reply in self.receiver.handle(event.topic, event.payload):
+                        self.link.publish(reply.topic, reply.payload, qos=1)
+                elif isinstance(event, Connected):
+                    self.link.subscribe([(self.filter, 1)])
+                    self.connected.set()
+                elif isinstance(event, Subscribed) and any(rc >= 0x80 for rc in event.reason_codes):
+                    self.fault = f"the broker refused the subscription {self.filter}: {event.reason_codes}"
+                    logger.error("%s", self.fault)
+                if not self.assembler.is_alive():
+                    raise RuntimeError(self.assembler.fault or "the receiver's assembler ended unexpectedly")
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + self._gap_report_s
+                    self._expire()
+                    self._report_gaps()
+        except BaseException as exc:
+            self.fault = f"receiver crashed: {type(exc).__name__}: {exc}"
+            logger.exception("receiver thread crashed")
+            raise
+
+    def _expire(self) -> None:
+        try:
+            self.receiver.store.expire_partials(self._partial_max_age_s)
+        except BodycamError as exc:
+            logger.error("cannot clean up the temporary area: %s", exc)
+
+    def _report_gaps(self) -> None:
+        """Log gaps that were already open at the previous report: out-of-order arrival fills the rest."""
+        for site, device in sorted(self.receiver.seen):
+            try:
+                gaps = self.receiver.store.gaps(site, device)
+            except BodycamError as exc:
+                logger.error("cannot check the chain of %s/%s: %s", site, device, exc)
+                continue
+            before = set(self._open_gaps.get((site, device), []))
+            for a, b in gaps:
+                if (a, b) in before:
+                    missing = f"seq {a}" if a == b else f"seq {a}..{b}"
+                    logger.warning("chain gap: device %s/%s: %s still missing (later segments are stored)",
+                                   site, device, missing)
+            self._open_gaps[(site, device)] = gaps

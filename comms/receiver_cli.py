@@ -1,0 +1,134 @@
+"""``bodycam receiver`` (run the back office's receiver) and ``bodycam keys receiver`` (its receipt key).
+
+Thin, like agent.evidence_cli: exit 0 on a clean stop, 1 when the receiver failed while running, 2 for
+bad input (config, key files, TLS files). Errors are one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from agent.errors import BodycamError
+from agent.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
+
+from .mqtt import MqttLink
+from .receiver import Receiver, ReceiverThread
+from .settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
+from .store import EvidenceStore
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers) -> None:
+    """Add ``receiver`` to the ``bodycam`` command's subparsers."""
+    p = subparsers.add_parser("receiver", help="back office: receive, verify and store segments, sign receipts")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--config", metavar="FILE", help="receiver config (TOML; see --example)")
+    group.add_argument("--example", action="store_true", help="print an example receiver config with every key")
+    p.add_argument("--check", action="store_true", help="validate the config and the key files, then exit")
+    p.set_defaults(func=cmd_receiver)
+
+
+def register_keys(kinds) -> None:
+    """Add ``receiver`` to ``bodycam keys`` (``kinds`` is the keys command's subparsers)."""
+    p = kinds.add_parser("receiver", help="create receipt.key (stays with the receivers) and receipt.pub (for devices)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+    p.add_argument("--force", action="store_true", help="replace existing key files (devices then need the new "
+                                                        "receipt.pub)")
+    p.set_defaults(func=cmd_keys_receiver)
+
+
+def cmd_keys_receiver(args) -> int:
+    try:
+        files = generate_receipt_key(args.out, force=args.force)
+    except BodycamError as exc:
+        print(f"bodycam: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {files.key_path} (keep it with the receivers) and {files.pub_path} (install it on every device "
+          "as uplink.receipt_key)")
+    print(f"key id: {files.public.key_id}")
+    return EXIT_OK
+
+
+def cmd_receiver(args) -> int:
+    if args.example:
+        sys.stdout.write(EXAMPLE_RECEIVER_TOML)
+        return EXIT_OK
+    try:
+        cfg = load_receiver_config(args.config)
+        service = ReceiverService(cfg)
+    except BodycamError as exc:
+        print(f"bodycam: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.check:
+        print(f"{args.config}: OK (receiver {cfg.receiver.id}, {len(service.receiver.devices)} enrolled device "
+              f"key(s), broker {cfg.mqtt.host}:{cfg.mqtt.port})")
+        return EXIT_OK
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return service.run(stop)
+
+
+class ReceiverService:
+    """Builds the receiver from its config; :meth:`run` until ``stop`` is set."""
+
+    def __init__(self, cfg: ReceiverConfig):
+        r = cfg.receiver
+        self.cfg = cfg
+        devices = load_device_public_keys(r.devices)
+        key = load_receipt_signing_key(r.receipt_key)
+        store = EvidenceStore(r.store_dir, r.incoming_dir)
+        self.receiver = Receiver(store, devices, key, r.id, max_segment_bytes=int(r.max_segment_mib * 2**20),
+                                 max_chunk_bytes=r.max_chunk_kib * 1024)
+        self.link = MqttLink(cfg.mqtt, r.id)
+        self.thread = ReceiverThread(self.link, self.receiver, share_group=r.share_group,
+                                     queue_messages=r.queue_messages,
+                                     partial_max_age_s=r.partial_max_age_h * 3600, gap_report_s=r.gap_report_s)
+
+    def start(self) -> None:
+        self.thread.start()
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+        self.thread.stop()
+
+    def run(self, stop: threading.Event) -> int:
+        self.start()
+        logger.info("receiver %s running (%d enrolled device keys)", self.cfg.receiver.id, len(self.receiver.devices))
+        code = EXIT_OK
+        try:
+            while not stop.wait(1.0):
+                if not self.thread.is_alive():
+                    logger.critical("receiver stopped: %s", self.thread.fault)
+                    code = EXIT_FAILED
+                    break
+        finally:
+            self.stop()
+        return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m comms.receiver_cli``) until the ``bodycam`` CLI registers these."""
+    parser = argparse.ArgumentParser(prog="bodycam", description="Back-office receiver and its receipt key.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    keys = sub.add_parser("keys", help="create key pairs")
+    register_keys(keys.add_subparsers(dest="key_kind", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

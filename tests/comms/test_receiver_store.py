@@ -1,0 +1,182 @@
+"""The receiver and its store without a broker: chain positions, duplicates, conflicts, crashes, damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from agent.keys import generate_receipt_key, load_device_public_keys, load_receipt_public_key, load_receipt_signing_key
+from agent.seal import Manifest
+from agent.verify import verify_paths
+from comms import protocol
+from comms.receipts import verify_receipt
+from comms.receiver import Receiver
+from comms.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
+from comms.transfer import SegmentTransfer
+from comms_env import DeviceEnv
+
+CHUNK = 8192
+
+
+@pytest.fixture
+def env(tmp_path):
+    device = DeviceEnv(tmp_path / "dev")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    generate_receipt_key(keys)
+    store = EvidenceStore(tmp_path / "store", tmp_path / "incoming")
+    rx = Receiver(store, load_device_public_keys([device.device_pub]), load_receipt_signing_key(keys / "receipt.key"),
+                  "bo-recv-1", max_segment_bytes=1 << 24, max_chunk_bytes=1 << 20)
+    yield device, rx, load_receipt_public_key(keys / "receipt.pub")
+    device.close()
+
+
+def messages(device: DeviceEnv, stem: str, skip: set[int] = frozenset()) -> tuple[bytes, list[tuple[int, bytes]]]:
+    info = device.spool.info(stem)
+    stored = device.spool.read(stem)
+    t = SegmentTransfer(stem, info.seq, info.ciphertext_sha256, info.ciphertext_bytes, CHUNK)
+    t.loaded(stored.ciphertext, stored.manifest)
+    offer = t.offer().encode()
+    t.receiver_has(set(skip))
+    chunks = []
+    while (nxt := t.next_chunk()) is not None:
+        chunks.append(nxt)
+    return offer, chunks
+
+
+OFFER = protocol.up_topic("duisburg", "kod-07", "offer")
+CHUNKT = protocol.up_topic("duisburg", "kod-07", "chunk")
+
+
+def deliver(rx: Receiver, device: DeviceEnv, stem: str) -> list:
+    offer, chunks = messages(device, stem)
+    replies = rx.handle(OFFER, offer)
+    for _, payload in chunks:
+        replies += rx.handle(CHUNKT, payload)
+    return replies
+
+
+def receipt_of(replies) -> dict:
+    found = [r for r in replies if r.topic.endswith("/receipt")]
+    assert len(found) == 1, replies
+    return json.loads(found[0].payload)
+
+
+def test_out_of_order_arrival_is_stored_and_the_chain_is_judged_as_it_fills(env, caplog):
+    device, rx, _ = env
+    stems = [s.stem for s in device.seal_random(4, size=20_000)]
+    assert receipt_of(deliver(rx, device, stems[2]))["chain"] == "pending"    # seq 3 before its predecessor
+    assert receipt_of(deliver(rx, device, stems[0]))["chain"] == "first"
+    assert rx.store.gaps("duisburg", "kod-07") == [(2, 2)]
+    assert receipt_of(deliver(rx, device, stems[1]))["chain"] == "linked"     # and seq 3 is now linked forward
+    assert receipt_of(deliver(rx, device, stems[3]))["chain"] == "linked"
+    assert rx.store.gaps("duisburg", "kod-07") == []
+    assert "chain broken" not in caplog.text
+    assert verify_paths([rx.store.root], load_device_public_keys([device.device_pub])).ok
+
+
+def test_duplicates_get_the_same_receipt_byte_for_byte(env):
+    device, rx, public = env
+    stem = device.seal_random(1, size=30_000)[0].stem
+    first = [r for r in deliver(rx, device, stem) if r.topic.endswith("/receipt")][0].payload
+    offer, chunks = messages(device, stem)
+    again = rx.handle(OFFER, offer)
+    assert [r.payload for r in again] == [first]
+    assert all(rx.handle(CHUNKT, p) == [] for _, p in chunks)  # late duplicate chunks: silently dropped
+    assert rx.counts["duplicate_chunks"] == len(chunks) and rx.counts["stored"] == 1
+    assert verify_receipt(first, public).stem == stem
+
+
+def test_the_status_names_what_the_receiver_holds_so_only_the_rest_is_sent(env):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=60_000)[0].stem
+    offer, chunks = messages(device, stem)
+    status = protocol.Status.decode(rx.handle(OFFER, offer)[0].payload)
+    assert status.state == "receiving" and status.have == ()
+    for index, payload in chunks[:3]:
+        rx.handle(CHUNKT, payload)
+    status = protocol.Status.decode(rx.handle(OFFER, offer)[0].payload)  # the device comes back after a break
+    assert status.indices() == {0, 1, 2}
+
+
+def test_a_chunk_damaged_on_the_way_is_asked_for_again(env):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    offer, chunks = messages(device, stem)
+    rx.handle(OFFER, offer)
+    index, payload = chunks[1]
+    damaged = bytearray(payload)
+    damaged[-10] ^= 0xFF  # the header's hash no longer matches the data
+    replies = []
+    for i, p in chunks:
+        replies += rx.handle(CHUNKT, bytes(damaged) if i == index else p)
+    status = protocol.Status.decode(replies[-1].payload)
+    assert status.state == "receiving" and index not in status.indices()
+    assert rx.handle(CHUNKT, payload)[0].topic.endswith("/receipt")
+
+
+def test_a_different_manifest_for_a_stored_stem_is_a_conflict_and_nothing_is_overwritten(env, tmp_path):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+    receipt_of(deliver(rx, device, stem))
+    age = next(rx.store.root.rglob("*.age"))
+    before = age.read_bytes()
+    # The same device restarts its chain (state lost) and seals another seq 1: a fork.
+    keys = tmp_path / "fork" / "device" / "keys"
+    keys.mkdir(parents=True)
+    for name in ("device.key", "device.pub"):
+        (keys / name).write_bytes((tmp_path / "dev" / "device" / "keys" / name).read_bytes())
+    os.chmod(keys / "device.key", 0o600)
+    forked = DeviceEnv(tmp_path / "fork")
+    forked.seal_random(1, size=20_000)
+    offer, _ = messages(forked, stem)
+    reply = protocol.Status.decode(rx.handle(OFFER, offer)[0].payload)
+    assert (reply.state, reply.code) == ("rejected", "conflict")
+    assert age.read_bytes() == before
+    forked.close()
+
+
+def test_after_a_crash_between_manifest_and_receipt_the_receipt_is_made_on_the_next_offer(env):
+    device, rx, public = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+    receipt_of(deliver(rx, device, stem))
+    rx.store.receipt_path("duisburg", "kod-07", stem).unlink()  # the receiver died before writing it
+    offer, _ = messages(device, stem)
+    receipt = rx.handle(OFFER, offer)[0]
+    assert verify_receipt(receipt.payload, public).stem == stem
+
+
+def test_a_stale_assembly_lock_of_a_dead_receiver_is_broken(env):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+    offer, chunks = messages(device, stem)
+    rx.handle(OFFER, offer)
+    for _, p in chunks[:-1]:
+        rx.handle(CHUNKT, p)
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    lock = partial.directory / "assembling.lock"
+    lock.touch()
+    assert rx.handle(CHUNKT, chunks[-1][1]) == []     # another receiver seems to be at it
+    old = time.time() - STALE_LOCK_S - 1
+    os.utime(lock, (old, old))
+    assert rx.handle(OFFER, offer)[0].topic.endswith("/receipt")  # the re-offer finds it dead and finishes
+
+
+def test_unsafe_incident_ids_become_hashed_directory_names():
+    assert incident_dir_name("20260101T000000Z-abcdef") == "20260101T000000Z-abcdef"
+    for bad in ("../../etc", "a/b", ".hidden", "x" * 200, "with space"):
+        name = incident_dir_name(bad)
+        assert name.startswith("incident-") and "/" not in name and len(name) == 25
+
+
+def test_a_manifest_checked_against_the_topic(env):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+    offer, _ = messages(device, stem)
+    reply = protocol.Status.decode(rx.handle(protocol.up_topic("essen", "kod-07", "offer"), offer)[0].payload)
+    assert (reply.code, reply.stem) == ("mismatch", stem) and "site" in reply.reason
+    m = Manifest.parse(device.spool.read(stem).manifest)
+    assert m.site == "duisburg"
