@@ -122,6 +122,7 @@ class Config:
     controls: object = field(default_factory=lambda: _foreign("controls")())
     mqtt: object = field(default_factory=lambda: _foreign("mqtt")())
     uplink: object = field(default_factory=lambda: _foreign("uplink")())
+    commands: object = field(default_factory=lambda: _foreign("commands")())
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
@@ -135,6 +136,7 @@ FOREIGN_SECTIONS = {
     "controls": ("ui.settings", "ControlsConfig"),
     "mqtt": ("comms.settings", "MqttSettings"),
     "uplink": ("comms.settings", "UplinkSettings"),
+    "commands": ("comms.device", "CommandsConfig"),
 }
 
 

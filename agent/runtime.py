@@ -32,8 +32,8 @@ from .health import StorageMonitor
 from .pipeline import RecorderThread
 from .recorder import Recorder, Trigger
 from .sdnotify import Notifier, watchdog_interval
-from .sealing import EvidenceStage, SealerThread
-from .sensors import BatteryMonitor, cpu_temperature_c, throttling
+from .sealing import EvidenceStage, SealerThread, clock_sync_state
+from .sensors import BatteryMonitor, cpu_temperature_c, throttling, wifi_link
 from .statusfile import write_status
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,10 @@ class Agent:
         #: The latest alert list (agent.alerts); replaced as a whole, read by display and telemetry.
         self.alerts: list = []
         self._health = None
+        self._readings: dict = {}
+        self._status_cache: dict | None = None
         self.display = self.indicators = self.controls = None
+        self.link = self.uplink = self.channel = None
         self.sealer: SealerThread | None = None
         self.recorder_thread: RecorderThread | None = None
         self.source: FrameSource | None = None
@@ -106,6 +109,7 @@ class Agent:
                             rec.segment_seconds, self.sealer.put, rec.post_event_seconds,
                             lambda: self.source.request_keyframe(), self.stage.storage_gate)
         recorder.subscribe(self.stage.record_event)
+        recorder.subscribe(lambda event: self.channel.on_recorder_event(event) if self.channel else None)
         fps = source.info.fps
         self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * fps),
                                               on_status=self._on_status)
@@ -171,12 +175,82 @@ class Agent:
 
         self._health = Health(battery_percent=round(battery.percent) if battery else None,
                               backlog_segments=status["backlog"]["segments"])
+        self._readings = {"battery": battery, "cpu_temperature_c": cpu_temperature_c(), "throttling": throttling(),
+                          "link": wifi_link(), "display_fault": str(display_fault) if display_fault else None,
+                          "upload": self.uplink.status.as_dict() if self.uplink is not None else None}
+        r = self._readings
         self.alerts = derive_alerts(status, battery_percent=battery.percent if battery else None,
                                     battery_low_percent=self.cfg.battery.low_percent,
-                                    cpu_temperature_c=cpu_temperature_c(), throttling=throttling(),
-                                    display_fault=str(display_fault) if display_fault else None)
+                                    cpu_temperature_c=r["cpu_temperature_c"], throttling=r["throttling"],
+                                    upload=r["upload"], display_fault=r["display_fault"])
         status["alerts"] = [a.as_dict() for a in self.alerts]
+        if r["upload"] is not None:
+            status["uplink"] = r["upload"]
+        self._status_cache = status
         return status
+
+    def telemetry(self) -> dict:
+        """The telemetry message: the last full status (every 2 s) with the recorder's live state."""
+        from comms.telemetry import build_telemetry
+
+        status = dict(self._status_cache or self.refresh_alerts())
+        live = self.recorder_thread.status
+        status.update(state=live.state.value, incident_id=live.incident_id, recording_since=live.recording_since,
+                      frames_lost=live.frames_lost, overrun_alarm=live.overrun_alarm,
+                      refused_reason=live.refused_reason)
+        r = self._readings
+        return build_telemetry(status, clock_sync=clock_sync_state(), battery=r.get("battery"),
+                               battery_low_percent=self.cfg.battery.low_percent,
+                               cpu_temperature_c=r.get("cpu_temperature_c"), throttling=r.get("throttling"),
+                               link=r.get("link"), upload=r.get("upload"), display_fault=r.get("display_fault"))
+
+    def _start_broker_link(self) -> None:
+        """The one MQTT link, shared by the uplink and the broker channel (status, telemetry, events, cmd)."""
+        from comms.commands import CommandActions, CommandHandler, CommandVerifier
+        from comms.device import BrokerChannelThread, load_command_public_key
+        from comms.mqtt import MqttLink
+        from comms.uplink import UplinkThread
+
+        from .keys import load_receipt_public_key
+
+        cfg, dev, site = self.cfg, self.cfg.device.id, self.cfg.device.site
+        self.link = MqttLink(cfg.mqtt, dev, window=cfg.uplink.window, will=(f"bodycam/{site}/{dev}/status", b"offline"))
+        self.uplink = UplinkThread(self.link, self.stage.spool, site=site, device_id=dev, settings=cfg.uplink,
+                                   receipt_key=load_receipt_public_key(cfg.uplink.receipt_key),
+                                   purge_policy=cfg.storage.purge_policy, audit_log=self.stage.audit)
+        handler = None
+        if cfg.commands.enabled:
+            verifier = CommandVerifier(dev, load_command_public_key(cfg.commands.public_key),
+                                       pre_event_max_s=cfg.commands.pre_event_max_seconds,
+                                       max_age_s=cfg.commands.max_age_seconds)
+            handler = CommandHandler(verifier, CommandActions(self.trigger, self._identify,
+                                                              lambda: self.channel.request_telemetry(),
+                                                              self._apply_setting), self.stage.audit)
+        tel = cfg.telemetry
+        self.channel = BrokerChannelThread(self.link, site=site, device=dev, version=__version__,
+                                           telemetry=self.telemetry, interval_s=tel.interval_seconds,
+                                           expiry_s=tel.expiry_seconds, commands=handler,
+                                           homeassistant_prefix=tel.homeassistant_prefix if tel.homeassistant else None)
+        self.uplink.start()
+        self.channel.start()
+        self.link.start()
+
+    def _identify(self, seconds: int) -> None:
+        """'Which device is this?': wake the display at once; the officer sees the request in the log."""
+        logger.warning("identify requested by the back office for %d s", seconds)
+        if self.display is not None:
+            self.display.wake()
+
+    def _apply_setting(self, section: str, key: str, value) -> str | None:
+        """A validated remote 'set'; returns a refusal reason or None."""
+        if (section, key) == ("telemetry", "interval_seconds"):
+            self.channel.interval_s = value
+            self.cfg = config.replace(self.cfg, "telemetry", interval_seconds=value)
+            return None
+        if (section, key) in RELOADABLE:
+            self.reload(config.replace(self.cfg, section, **{key: value}))
+            return None
+        return f"{section}.{key} cannot change while the agent runs; change the config file and restart"
 
     def _offer(self, frame) -> None:
         """Stable camera callback: survives a restart of the recorder thread."""
@@ -193,15 +267,19 @@ class Agent:
             logger.info("started %s", worker.name)
         if self._officer_ui:
             self._start_controls()
+        if self.cfg.uplink.enabled:
+            self._start_broker_link()
 
     def stop(self) -> None:
         self.stage.audit.append(audit.AGENT_STOPPING)
         for part in (self.controls, self.source):
             if part is not None:
                 part.stop()
-        for thread in (self.recorder_thread, self.monitor, self.sealer, self.display):
+        for thread in (self.recorder_thread, self.monitor, self.sealer, self.display, self.uplink, self.channel):
             if thread is not None:
                 thread.stop()
+        if self.link is not None:
+            self.link.stop(final=b"stopped")  # retained: a clean stop, not a lost device
         if self.indicators is not None:
             self.indicators.stop()  # last: the red LED stays on until the recording is sealed
         self.stage.audit.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0)

@@ -182,14 +182,19 @@ class MqttLink:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int | None:
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                expiry_s: int | None = None) -> int | None:
         """Hand a message to paho; returns its message id, or None when paho refused it outright.
 
         A QoS 1 message published while the link is down is kept by paho and sent after reconnecting,
         so its id stays valid and a :class:`Published` event will follow.
         """
+        properties = None
+        if expiry_s is not None:  # telemetry only: a stale snapshot must not arrive late (never on evidence)
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = int(expiry_s)
         try:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         except ValueError as exc:
             logger.error("MQTT publish to %s refused by paho: %s", topic, exc)
             return None

@@ -109,6 +109,8 @@ def acl_text(receivers: list[str]) -> str:
              "pattern read bodycam/+/%u/cmd", ""]
     for name in receivers:
         lines += [f"user {name}", "topic read bodycam/+/+/up/#", "topic write bodycam/+/+/down/#", ""]
+    lines += ["user control-room", "topic read bodycam/+/+/status", "topic read bodycam/+/+/telemetry",
+              "topic read bodycam/+/+/events", "topic read bodycam/+/+/cmd/result", "topic write bodycam/+/+/cmd", ""]
     return "\n".join(lines)
 
 

@@ -1,0 +1,145 @@
+"""The device's side of the broker contract, besides evidence: status, telemetry, events, commands.
+
+One :class:`BrokerChannelThread` shares the device's single MQTT link with the uplink. It announces
+``online`` on every connect (the link's last will says ``offline``; a clean stop says ``stopped``),
+publishes telemetry every ``telemetry.interval_seconds`` and at once on a change of state or alerts
+(with a message expiry), publishes recording and alert events, answers commands on ``cmd/result``,
+and re-announces Home Assistant discovery when Home Assistant's birth message arrives. paho's
+callbacks only enqueue; everything here runs on this thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from agent.config import option
+from agent.keys import DevicePublicKey, parse_device_public_key
+
+from .commands import CommandHandler
+from .events import EventTracker
+from .homeassistant import discovery_messages, is_birth
+from .mqtt import Connected, Message, MqttLink
+from .telemetry import significant
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    enabled: bool = option(True, "Accept remote commands signed by the back office's command key.")
+    public_key: str = option("/etc/bodycam/keys/command.pub", "The back office's command public key "
+                                                              "('ed25519:<base64>' line).")
+    max_age_seconds: float = option(60.0, "Reject commands whose time stamp is further off than this.",
+                                    min=5.0, max=3600.0)
+    pre_event_max_seconds: float = option(30.0, "Highest pre-event window a remote 'set' may choose (policy).",
+                                          min=0.0, max=120.0)
+
+
+def load_command_public_key(path: str) -> DevicePublicKey:
+    from agent.keys import KeyFileError
+
+    try:
+        text = open(path, encoding="ascii").read().strip()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read the command public key ({exc.strerror})") from None
+    return parse_device_public_key(text, path)
+
+
+def topic(site: str, device: str, kind: str) -> str:
+    return f"bodycam/{site}/{device}/{kind}"
+
+
+class BrokerChannelThread(threading.Thread):
+    def __init__(self, link: MqttLink, *, site: str, device: str, version: str, telemetry: Callable[[], dict],
+                 interval_s: float, expiry_s: int, commands: CommandHandler | None = None,
+                 homeassistant_prefix: str | None = None):
+        super().__init__(name="BrokerChannelThread", daemon=True)
+        self.link, self.site, self.device, self.version = link, site, device, version
+        self.telemetry, self.interval_s, self.expiry_s = telemetry, interval_s, expiry_s
+        self.commands = commands
+        self.ha_prefix = homeassistant_prefix
+        self.events = EventTracker(device, site)
+        self._inbox: queue.Queue = queue.Queue(maxsize=1000)
+        self._stopping = threading.Event()
+        self._wanted = threading.Event()
+        self._last_sent: dict | None = None
+        self._due = 0.0
+        self.fault: str | None = None
+        filters = [topic(site, device, "cmd")] + ([f"{homeassistant_prefix}/status"] if homeassistant_prefix else [])
+        self._filters = filters
+        link.add_listener(self._inbox, tuple(filters))
+
+    # -- other threads ------------------------------------------------------------------------------
+    def on_recorder_event(self, event) -> None:
+        """Recorder listener (recorder thread): only enqueues."""
+        try:
+            self._inbox.put_nowait(("recorder", event))
+        except queue.Full:
+            logger.warning("event queue full; a recorder event is not published")
+
+    def request_telemetry(self) -> None:
+        self._wanted.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self.join(timeout)
+
+    # -- this thread ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                item = self._inbox.get(timeout=0.25)
+            except queue.Empty:
+                item = None
+            try:
+                if item is not None:
+                    self._handle(item)
+                self._maybe_send_telemetry()
+                self.fault = None
+            except Exception as exc:  # a bad payload or a bug must not silence the device's reporting
+                logger.exception("broker channel failed on %r", item)
+                self.fault = f"{type(exc).__name__}: {exc}"
+
+    def _handle(self, item) -> None:
+        if isinstance(item, Connected):
+            self.link.announce_online()
+            self.link.subscribe([(f, 1) for f in self._filters])
+            self._announce_discovery()
+            self._wanted.set()
+        elif isinstance(item, Message):
+            if item.topic == topic(self.site, self.device, "cmd") and self.commands is not None:
+                result = self.commands.handle(item.payload)
+                self.link.publish(topic(self.site, self.device, "cmd/result"), result.to_json(), qos=1)
+            elif self.ha_prefix and is_birth(item.topic, item.payload, self.ha_prefix):
+                self._announce_discovery()
+        elif isinstance(item, tuple) and item[0] == "recorder":
+            for message in self.events.on_recorder_event(item[1]):
+                self._publish_event(message)
+
+    def _maybe_send_telemetry(self) -> None:
+        now = time.monotonic()
+        doc = self.telemetry()
+        if not (self._wanted.is_set() or now >= self._due or significant(self._last_sent, doc)):
+            return
+        self._wanted.clear()
+        self._due = now + self.interval_s
+        for message in self.events.on_alerts(doc["alerts"]):
+            self._publish_event(message)
+        self.link.publish(topic(self.site, self.device, "telemetry"), json.dumps(doc, sort_keys=True).encode(),
+                          qos=0, expiry_s=self.expiry_s)
+        self._last_sent = doc
+
+    def _publish_event(self, message: dict) -> None:
+        self.link.publish(topic(self.site, self.device, "events"), json.dumps(message, sort_keys=True).encode(),
+                          qos=1)
+
+    def _announce_discovery(self) -> None:
+        if self.ha_prefix:
+            for ha_topic, payload in discovery_messages(self.site, self.device, self.version, self.ha_prefix):
+                self.link.publish(ha_topic, payload, qos=1, retain=True)

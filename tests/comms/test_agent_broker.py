@@ -1,0 +1,152 @@
+"""The running agent against a real mosquitto: status with last will, telemetry and events that validate
+against docs/schemas, and command round trips including every rejection class, agent healthy after."""
+
+import base64
+import dataclasses
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import config
+from agent.demo import prepare_workdir
+from agent.keys import generate_receipt_key
+from comms.commands import canonical, sign_command
+from comms.mqtt import Connected, Message, MqttLink
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+SITE, DEV = "duisburg", "kod-07"
+BASE = f"bodycam/{SITE}/{DEV}"
+
+
+def schema(name):
+    return jsonschema.Draft202012Validator(json.loads((SCHEMAS / name).read_text()))
+
+
+@pytest.fixture
+def agent_setup(tmp_path, settings_for):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    cfg = config.replace(cfg, "device", id=DEV, site=SITE)
+    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
+    cfg = config.replace(cfg, "recording", pre_event_seconds=1.0, segment_seconds=2.0)
+    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
+    cfg = config.replace(cfg, "runtime", status_file=str(tmp_path / "status.json"))
+    cfg = config.replace(cfg, "telemetry", interval_seconds=5)
+    cfg = config.replace(cfg, "mqtt", **dataclasses.asdict(settings_for(DEV)))
+    (tmp_path / "bo").mkdir()
+    receipt = generate_receipt_key(tmp_path / "bo")
+    command_key = Ed25519PrivateKey.generate()
+    raw = command_key.public_key().public_bytes_raw()
+    (tmp_path / "bo" / "command.pub").write_text("ed25519:" + base64.b64encode(raw).decode() + "\n")
+    cfg = config.replace(cfg, "uplink", enabled=True, receipt_key=str(receipt.pub_path))
+    cfg = config.replace(cfg, "commands", public_key=str(tmp_path / "bo" / "command.pub"))
+    path = tmp_path / "agent.toml"
+    path.write_text(config.dumps(cfg))
+    return path, command_key
+
+
+@pytest.fixture
+def control_room(settings_for):
+    inbox = queue.Queue()
+    link = MqttLink(settings_for("control-room"), "control-room")
+    link.add_listener(inbox, (f"{BASE}/#",))
+    link.start()
+    event = inbox.get(timeout=10)
+    assert isinstance(event, Connected)
+    link.subscribe([(f"{BASE}/#", 1)])
+    yield link, inbox
+    link.stop()
+
+
+def next_message(inbox, topic, timeout=15.0, where=lambda m: True):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            item = inbox.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if isinstance(item, Message) and item.topic == topic and where(item):
+            return item
+    raise AssertionError(f"no message on {topic} within {timeout} s")
+
+
+def test_running_agent_speaks_the_documented_contract(agent_setup, control_room, broker):
+    path, key = agent_setup
+    link, inbox = control_room
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, GPIOZERO_PIN_FACTORY="mock"))
+    try:
+        assert next_message(inbox, f"{BASE}/status", where=lambda m: m.payload == b"online")
+        telemetry = json.loads(next_message(inbox, f"{BASE}/telemetry").payload)
+        schema("telemetry.schema.json").validate(telemetry)
+        assert telemetry["device"] == DEV and telemetry["recorder"]["state"] == "standby"
+
+        def command(name, args=None, **kw):
+            payload = sign_command(key, DEV, name, args, **kw)
+            link.publish(f"{BASE}/cmd", payload, qos=1)
+            return json.loads(next_message(inbox, f"{BASE}/cmd/result").payload)
+
+        result = command("start", command_id="go-1")
+        schema("command-result.schema.json").validate(result)
+        assert result == {**result, "id": "go-1", "ok": True, "code": "accepted"}
+        new = json.loads(next_message(inbox, f"{BASE}/events").payload)
+        schema("event.schema.json").validate(new)
+        assert (new["type"], new["after"]["trigger"]) == ("new", "command")
+        recording = json.loads(next_message(inbox, f"{BASE}/telemetry",
+                                            where=lambda m: b'"recording"' in m.payload).payload)
+        assert recording["recorder"]["incident_id"] == new["after"]["id"]
+
+        # every bad-input class: an error result, nothing else changes
+        forged = sign_command(Ed25519PrivateKey.generate(), DEV, "stop")
+        bad = {"bad_signature": forged, "malformed": b"{oops", "too_large": b"x" * 5000,
+               "unknown_command": sign_command(key, DEV, "erase"),
+               "invalid_args": sign_command(key, DEV, "set", {"key": "recording.pre_event_seconds", "value": 500}),
+               "stale": sign_command(key, DEV, "stop", ts=time.time() - 3600),
+               "wrong_device": sign_command(key, "kod-99", "stop")}
+        for code, payload in bad.items():
+            link.publish(f"{BASE}/cmd", payload, qos=1)
+            answer = json.loads(next_message(inbox, f"{BASE}/cmd/result").payload)
+            schema("command-result.schema.json").validate(answer)
+            assert (answer["ok"], answer["code"]) == (False, code), answer
+        doc = json.loads(sign_command(key, DEV, "stop", command_id="go-1"))  # replay of a used id
+        link.publish(f"{BASE}/cmd", canonical(doc), qos=1)
+        assert json.loads(next_message(inbox, f"{BASE}/cmd/result").payload)["code"] == "replayed"
+        assert command("request-telemetry")["ok"]
+        still = json.loads(next_message(inbox, f"{BASE}/telemetry").payload)
+        assert still["recorder"]["state"] == "recording"  # no rejected command stopped it
+
+        assert command("stop")["ok"]
+        end = json.loads(next_message(inbox, f"{BASE}/events", where=lambda m: b'"end"' in m.payload).payload)
+        assert end["after"]["id"] == new["after"]["id"] and end["after"]["stop_trigger"] == "command"
+
+        proc.send_signal(signal.SIGKILL)  # no goodbye: the broker publishes the last will
+        proc.wait(timeout=10)
+        assert next_message(inbox, f"{BASE}/status", timeout=30, where=lambda m: m.payload == b"offline")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_a_clean_stop_says_stopped(agent_setup, control_room):
+    path, _ = agent_setup
+    _, inbox = control_room
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, GPIOZERO_PIN_FACTORY="mock"))
+    try:
+        assert next_message(inbox, f"{BASE}/status", where=lambda m: m.payload == b"online")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert next_message(inbox, f"{BASE}/status", where=lambda m: m.payload == b"stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
