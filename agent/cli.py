@@ -10,7 +10,7 @@ import logging
 import sys
 
 from . import __version__, config, doctor_cli, evidence_cli
-from comms import receiver_cli
+from comms import control_cli, receiver_cli
 
 from .errors import BodycamError
 
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     evidence_cli.register(sub)
     doctor_cli.register(sub)
     receiver_cli.register(sub)
+    control_cli.register(sub)
     return parser
 
 

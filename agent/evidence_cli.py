@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def register(subparsers) -> None:
     """Add ``keys``, ``verify`` and ``export`` to the ``bodycam`` command's subparsers."""
     keys = subparsers.add_parser("keys", help="create key pairs (municipality evidence key, device signing key)")
-    kinds = keys.add_subparsers(dest="key_kind", required=True, metavar="{evidence,device,receiver}")
+    kinds = keys.add_subparsers(dest="key_kind", required=True, metavar="{evidence,device,receiver,command}")
     ev = kinds.add_parser("evidence", help="create evidence.key (keep offline!) and evidence.pub (for devices)")
     ev.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
     ev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     from comms import receiver_cli  # the receipt key belongs to the receiver, which lives in comms
 
     receiver_cli.register_keys(kinds)
+    from comms import control_cli
+
+    control_cli.register_keys(kinds)
 
     ver = subparsers.add_parser("verify", help="verify sealed segments with the enrolled device public keys")
     ver.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")

@@ -2,7 +2,7 @@
 
 One :class:`BrokerChannelThread` shares the device's single MQTT link with the uplink. It announces
 ``online`` on every connect (the link's last will says ``offline``; a clean stop says ``stopped``),
-publishes telemetry every ``telemetry.interval_seconds`` and at once on a change of state or alerts
+publishes retained telemetry every ``telemetry.interval_seconds`` and at once on a change of state or alerts
 (with a message expiry), publishes recording and alert events, answers commands on ``cmd/result``,
 and re-announces Home Assistant discovery when Home Assistant's birth message arrives. paho's
 callbacks only enqueue; everything here runs on this thread.
@@ -131,8 +131,10 @@ class BrokerChannelThread(threading.Thread):
         self._due = now + self.interval_s
         for message in self.events.on_alerts(doc["alerts"]):
             self._publish_event(message)
+        # Retained, so a fleet view that connects now sees every device at once; the expiry removes a
+        # retained snapshot that has gone stale (the broker drops it, the status topic says offline).
         self.link.publish(topic(self.site, self.device, "telemetry"), json.dumps(doc, sort_keys=True).encode(),
-                          qos=0, expiry_s=self.expiry_s)
+                          qos=0, retain=True, expiry_s=self.expiry_s)
         self._last_sent = doc
 
     def _publish_event(self, message: dict) -> None:

@@ -150,3 +150,45 @@ def test_a_clean_stop_says_stopped(agent_setup, control_room):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_for, capsys):
+    from agent.cli import main
+
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    assert main(["keys", "command", "--out", str(keys_dir)]) == 0
+    cfg = prepare_workdir(config.Config(), tmp_path / "dev")
+    cfg = config.replace(cfg, "device", id=DEV, site=SITE)
+    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
+    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
+    cfg = config.replace(cfg, "runtime", status_file=str(tmp_path / "status.json"))
+    cfg = config.replace(cfg, "mqtt", **dataclasses.asdict(settings_for(DEV)))
+    (tmp_path / "bo").mkdir()
+    receipt = generate_receipt_key(tmp_path / "bo")
+    cfg = config.replace(cfg, "uplink", enabled=True, receipt_key=str(receipt.pub_path))
+    cfg = config.replace(cfg, "commands", public_key=str(keys_dir / "command.pub"))
+    agent_toml = tmp_path / "agent.toml"
+    agent_toml.write_text(config.dumps(cfg))
+    control = settings_for("control-room")
+    control_toml = tmp_path / "control.toml"
+    control_toml.write_text("[mqtt]\n" + "\n".join(
+        f"{k} = {json.dumps(v)}" for k, v in dataclasses.asdict(control).items()) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(agent_toml)],
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, GPIOZERO_PIN_FACTORY="mock"))
+    try:
+        common = ["--config", str(control_toml), "--key", str(keys_dir / "command.key"), "--site", SITE,
+                  "--device", DEV]
+        deadline = time.monotonic() + 20
+        while main(["command", *common, "mirror", "--arg", "on=true", "--timeout", "3"]) != 0:
+            assert time.monotonic() < deadline, "the agent never answered"
+        assert "OK (accepted)" in capsys.readouterr().out
+        assert main(["command", *common, "set", "--arg", "key=display.language", "--arg", "value=en"]) == 1
+        assert "REJECTED (refused)" in capsys.readouterr().out  # needs a restart: said, not half-applied
+        assert main(["fleet", "--config", str(control_toml), "--once", "3"]) == 0
+        table = capsys.readouterr().out.splitlines()
+        row = next(line for line in table if DEV in line)
+        assert SITE in row and "online" in row and "MIRROR" in row
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
