@@ -16,6 +16,10 @@ import time
 
 from pathlib import Path
 
+import dataclasses
+
+from comms.localoffice import LocalBackOffice
+
 from .config import Config, replace
 from .export import export_incident
 from .keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
@@ -37,8 +41,7 @@ def prepare_workdir(config: Config, workdir: Path) -> Config:
         generate_device_key(device / "keys", device_id=config.device.id)
     config = replace(config, "evidence", recipients=(str(backoffice / "evidence.pub"),),
                      device_key=str(device / "keys" / "device.key"), state_dir=str(device / "state"))
-    # No broker in the demo workdir yet: segments stay in the device's spool, where the back office reads them.
-    config = replace(config, "uplink", enabled=False)
+    config = replace(config, "uplink", enabled=False)  # run_demo turns it on once its local broker runs
     return replace(config, "storage", spool_dir=str(device / "spool"), audit_log=str(device / "audit" / "audit.jsonl"),
                    warn_free_mib=min(config.storage.warn_free_mib, 512.0),
                    critical_free_mib=min(config.storage.critical_free_mib, 128.0))
@@ -52,40 +55,65 @@ def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, o
     config = replace(config, "display", driver="emulator", emulator_path=str(workdir / "display.gif"))
     config = replace(config, "controls", pin_factory="mock")
     config = replace(config, "runtime", status_file=str(workdir / "device" / "status.json"))
+    config = replace(config, "commands", enabled=False)
     rec, cam = config.recording, config.camera
     print(f"camera: synthetic {cam.width}x{cam.height} @ {cam.fps:g} fps, {cam.bitrate / 1e6:g} Mbit/s, "
           f"keyframe every {cam.keyframe_interval} frames", file=out)
     print(f"pre-event window {rec.pre_event_seconds:g} s, segments of {rec.segment_seconds:g} s; "
           f"standby {standby_s:g} s, then recording {record_s:g} s", file=out)
-    agent = Agent(config)
-    agent.start()
+    office = LocalBackOffice(workdir / "backoffice", [Path(config.evidence.device_key).with_suffix(".pub")]).start()
+    print(f"local back office: mosquitto with client certificates on 127.0.0.1:{office.broker.port}, "
+          f"receiver {office.store.root}", file=out)
+    config = replace(config, "mqtt", **dataclasses.asdict(office.device_settings(config.device.id)))
+    config = replace(config, "uplink", enabled=True, receipt_key=str(office.receipt_pub))
     incident = None
     try:
-        status = lambda: agent.recorder_thread.status  # noqa: E731
-        _progress(status, standby_s, out)
-        agent.trigger(Trigger(Action.START, "demo"))
-        _progress(status, record_s, out)
-        incident = status().incident_id
-        agent.trigger(Trigger(Action.STOP, "demo"))
-        _progress(status, rec.post_event_seconds + 0.5, out)
-        lost = status().frames_lost
+        agent = Agent(config)
+        agent.start()
+        try:
+            status = lambda: agent.recorder_thread.status  # noqa: E731
+            _progress(status, agent, standby_s, out)
+            agent.trigger(Trigger(Action.START, "demo"))
+            _progress(status, agent, record_s, out)
+            incident = status().incident_id
+            agent.trigger(Trigger(Action.STOP, "demo"))
+            _progress(status, agent, rec.post_event_seconds + 1.0, out)
+            lost = status().frames_lost
+            print("waiting for the back office's receipts ...", file=out)
+            drained = _wait_for_receipts(agent, 60.0)
+        finally:
+            agent.stop()
     finally:
-        agent.stop()
+        office.stop()
     print(f"front display (emulated): {config.display.emulator_path}", file=out)
     if incident is None:
         print("no recording was made", file=out)
         return 1
-    return _back_office(config, workdir, incident, lost, out)
+    if not drained:
+        print("the transfer did not finish within 60 s; the device keeps every segment", file=out)
+    left = list(Path(config.storage.spool_dir).glob("*.age"))
+    print(f"device spool after the receipts: {len(left)} segment(s) left (purge_policy "
+          f"{config.storage.purge_policy})", file=out)
+    return max(_back_office(config, workdir, office.store.root, incident, lost, out), 0 if drained else 1)
 
 
-def _back_office(config: Config, workdir: Path, incident: str, lost: int, out) -> int:
-    """What the municipality does with the sealed files: verify without keys, export, check the video."""
+def _wait_for_receipts(agent, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if agent.stage.spool.backlog().count == 0 and agent.sealer.sealed > 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _back_office(config: Config, workdir: Path, store: Path, incident: str, lost: int, out) -> int:
+    """What the municipality does with the received files: verify without keys, export, check the video."""
     from camera.decode import decode_mp4_frame_numbers
 
     device_pub = Path(config.evidence.device_key).with_suffix(".pub")
     devices = load_device_public_keys([device_pub])
-    report = verify_paths([config.storage.spool_dir], devices)
-    print(f"verify {config.storage.spool_dir} (device public key only): {'OK' if report.ok else 'FAILED'}", file=out)
+    report = verify_paths([store], devices)
+    print(f"verify {store} (device public key only): {'OK' if report.ok else 'FAILED'}", file=out)
     for line in report.lines():
         print(f"  {line}", file=out)
     if not report.ok:
@@ -95,7 +123,7 @@ def _back_office(config: Config, workdir: Path, incident: str, lost: int, out) -
         print(f"  segment {m.segment_index}: {m.frame_count:4d} frames, pre-event {m.pre_event_frames:3d}, "
               f"{m.start_time} .. {m.end_time}{', final' if m.final else ''}", file=out)
     target = workdir / "backoffice" / f"{incident}.mp4"
-    result = export_incident([config.storage.spool_dir], devices=devices, out=target, incident_id=incident,
+    result = export_incident([store], devices=devices, out=target, incident_id=incident,
                              identities=load_evidence_identities(workdir / "backoffice" / "evidence.key"))
     numbers = decode_mp4_frame_numbers(result.mp4_path)
     continuous = bool(numbers) and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
@@ -103,12 +131,13 @@ def _back_office(config: Config, workdir: Path, incident: str, lost: int, out) -
     print(f"  report: {result.report_path}", file=out)
     print(f"incident {incident}: {len(numbers)} frames decoded from the MP4, frames {numbers[0]}..{numbers[-1]}, "
           f"{'continuous' if continuous else 'NOT continuous'}; frames lost: {lost}", file=out)
-    print(f"results in {workdir}: backoffice/ (evidence.key, evidence.pub, exports), device/ (keys, spool of "
-          f"sealed segments, state, signed audit log, status.json), display.gif", file=out)
+    print(f"results in {workdir}: backoffice/ (evidence.key, evidence.pub, store/ of received segments, "
+          f"exports, receipt key, broker), device/ (keys, spool, state, signed audit log, status.json), "
+          f"display.gif", file=out)
     return 0 if continuous and lost == 0 else 1
 
 
-def _progress(status, seconds: float, out) -> None:
+def _progress(status, agent, seconds: float, out) -> None:
     """A live status line on a terminal; one line per second into a log or pipe."""
     tty = out.isatty()
     end = time.monotonic() + seconds
@@ -118,7 +147,7 @@ def _progress(status, seconds: float, out) -> None:
         elapsed = f"{time.time() - st.recording_since:5.1f} s" if st.recording_since else "      "
         line = (f"  {st.state.value:<10}{elapsed} ring {ring.seconds_held:5.1f} s / "
                 f"{ring.memory_bytes / 2**20:6.1f} MiB  segments {st.segments_emitted:3d}  "
-                f"lost frames {st.frames_lost}")
+                f"lost frames {st.frames_lost}  uploaded {_uploaded(agent)}")
         print("\r" + line if tty else line, end="" if tty else "\n", file=out, flush=True)
         left = end - time.monotonic()
         if left <= 0:
@@ -126,3 +155,10 @@ def _progress(status, seconds: float, out) -> None:
         time.sleep(min(0.25 if tty else 1.0, left))
     if tty:
         print("", file=out)
+
+
+def _uploaded(agent) -> str:
+    if agent.uplink is None:
+        return "-"
+    up = agent.uplink.status.as_dict()
+    return f"{up.get('segments_acknowledged', 0)} acked, link {'up' if up.get('link_up') else 'down'}"

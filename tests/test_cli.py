@@ -33,5 +33,6 @@ def test_demo_records_seals_verifies_and_exports_in_real_time(tmp_path, capsys):
     assert code == 0, out
     assert "continuous; frames lost: 0" in out and "frames decoded from the MP4" in out
     assert "(device public key only): OK" in out and ", final" in out
-    assert list((tmp_path / "backoffice").glob("*.mp4")) and list((tmp_path / "device" / "spool").glob("*.age"))
+    assert list((tmp_path / "backoffice").glob("*.mp4")) and list((tmp_path / "backoffice" / "store").rglob("*.age"))
+    assert "0 segment(s) left" in out  # deleted on the device only after the receipts
     assert (tmp_path / "display.gif").stat().st_size > 0

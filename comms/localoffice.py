@@ -1,0 +1,72 @@
+"""A back office on this machine, for the demo and benchmarks: throw-away broker, PKI and one receiver.
+
+It wires the real parts (mosquitto with client certificates and the ACL of docs/BROKER.md, the real
+receiver with its evidence store and receipt key) so that a laptop runs the complete chain a city runs
+across several machines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from agent.keys import (generate_receipt_key, load_device_public_keys, load_receipt_signing_key)
+
+from .localbroker import HOST, Broker, Pki
+from .mqtt import MqttLink
+from .receiver import Receiver, ReceiverThread
+from .settings import MqttSettings
+from .store import EvidenceStore
+
+RECEIVER_ID = "bo-recv-1"
+
+
+def client_settings(creds, port: int, **kw) -> MqttSettings:
+    return MqttSettings(**{**dataclasses.asdict(MqttSettings()), "host": HOST, "port": port,
+                           "ca_file": str(creds.ca), "cert_file": str(creds.cert), "key_file": str(creds.key),
+                           "keepalive_s": 10, "reconnect_min_s": 0.2, "reconnect_max_s": 2.0, **kw})
+
+
+class LocalBackOffice:
+    """Broker + receiver under ``root``; ``device_settings(id)`` gives a device its MQTT settings."""
+
+    def __init__(self, root: Path, device_pubs: list[Path]):
+        self.root = Path(root)
+        self.pki = Pki(self.root / "pki")
+        self.broker = Broker(self.root / "broker", self.pki, [RECEIVER_ID])
+        keys = self.root / "receipt-keys"
+        if not (keys / "receipt.key").exists():
+            keys.mkdir(parents=True, exist_ok=True)
+            generate_receipt_key(keys)
+        self.receipt_pub = keys / "receipt.pub"
+        self.store = EvidenceStore(self.root / "store", self.root / "incoming")
+        self._receipt_key = load_receipt_signing_key(keys / "receipt.key")
+        self._devices = load_device_public_keys(device_pubs)
+        self.link = self.thread = None
+
+    def start(self) -> "LocalBackOffice":
+        self.broker.start()
+        creds = self.pki.issue(RECEIVER_ID)
+        receiver = Receiver(self.store, self._devices, self._receipt_key, RECEIVER_ID,
+                            max_segment_bytes=256 << 20, max_chunk_bytes=1 << 20)
+        self.link = MqttLink(client_settings(creds, self.broker.port), RECEIVER_ID)
+        self.thread = ReceiverThread(self.link, receiver)
+        self.thread.start()
+        self.link.start()
+        deadline = time.monotonic() + 15
+        while not self.thread.connected.is_set():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the local receiver did not connect to the local broker")
+            time.sleep(0.05)
+        return self
+
+    def device_settings(self, device_id: str) -> MqttSettings:
+        return client_settings(self.pki.issue(device_id), self.broker.port)
+
+    def stop(self) -> None:
+        if self.link is not None:
+            self.link.stop()
+        if self.thread is not None:
+            self.thread.stop()
+        self.broker.stop()
