@@ -136,7 +136,7 @@ FOREIGN_SECTIONS = {
     "controls": ("ui.settings", "ControlsConfig"),
     "mqtt": ("comms.settings", "MqttSettings"),
     "uplink": ("comms.settings", "UplinkSettings"),
-    "commands": ("comms.device", "CommandsConfig"),
+    "commands": ("comms.settings", "CommandsConfig"),
 }
 
 

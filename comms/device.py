@@ -15,10 +15,8 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
-from agent.config import option
 from agent.keys import DevicePublicKey, parse_device_public_key
 
 from .commands import CommandHandler
@@ -28,17 +26,6 @@ from .mqtt import Connected, Message, MqttLink
 from .telemetry import significant
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CommandsConfig:
-    enabled: bool = option(True, "Accept remote commands signed by the back office's command key.")
-    public_key: str = option("/etc/bodycam/keys/command.pub", "The back office's command public key "
-                                                              "('ed25519:<base64>' line).")
-    max_age_seconds: float = option(60.0, "Reject commands whose time stamp is further off than this.",
-                                    min=5.0, max=3600.0)
-    pre_event_max_seconds: float = option(30.0, "Highest pre-event window a remote 'set' may choose (policy).",
-                                          min=0.0, max=120.0)
 
 
 def load_command_public_key(path: str) -> DevicePublicKey:

@@ -124,6 +124,17 @@ def loads_receiver_config(text: str, source: str = "<string>") -> ReceiverConfig
     return ReceiverConfig(receiver, mqtt, source)
 
 
+@dataclass(frozen=True)
+class CommandsConfig:
+    enabled: bool = option(True, "Accept remote commands signed by the back office's command key.")
+    public_key: str = option("/etc/bodycam/keys/command.pub", "The back office's command public key "
+                                                              "('ed25519:<base64>' line).")
+    max_age_seconds: float = option(60.0, "Reject commands whose time stamp is further off than this.",
+                                    min=5.0, max=3600.0)
+    pre_event_max_seconds: float = option(30.0, "Highest pre-event window a remote 'set' may choose (policy).",
+                                          min=0.0, max=120.0)
+
+
 def check_uplink(uplink: UplinkSettings, source: str) -> None:
     """Cross-key checks parse_section cannot express."""
     if uplink.chunk_kib % 4:

@@ -37,7 +37,7 @@ def make_ctx(device, **overrides) -> doctor.Context:
 def with_sections(ctx: doctor.Context, **sections) -> doctor.Context:
     """Give the config sections this version does not have yet ([display], [controls], [mqtt])."""
     fields = {f.name: getattr(ctx.config, f.name) for f in dataclasses.fields(ctx.config)}
-    ctx.config = SimpleNamespace(**fields, **sections)
+    ctx.config = SimpleNamespace(**{**fields, **sections})
     return ctx
 
 

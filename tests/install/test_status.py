@@ -44,10 +44,10 @@ def args_for(device, **kw) -> argparse.Namespace:
 
 
 def test_reads_what_the_runtime_writes(tmp_path):
-    from agent.runtime import write_status as runtime_write_status
+    from agent.runtime import _write_status_safely  # exactly the runtime's writer
 
     path = tmp_path / "status.json"
-    runtime_write_status(str(path), RUNNING)
+    _write_status_safely(str(path), RUNNING)
     status = read_status(path, now=NOW)
     assert status.running and status.doc["state"] == "recording" and status.age_s == pytest.approx(1.0)
 
