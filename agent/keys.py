@@ -50,8 +50,30 @@ class KeyFileError(BodycamError):
     """A key file is missing, unreadable, malformed, too widely readable, or would be overwritten."""
 
 
+class _Ed25519Verifier:
+    """verify() for a public-key holder with an Ed25519 ``key`` (device keys, receipt keys)."""
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        try:
+            self.key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class _Ed25519Signer:
+    """sign() and key_id for a private-key holder with ``private`` and ``public`` halves."""
+
+    @property
+    def key_id(self) -> str:
+        return self.public.key_id
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+
 @dataclass(frozen=True)
-class DevicePublicKey:
+class DevicePublicKey(_Ed25519Verifier):
     """An enrolled device's verification key; ``device_id`` (if enrolled with one) binds it to that device."""
 
     key: Ed25519PublicKey = field(repr=False)
@@ -67,27 +89,13 @@ class DevicePublicKey:
         line = DEVICE_PUB_PREFIX + base64.b64encode(self.raw()).decode("ascii")
         return f"{line} {self.device_id}" if self.device_id else line
 
-    def verify(self, signature: bytes, data: bytes) -> bool:
-        try:
-            self.key.verify(signature, data)
-        except InvalidSignature:
-            return False
-        return True
-
 
 @dataclass(frozen=True)
-class DeviceSigningKey:
+class DeviceSigningKey(_Ed25519Signer):
     """The device's private signing key with its public half."""
 
     private: Ed25519PrivateKey = field(repr=False)
     public: DevicePublicKey
-
-    @property
-    def key_id(self) -> str:
-        return self.public.key_id
-
-    def sign(self, data: bytes) -> bytes:
-        return self.private.sign(data)
 
 
 @dataclass(frozen=True)
@@ -428,7 +436,7 @@ RECEIPT_PUB_PREFIX = "bodycam-receipt-ed25519:"
 
 
 @dataclass(frozen=True)
-class ReceiptPublicKey:
+class ReceiptPublicKey(_Ed25519Verifier):
     """The back office's receipt verification key, as devices hold it."""
 
     key: Ed25519PublicKey = field(repr=False)
@@ -439,27 +447,13 @@ class ReceiptPublicKey:
         raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return RECEIPT_PUB_PREFIX + base64.b64encode(raw).decode("ascii")
 
-    def verify(self, signature: bytes, data: bytes) -> bool:
-        try:
-            self.key.verify(signature, data)
-        except InvalidSignature:
-            return False
-        return True
-
 
 @dataclass(frozen=True)
-class ReceiptSigningKey:
+class ReceiptSigningKey(_Ed25519Signer):
     """The receiver's private receipt key with its public half."""
 
     private: Ed25519PrivateKey = field(repr=False)
     public: ReceiptPublicKey
-
-    @property
-    def key_id(self) -> str:
-        return self.public.key_id
-
-    def sign(self, data: bytes) -> bytes:
-        return self.private.sign(data)
 
 
 @dataclass(frozen=True)
