@@ -146,13 +146,14 @@ class Agent:
 
         self._pins = pin_factory(self.cfg.controls.pin_factory)
         status = lambda: self.recorder_thread.status if self.recorder_thread else None  # noqa: E731
-        builder = ViewBuilder(status, preview=lambda: self.source.preview() if self.source else None,
+        self._view = builder = ViewBuilder(status, preview=lambda: self.source.preview() if self.source else None,
                               disk=lambda: self.monitor.snapshot if self.monitor else None,
                               health=lambda: self._health, alerts=lambda: self.alerts,
                               language=self.cfg.display.language)
         self.indicators = IndicatorThread.from_config(
             self.cfg.controls, status, factory=self._pins,
-            alerting=lambda: bool(self.alerts) or (self.display is not None and self.display.fault is not None))
+            alerting=lambda: (bool(self.alerts) or (self.display is not None and self.display.fault is not None)
+                              or time.monotonic() < self._identify_until))
         self.display = build_display_thread(self.cfg.display, builder)
         self._wake = wake_on_state_change(self.display, self.indicators)
         self.indicators.start()
@@ -235,9 +236,13 @@ class Agent:
         self.channel.start()
         self.link.start()
 
+    _identify_until = 0.0
+    _view = None
+
     def _identify(self, seconds: int) -> None:
-        """'Which device is this?': wake the display at once; the officer sees the request in the log."""
+        """'Which device is this?': the green LED blinks for ``seconds`` (the red stays reserved for recording)."""
         logger.warning("identify requested by the back office for %d s", seconds)
+        self._identify_until = time.monotonic() + seconds
         if self.display is not None:
             self.display.wake()
 
@@ -246,6 +251,11 @@ class Agent:
         if (section, key) == ("telemetry", "interval_seconds"):
             self.channel.interval_s = value
             self.cfg = config.replace(self.cfg, "telemetry", interval_seconds=value)
+            return None
+        if (section, key) == ("display", "language") and self._view is not None:
+            self._view.language = value  # read by the display thread at its next frame
+            self.cfg = config.replace(self.cfg, "display", language=value)
+            self.stage.audit.append(audit.CONFIG_CHANGED, source="command", applied=["display.language"])
             return None
         if (section, key) in RELOADABLE:
             self.reload(config.replace(self.cfg, section, **{key: value}))

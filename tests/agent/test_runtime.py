@@ -171,3 +171,21 @@ def test_validate_config_checks_and_exits(agent_config, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(bad), "--validate-config"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "camera.fps = -1.0 is out of range" in proc.stderr
+
+
+def test_remote_settings_reach_the_display_and_identify_blinks_the_led(agent_config):
+    cfg, _ = agent_config
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent._view.language == "de"
+        assert agent._apply_setting("display", "language", "en") is None
+        assert agent._view.language == "en" and agent.cfg.display.language == "en"
+        assert not agent.indicators._alerting() or agent.alerts
+        agent._identify(2)
+        assert agent.indicators._alerting()
+        assert agent._apply_setting("recording", "pre_event_seconds", 1.5) is None
+        assert wait_for(lambda: agent.recorder_thread.status.ring.window_seconds == 1.5)
+        assert "restart" in agent._apply_setting("camera", "fps", 25)
+    finally:
+        agent.stop()

@@ -183,8 +183,11 @@ def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_
         while main(["command", *common, "mirror", "--arg", "on=true", "--timeout", "3"]) != 0:
             assert time.monotonic() < deadline, "the agent never answered"
         assert "OK (accepted)" in capsys.readouterr().out
-        assert main(["command", *common, "set", "--arg", "key=display.language", "--arg", "value=en"]) == 1
-        assert "REJECTED (refused)" in capsys.readouterr().out  # needs a restart: said, not half-applied
+        assert main(["command", *common, "set", "--arg", "key=display.language", "--arg", "value=en"]) == 0
+        assert "OK (accepted)" in capsys.readouterr().out
+        assert main(["command", *common, "identify", "--arg", "seconds=2"]) == 0
+        assert main(["command", *common, "set", "--arg", "key=display.language", "--arg", "value=fr"]) == 1
+        assert "REJECTED (invalid_args)" in capsys.readouterr().out
         assert main(["fleet", "--config", str(control_toml), "--once", "3"]) == 0
         table = capsys.readouterr().out.splitlines()
         row = next(line for line in table if DEV in line)
