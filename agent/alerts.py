@@ -43,7 +43,9 @@ def derive_alerts(status: dict, *, battery_percent: float | None = None, battery
                                                  "cannot keep up"))
     if status.get("refused_reason"):
         alerts.append(Alert(2, "recording_refused", f"recording refused: {status['refused_reason']}"))
-    if upload and upload.get("state") == "failed":
+    if "uplink" in faults:
+        alerts.append(Alert(1, "upload_failing", f"upload not running: {faults['uplink']}"))
+    elif upload and upload.get("state") == "failed":
         alerts.append(Alert(1, "upload_failing", upload.get("reason") or "uploads are failing"))
     if cpu_temperature_c is not None and cpu_temperature_c >= OVERHEAT_C or throttling and (
             "throttled" in throttling or "soft-temperature-limit" in throttling):

@@ -26,8 +26,9 @@ from camera.ring import PreEventRing
 from camera.source import FrameSource, open_source
 
 from . import __version__, audit, config
-from .config import Config
 from .alerts import derive_alerts
+from .config import Config
+from .errors import BodycamError
 from .health import StorageMonitor
 from .pipeline import RecorderThread
 from .recorder import Recorder, Trigger
@@ -205,6 +206,24 @@ class Agent:
                                cpu_temperature_c=r.get("cpu_temperature_c"), throttling=r.get("throttling"),
                                link=r.get("link"), upload=r.get("upload"), display_fault=r.get("display_fault"))
 
+    _link_fault: str | None = None
+    _link_retry_at = 0.0
+
+    def _try_broker_link(self) -> None:
+        """Recording never depends on the network: a device not yet enrolled (no certificates, no receipt
+        key) records and spools, shows the fault, and tries again every minute."""
+        try:
+            self._start_broker_link()
+            self._link_fault = None
+        except BodycamError as exc:
+            if self.link is not None:
+                self.link.stop()
+            self.link = self.uplink = self.channel = None
+            if self._link_fault != str(exc):
+                logger.error("uplink not started, segments stay in the spool: %s", exc)
+            self._link_fault = str(exc)
+            self._link_retry_at = time.monotonic() + 60.0
+
     def _start_broker_link(self) -> None:
         """The one MQTT link, shared by the uplink and the broker channel (status, telemetry, events, cmd)."""
         from comms.commands import CommandActions, CommandHandler, CommandVerifier
@@ -278,7 +297,7 @@ class Agent:
         if self._officer_ui:
             self._start_controls()
         if self.cfg.uplink.enabled:
-            self._start_broker_link()
+            self._try_broker_link()
 
     def stop(self) -> None:
         self.stage.audit.append(audit.AGENT_STOPPING)
@@ -305,6 +324,8 @@ class Agent:
     # -- supervision ---------------------------------------------------------------------------------
     def supervise(self) -> str | None:
         """Restart dead workers; returns a reason when one has used up its restarts."""
+        if self._link_fault and time.monotonic() >= self._link_retry_at:
+            self._try_broker_link()
         for worker in self._workers:
             if worker.alive():
                 continue
@@ -363,7 +384,8 @@ class Agent:
             "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
             "sealed": self.sealer.sealed if self.sealer else 0,
             "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
-            "faults": {w.name: w.fault() for w in self._workers if w.fault()},
+            "faults": {**{w.name: w.fault() for w in self._workers if w.fault()},
+                       **({"uplink": self._link_fault} if self._link_fault else {})},
             "restarts": {w.name: w.restarts for w in self._workers},
         }
 

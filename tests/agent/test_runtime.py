@@ -189,3 +189,21 @@ def test_remote_settings_reach_the_display_and_identify_blinks_the_led(agent_con
         assert "restart" in agent._apply_setting("camera", "fps", 25)
     finally:
         agent.stop()
+
+
+def test_a_device_not_yet_enrolled_records_and_spools_and_shows_the_uplink_fault(agent_config, tmp_path):
+    cfg, _ = agent_config
+    cfg = config.replace(cfg, "uplink", enabled=True, receipt_key=str(tmp_path / "missing" / "receipt.pub"))
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent.uplink is None and agent._link_fault
+        agent.trigger(Trigger(Action.START, "test"))
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 120)
+        status = agent.refresh_alerts()
+        assert "uplink" in status["faults"]
+        assert "upload_failing" in [a["code"] for a in status["alerts"]]
+        assert agent.supervise() is None  # the agent keeps running; it retries the link every minute
+    finally:
+        agent.stop()
+    assert list(Path(cfg.storage.spool_dir).glob("*.age"))  # the evidence is on the card
