@@ -411,15 +411,19 @@ ensure_etc_dir() {
     ensure_dir "$ETC_DIR" 750 root "$SERVICE_USER"
 }
 
-ensure_recipients_file() {
-    [[ -n $RECIPIENTS_SRC ]] || return 0
-    if [[ -f $RECIPIENTS_FILE ]] && cmp -s "$RECIPIENTS_SRC" "$RECIPIENTS_FILE"; then
-        ok "evidence recipients $RECIPIENTS_FILE"
+# install_public_file SRC DEST WHAT: copy a public key file (0644) when it is new or changed.
+install_public_file() {
+    [[ -n $1 ]] || return 0
+    if [[ -f $2 ]] && cmp -s "$1" "$2"; then
+        ok "$3 $2"
     else
-        change "install the municipality's recipients as $RECIPIENTS_FILE" \
-            install -m 644 -o root -g root "$RECIPIENTS_SRC" "$RECIPIENTS_FILE"
+        change "install the $3 as $2" install -m 644 -o root -g root "$1" "$2"
         RESTART_NEEDED=1
     fi
+}
+
+ensure_recipients_file() {
+    install_public_file "$RECIPIENTS_SRC" "$RECIPIENTS_FILE" "municipality's evidence recipients"
 }
 
 ensure_config() {
@@ -550,14 +554,7 @@ ensure_device_key() {
 
 # The back office's receipt key: only receipts it verifies let the device delete a segment.
 ensure_receipt_key() {
-    [[ -n $RECEIPT_KEY_SRC ]] || return 0
-    if [[ -f $RECEIPT_KEY_FILE ]] && cmp -s "$RECEIPT_KEY_SRC" "$RECEIPT_KEY_FILE"; then
-        ok "back office receipt key $RECEIPT_KEY_FILE"
-    else
-        change "install the back office's receipt key as $RECEIPT_KEY_FILE" \
-            install -m 644 -o root -g root "$RECEIPT_KEY_SRC" "$RECEIPT_KEY_FILE"
-        RESTART_NEEDED=1
-    fi
+    install_public_file "$RECEIPT_KEY_SRC" "$RECEIPT_KEY_FILE" "back office's receipt key"
 }
 
 # 'bodycam keys device' as the service user, so the key is its own from the first byte (mode 0600).

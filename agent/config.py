@@ -158,14 +158,18 @@ def load(path: str | os.PathLike | None = None) -> Config:
     """Read and validate a config file; ``None`` gives the embedded defaults."""
     if path is None:
         return Config()
+    return loads(read_config_text(path), source=str(path))
+
+
+def read_config_text(path: str | os.PathLike, what: str = "config file") -> str:
+    """A config file's text, or a ConfigError that names the file and says what is wrong."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    return loads(text, source=str(path))
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
 
 
 def loads(text: str, source: str = "<string>") -> Config:

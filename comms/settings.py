@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import option, parse_section
+from agent.config import option, parse_section, read_config_text
 from agent.errors import ConfigError
 
 
@@ -97,14 +97,7 @@ class ReceiverConfig:
 
 def load_receiver_config(path: str | os.PathLike) -> ReceiverConfig:
     """Read the receiver's TOML file: sections [receiver] and [mqtt]; unknown sections or keys are errors."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: receiver config file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read receiver config file ({exc.strerror})") from None
-    return loads_receiver_config(text, str(path))
+    return loads_receiver_config(read_config_text(path, "receiver config file"), str(path))
 
 
 def loads_receiver_config(text: str, source: str = "<string>") -> ReceiverConfig:
