@@ -30,6 +30,7 @@ from .alerts import derive_alerts
 from .config import Config
 from .errors import BodycamError
 from .health import StorageMonitor
+from .memory import release_free_heap
 from .pipeline import RecorderThread
 from .recorder import Recorder, Trigger
 from .sdnotify import Notifier, watchdog_interval
@@ -428,6 +429,7 @@ def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event
             if now - last_status >= STATUS_PERIOD_S:
                 last_status = now
                 _write_status_safely(cfg.runtime.status_file, agent.refresh_alerts())
+                release_free_heap()  # sealed and uploaded segments' memory goes back to the system
     finally:
         notifier.stopping()
         agent.stop()

@@ -51,8 +51,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0, help="measured recording window")
     parser.add_argument("--pre-event", type=float, default=30.0)
+    parser.add_argument("--segments-ahead", type=int, default=2, help="uplink.segments_ahead (segments held in RAM)")
     args = parser.parse_args()
-    print(f"command: .venv/bin/python bench/bench_agent.py --seconds {args.seconds:g} --pre-event {args.pre_event:g}",
+    print(f"command: .venv/bin/python bench/bench_agent.py --seconds {args.seconds:g} --pre-event {args.pre_event:g} "
+          f"--segments-ahead {args.segments_ahead}",
           flush=True)
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         root = Path(tmp)
@@ -69,7 +71,8 @@ def main() -> None:
         proc = None
         try:
             cfg = config.replace(cfg, "mqtt", **dataclasses.asdict(office.device_settings(cfg.device.id)))
-            cfg = config.replace(cfg, "uplink", enabled=True, receipt_key=str(office.receipt_pub))
+            cfg = config.replace(cfg, "uplink", enabled=True, receipt_key=str(office.receipt_pub),
+                                 segments_ahead=args.segments_ahead)
             cfg = config.replace(cfg, "commands", public_key=str(root / "command.pub"),
                                  pre_event_max_seconds=args.pre_event)
             (root / "agent.toml").write_text(config.dumps(cfg))

@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from agent.errors import CameraUnavailableError
+from agent.memory import release_free_heap
 
 from .frames import EncodedFrame, StreamInfo
 from .source import FrameCallback, FrameSource
@@ -260,6 +261,7 @@ class SyntheticSource(FrameSource):
             clip.append((data, keyframe))
             if len(clip) >= clip_frames:
                 break
+        release_free_heap()  # the encoder is gone; its buffers need not stay resident for the whole run
         logger.info("synthetic camera: replaying a pre-encoded clip of %d frames (%.1f MB)",
                     len(clip), sum(len(d) for d, _ in clip) / 1e6)
         while True:
