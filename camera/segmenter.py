@@ -93,8 +93,8 @@ class Segmenter:
             self._emit(final=True)
         else:
             if self._lost_before:
-                logger.warning("incident %s: %d frames lost after its last segment",
-                               self.incident_id, self._lost_before)
+                logger.warning("incident %s: %d frames after its last segment were not recorded (lost, or "
+                               "waiting for a keyframe when the incident ended)", self.incident_id, self._lost_before)
             self._release_held(final=True)
         self.incident_id = None
 
