@@ -15,10 +15,11 @@ integers, except ``codec.fps`` when it is not whole, so this equals RFC 8785 (JC
 other languages can reproduce the signed bytes. A file not in canonical form is rejected: reformatting
 would change its SHA-256, which the next manifest's ``prev_manifest_sha256`` pins.
 
-Plaintext never touches disk: frames are encrypted from memory into memory, 64 KiB at a time, so other
-threads run between chunks and the capture thread is never blocked for a whole segment (the longest
-GIL hold is the final copy of the ciphertext, about 10 ms for 12.5 MB on the development VM). Python
-cannot wipe freed memory, so the device should run without swap, or with encrypted swap.
+Plaintext never touches disk: frames are encrypted from memory, 64 KiB at a time, and each ciphertext
+chunk goes straight to a sink (on the device the spool's :class:`~agent.spool.SegmentWriter`), so
+neither a plaintext copy nor the whole ciphertext of a segment is ever held, and other threads run
+between chunks. Python cannot wipe freed memory, so the device should run without swap, or with
+encrypted swap.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence
 
 import pyrage
 from cryptography.hazmat.primitives import serialization
@@ -200,12 +201,22 @@ class Manifest:
         return cls(**values, raw=bytes(data), sha256=hashlib.sha256(data).hexdigest())
 
 
+class CiphertextSink(Protocol):
+    """Where :meth:`Sealer.seal` streams the ciphertext (the spool's ``SegmentWriter`` on the device)."""
+
+    def write(self, data: bytes | memoryview, /) -> object: ...
+
+
 @dataclass(frozen=True)
 class SealedSegment:
-    """One sealed segment in memory, ready for the spool to write as ``<stem>.age`` + ``<stem>.manifest.json``."""
+    """One sealed segment: the signed manifest, and the ciphertext unless it was streamed to a sink.
+
+    Written by the spool as ``<stem>.age`` + ``<stem>.manifest.json``.
+    """
 
     stem: str
-    ciphertext: bytes = field(repr=False)
+    #: The whole ciphertext, or None when :meth:`Sealer.seal` streamed it into a sink.
+    ciphertext: bytes | None = field(repr=False)
     manifest: bytes = field(repr=False)
     seq: int
     incident_id: str
@@ -213,6 +224,7 @@ class SealedSegment:
     final: bool
     ciphertext_sha256: str
     manifest_sha256: str
+    ciphertext_bytes: int
 
     @property
     def ciphertext_name(self) -> str:
@@ -258,10 +270,18 @@ class Sealer:
         self._recipient_ids = sorted(recipient_key_id(r) for r in recipients)
         self._key = signing_key
         self.chain = chain
-        self._scratch = bytearray()  # ciphertext workspace, reused: holds ciphertext only, never plaintext
 
-    def seal(self, segment: Segment, *, clock_sync: str, sealed_at: float | None = None) -> SealedSegment:
-        """Encrypt and sign one segment in memory; the chain is read, not advanced."""
+    def next_stem(self) -> str:
+        """The stem the next sealed segment gets (so its file can be opened before sealing starts)."""
+        return stem_for(self.device_id, self.chain.head()[0] + 1)
+
+    def seal(self, segment: Segment, *, clock_sync: str, sealed_at: float | None = None,
+             out: CiphertextSink | None = None) -> SealedSegment:
+        """Encrypt and sign one segment; the chain is read, not advanced.
+
+        With ``out`` the ciphertext is streamed into it chunk by chunk (the result's ``ciphertext`` is
+        None); without, it is collected in memory (tests, benchmarks, tools).
+        """
         if not _is_text(segment.incident_id):
             raise SealError(f"incident id {segment.incident_id!r} must be 1-256 printable ASCII characters")
         if not _is_text(clock_sync):
@@ -270,7 +290,11 @@ class Sealer:
         seq += 1
 
         started = time.perf_counter()
-        ciphertext, ciphertext_sha256, plaintext_bytes = _encrypt_frames(segment, self._recipients, self._scratch)
+        collected = bytearray() if out is None else None
+        ciphertext_sha256, plaintext_bytes, ciphertext_bytes = _encrypt_frames(
+            segment, self._recipients, collected.extend if out is None else out.write)
+        ciphertext = None if collected is None else bytes(collected)
+        del collected
         base = segment.start_pts_us
         doc = {
             "format": FORMAT,
@@ -294,7 +318,7 @@ class Sealer:
             "start_pts_us": base,
             "frame_pts_us": [f.pts_us - base for f in segment.frames],
             "plaintext_bytes": plaintext_bytes,
-            "ciphertext_bytes": len(ciphertext),
+            "ciphertext_bytes": ciphertext_bytes,
             "ciphertext_sha256": ciphertext_sha256,
             "software_version": __version__,
             "signing_key_id": self._key.key_id,
@@ -305,7 +329,8 @@ class Sealer:
         sealed = SealedSegment(
             stem=stem_for(self.device_id, seq), ciphertext=ciphertext, manifest=manifest, seq=seq,
             incident_id=segment.incident_id, segment_index=segment.index, final=segment.final,
-            ciphertext_sha256=ciphertext_sha256, manifest_sha256=hashlib.sha256(manifest).hexdigest())
+            ciphertext_sha256=ciphertext_sha256, manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+            ciphertext_bytes=ciphertext_bytes)
         logger.debug("sealed %s (%d bytes, %d frames) in %.1f ms", sealed.stem, plaintext_bytes,
                      segment.frame_count, (time.perf_counter() - started) * 1e3)
         return sealed
@@ -376,8 +401,12 @@ def _number(v):
     return v
 
 
-def _encrypt_frames(segment: Segment, recipients: list[bytes], scratch: bytearray) -> tuple[bytes, str, int]:
-    """age-encrypt the segment's frames straight from memory; returns (ciphertext, its SHA-256 hex, plaintext bytes).
+def _encrypt_frames(segment: Segment, recipients: list[bytes],
+                    write: Callable[[memoryview], object]) -> tuple[str, int, int]:
+    """age-encrypt the segment's frames straight from memory into ``write``, one chunk at a time.
+
+    Returns (SHA-256 hex of the ciphertext, plaintext bytes, ciphertext bytes). ``write`` must consume
+    the view before it returns: the buffer behind it is reused for the next chunk.
 
     Implements the age v1 format (https://age-encryption.org/v1, C2SP) for X25519 recipients on OpenSSL's
     ChaCha20-Poly1305 via ``cryptography``. Why not ``pyrage.encrypt``: its pure-Rust cipher measured
@@ -407,26 +436,28 @@ def _encrypt_frames(segment: Segment, recipients: list[bytes], scratch: bytearra
 
     total = segment.nbytes
     chunks = max(1, -(-total // _AGE_CHUNK))
-    size = len(header) + total + 16 * chunks
-    if len(scratch) < size:
-        scratch.extend(bytes(size - len(scratch)))
-    staged = bytearray(_AGE_CHUNK)
-    # Encrypt in place into memory reused across segments (no page faults), then copy out once.
-    with memoryview(scratch) as view:
-        view[:len(header)] = header
-        pos, fill, counter = len(header), 0, 0
+    digest = hashlib.sha256(header)
+    write(memoryview(header))
+    written, counter = len(header), 0
+    staged = bytearray(_AGE_CHUNK)            # plaintext of the chunk being filled
+    sealed_chunk = bytearray(_AGE_CHUNK + 16)  # its ciphertext, reused for every chunk
 
-        def emit(data) -> None:
-            nonlocal counter, pos
-            chunk_nonce = counter.to_bytes(11, "big") + (b"\x01" if counter == chunks - 1 else b"\x00")
-            end = pos + len(data) + 16
+    def emit(data) -> None:
+        nonlocal counter, written
+        chunk_nonce = counter.to_bytes(11, "big") + (b"\x01" if counter == chunks - 1 else b"\x00")
+        size = len(data) + 16
+        with memoryview(sealed_chunk)[:size] as view:
             if _ENCRYPT_INTO:
-                aead.encrypt_into(chunk_nonce, data, None, view[pos:end])
+                aead.encrypt_into(chunk_nonce, data, None, view)
             else:  # cryptography < 45 (e.g. Debian's python3-cryptography)
-                view[pos:end] = aead.encrypt(chunk_nonce, bytes(data), None)
-            pos = end
-            counter += 1
+                view[:] = aead.encrypt(chunk_nonce, bytes(data), None)
+            digest.update(view)
+            write(view)
+        written += size
+        counter += 1
 
+    fill = 0
+    try:
         for frame in segment.frames:
             data = memoryview(frame.data)
             while data:
@@ -439,11 +470,11 @@ def _encrypt_frames(segment: Segment, recipients: list[bytes], scratch: bytearra
                     fill = 0
         if fill or total == 0:
             emit(memoryview(staged)[:fill])
+    finally:
         staged[:] = bytes(_AGE_CHUNK)  # do not leave a plaintext chunk in memory longer than needed
-        if counter != chunks or pos != size:
-            raise SealError(f"segment changed while it was being sealed ({counter} of {chunks} chunks)")
-        ciphertext = bytes(view[:size])
-    return ciphertext, hashlib.sha256(ciphertext).hexdigest(), total
+    if counter != chunks:
+        raise SealError(f"segment changed while it was being sealed ({counter} of {chunks} chunks)")
+    return digest.hexdigest(), total, written
 
 
 _AGE_CHUNK = 64 * 1024

@@ -2,8 +2,9 @@
 
 :class:`EvidenceStage` opens, in order, what sealing needs (signing key, recipients, chain state,
 spool with recovery, audit log) and hands the recorder a storage gate. :class:`SealerThread` takes
-segments from the recorder over a small bounded queue: a slow card or a busy CPU pushes back on the
-recorder, whose frame queue then overflows visibly (an overrun alarm) instead of the camera stalling.
+segments from the recorder over a small bounded queue and streams each one's ciphertext into the
+spool as it is encrypted (no segment's ciphertext is ever whole in RAM). A slow card or a busy CPU
+pushes back on the recorder, whose frame queue then overflows visibly (an overrun alarm) instead of the camera stalling.
 Encryption never runs on the camera thread, and plaintext never touches the disk.
 """
 
@@ -146,8 +147,9 @@ class SealerThread(threading.Thread):
         stage = self.stage
         while not self._stopping.is_set():
             try:
-                sealed = stage.sealer.seal(segment, clock_sync=clock_sync_state())
-                stage.spool.store(sealed)
+                with stage.spool.begin(stage.sealer.next_stem()) as out:
+                    sealed = stage.sealer.seal(segment, clock_sync=clock_sync_state(), out=out)
+                    out.commit(sealed.manifest, sealed.seq, sealed.ciphertext_sha256)
                 stage.sealer.commit(sealed)
             except BodycamError as exc:
                 if self.fault is None or str(exc) != str(self.fault):
@@ -160,7 +162,7 @@ class SealerThread(threading.Thread):
             self.sealed += 1
             stage.audit.append(audit.SEGMENT_SEALED, stem=sealed.stem, seq=sealed.seq,
                                incident_id=segment.incident_id, segment_index=segment.index,
-                               ciphertext_sha256=sealed.ciphertext_sha256, bytes=len(sealed.ciphertext))
+                               ciphertext_sha256=sealed.ciphertext_sha256, bytes=sealed.ciphertext_bytes)
             logger.info("sealed %s (incident %s, segment %d%s)", sealed.stem, segment.incident_id,
                         segment.index, ", final" if segment.final else "")
             return

@@ -2,9 +2,11 @@
 
 Rules the rest of the agent may rely on:
 
-* A segment is *committed* once :meth:`Spool.store` returns. Its ciphertext is written first, its
-  manifest last (tmp -> write -> fsync -> rename -> fsync(dir) for each), so a manifest on disk always
-  has its complete ciphertext next to it. A power loss costs at most the segment being stored.
+* A segment is *committed* once :meth:`Spool.store` (whole ciphertext in memory) or
+  :meth:`SegmentWriter.commit` (ciphertext streamed in while it is encrypted) returns. Its ciphertext is
+  written first, its manifest last (tmp -> write -> fsync -> rename -> fsync(dir) for each), so a
+  manifest on disk always has its complete ciphertext next to it. A power loss costs at most the
+  segment being stored.
 * Nothing is deleted unless it provably is not evidence: a stray ``.tmp`` file or a ciphertext
   without a manifest (the segment being written at the crash) is removed at recovery with a WARNING;
   a manifest whose ciphertext is missing, mismatched or fails ``verify_manifest`` is moved to
@@ -24,16 +26,17 @@ On disk, in the spool directory (``<stem>`` is e.g. ``dev1-0000000042``):
 
 A note on locking: ``_lock`` guards the in-memory index and is also held for the whole of
 :meth:`acknowledge` and :meth:`purge`, which are small (one receipt, or three unlinks) and must not
-interleave with each other on the same segment. :meth:`store` writes its files *without* the lock --
-it creates new names only, and only the single writer thread calls it -- and takes the lock just to
-publish the finished segment into the index, so a slow SD card never blocks the uplink's reads and a
-pending upload never blocks the recorder for longer than one small fsync. :meth:`read` reads files
-without the lock; a concurrent purge then shows up as :class:`SegmentNotFoundError`.
+interleave with each other on the same segment. :meth:`store` and :class:`SegmentWriter` write their
+files *without* the lock -- they create new names only, and only the single writer thread uses them --
+and take the lock just to publish the finished segment into the index, so a slow SD card never
+blocks the uplink's reads and a pending upload never blocks the recorder for longer than one small
+fsync. :meth:`read` and :meth:`open_segment` read files without the lock; a concurrent purge then
+shows up as :class:`SegmentNotFoundError`.
 
-Who calls what: :meth:`recover` once at start-up before any thread runs; :meth:`store` from the one
-recorder/sealer thread only; :meth:`pending`, :meth:`read`, :meth:`backlog`, :meth:`newest_manifest`,
-:meth:`acknowledge` and :meth:`purge` from any thread (the uplink worker, and the writer thread when
-it purges acknowledged segments to make room).
+Who calls what: :meth:`recover` once at start-up before any thread runs; :meth:`store` and
+:meth:`begin` from the one sealer thread only; :meth:`pending`, :meth:`read`, :meth:`open_segment`,
+:meth:`backlog`, :meth:`newest_manifest`, :meth:`acknowledge` and :meth:`purge` from any thread
+(the uplink worker, and the writer thread when it purges acknowledged segments to make room).
 """
 
 from __future__ import annotations
@@ -384,26 +387,32 @@ class Spool:
     # ------------------------------------------------------------------ the writer
 
     def store(self, sealed: SealedSegment) -> SegmentInfo:
-        """Commit one sealed segment durably; only the single writer thread may call this.
+        """Commit one sealed segment held in memory durably; only the single writer thread may call this.
 
         Raises :class:`InvalidSegmentError` for an inconsistent segment, :class:`SegmentExistsError`
         for a stem already stored, and :class:`StorageError` (e.g. ``StorageFullError``) when the card
         refuses; in every failure case the files of this segment are removed again and nothing else
         is touched, so the caller may retry with the same object.
         """
-        self._require_recovered()
         stem = _check_stem(sealed.stem)
         sha = hashlib.sha256(sealed.ciphertext).hexdigest()
         if sealed.ciphertext_sha256 != sha:
             raise InvalidSegmentError(f"segment {stem}: its ciphertext hashes to {sha}, not to the "
                                       f"claimed {sealed.ciphertext_sha256}; not stored")
-        try:
-            seq, manifest_sha = _parse_manifest(sealed.manifest)
-        except InvalidSegmentError as exc:
-            raise InvalidSegmentError(f"segment {stem}: {exc}; not stored") from None
-        if manifest_sha != sha or seq != sealed.seq:
-            raise InvalidSegmentError(f"segment {stem}: manifest names seq {seq} and ciphertext {manifest_sha}, "
-                                      f"the segment has seq {sealed.seq} and ciphertext {sha}; not stored")
+        _check_manifest(stem, sealed.manifest, sealed.seq, sha)
+        with self.begin(stem) as writer:
+            writer.write(sealed.ciphertext)
+            return writer.commit(sealed.manifest, sealed.seq, sealed.ciphertext_sha256)
+
+    def begin(self, stem: str) -> SegmentWriter:
+        """Start storing a new segment whose ciphertext is streamed in while it is being encrypted.
+
+        Use it as a context manager; leaving the block without :meth:`SegmentWriter.commit` removes
+        what was written. Only the single writer thread may call this. Raises
+        :class:`SegmentExistsError` for a stem already stored, :class:`StorageError` if the card refuses.
+        """
+        self._require_recovered()
+        stem = _check_stem(stem)
         with self._lock:
             if stem in self._index or stem in self._writing:
                 raise SegmentExistsError(f"segment {stem} is already in the spool; evidence is never overwritten")
@@ -412,30 +421,20 @@ class Spool:
             if self._path(stem, MANIFEST_SUFFIX).exists() or self._path(stem, AGE_SUFFIX).exists():
                 raise SegmentExistsError(f"files for segment {stem} already exist in {self.directory}; "
                                          "evidence is never overwritten")
-            info = self._write_segment(stem, seq, sha, sealed)
-            with self._lock:
-                self._index[stem] = info
-        finally:
+            return SegmentWriter(self, stem)
+        except BaseException:
             with self._lock:
                 self._writing.discard(stem)
-        logger.debug("spool: stored %s (seq %d, %d bytes)", stem, seq, info.ciphertext_bytes)
-        return info
-
-    def _write_segment(self, stem: str, seq: int, sha: str, sealed: SealedSegment) -> SegmentInfo:
-        age = self._path(stem, AGE_SUFFIX)
-        manifest = self._path(stem, MANIFEST_SUFFIX)
-        try:
-            self._write_durably(age, sealed.ciphertext, f"writing the ciphertext of segment {stem}")
-            fsync_dir(self.directory, "the spool directory")  # the ciphertext's name is durable before the manifest's
-            self._write_durably(manifest, sealed.manifest, f"writing the manifest of segment {stem}")
-            fsync_dir(self.directory, "the spool directory")
-        except BaseException:
-            # Not committed: take back what this call wrote so a retry starts clean. If the manifest
-            # rename did happen, the fsync that failed leaves its durability unknown, so keep it all.
-            if not manifest.exists():
-                self._unlink(age, missing_ok=True)
             raise
-        return self._info(stem, seq, sha, len(sealed.manifest), acknowledged=False)
+
+    def _committed(self, writer: SegmentWriter, info: SegmentInfo | None) -> None:
+        """A writer finished: publish its segment into the index (``info``) or just free its stem."""
+        with self._lock:
+            if info is not None:
+                self._index[info.stem] = info
+            self._writing.discard(writer.stem)
+        if info is not None:
+            logger.debug("spool: stored %s (seq %d, %d bytes)", info.stem, info.seq, info.ciphertext_bytes)
 
     # ------------------------------------------------------------------ readers
 
@@ -482,6 +481,40 @@ class Spool:
             raise CorruptSegmentError(f"segment {stem}: the card returned ciphertext with SHA-256 {actual}, "
                                       f"the manifest names {info.ciphertext_sha256}; the SD card may be failing")
         return StoredSegment(info, ciphertext, manifest)
+
+    def open_segment(self, stem: str) -> SegmentReader:
+        """A committed segment opened for sending: checked against its manifest's hash, then read piece by
+        piece, so the uplink never holds a whole ciphertext. Same errors as :meth:`read`; close it after use.
+        """
+        info = self.info(stem)
+        path = self._path(stem, AGE_SUFFIX)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SegmentNotFoundError(f"segment {stem} was purged while being read") from None
+        except OSError as exc:
+            raise storage_error(exc, path, f"reading segment {stem}") from exc
+        try:
+            digest, size = hashlib.sha256(), 0
+            try:
+                while block := os.read(fd, _HASH_CHUNK):
+                    digest.update(block)
+                    size += len(block)
+                manifest = self._path(stem, MANIFEST_SUFFIX).read_bytes()
+            except FileNotFoundError:
+                raise SegmentNotFoundError(f"segment {stem} was purged while being read") from None
+            except OSError as exc:
+                raise storage_error(exc, path, f"reading segment {stem}") from exc
+            actual = digest.hexdigest()
+            if actual != info.ciphertext_sha256:
+                logger.error("spool: segment %s is corrupt on the card (SHA-256 %s, manifest says %s)",
+                             stem, actual, info.ciphertext_sha256)
+                raise CorruptSegmentError(f"segment {stem}: the card returned ciphertext with SHA-256 {actual}, "
+                                          f"the manifest names {info.ciphertext_sha256}; the SD card may be failing")
+            return SegmentReader(info, manifest, fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def newest_manifest(self) -> bytes | None:
         """The manifest with the highest seq ever committed and not superseded, for the hash chain.
@@ -660,6 +693,154 @@ class Spool:
 
 
 
+class SegmentReader:
+    """A stored segment open for reading pieces of its ciphertext (made by :meth:`Spool.open_segment`).
+
+    Holds a file descriptor, not the bytes: a piece comes from the page cache (the open checked the whole
+    file a moment earlier) or the card. The bytes were checked once when opened; the back office checks
+    every piece again against the manifest. Reading from any thread is safe (``pread``); a purge does
+    not disturb an open reader.
+    """
+
+    def __init__(self, info: SegmentInfo, manifest: bytes, fd: int, path: Path):
+        self.info = info
+        self.manifest = manifest
+        self._fd: int | None = fd
+        self._path = path
+
+    @property
+    def stem(self) -> str:
+        return self.info.stem
+
+    @property
+    def size(self) -> int:
+        return self.info.ciphertext_bytes
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` (fewer only at the end of the ciphertext)."""
+        if self._fd is None:
+            raise SpoolError(f"segment {self.stem}: reader already closed")
+        try:
+            data = os.pread(self._fd, length, offset)
+            while len(data) < length and offset + len(data) < self.size:
+                more = os.pread(self._fd, length - len(data), offset + len(data))
+                if not more:
+                    break
+                data += more
+        except OSError as exc:
+            raise storage_error(exc, self._path, f"reading segment {self.stem}") from exc
+        if len(data) != min(length, max(0, self.size - offset)):
+            raise CorruptSegmentError(f"segment {self.stem}: the card returned {len(data)} bytes at offset {offset}, "
+                                      "the file is shorter than its manifest says; the SD card may be failing")
+        return data
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> SegmentReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class SegmentWriter:
+    """One segment being stored: its ciphertext streams into ``<stem>.age.tmp`` as the sealer makes it.
+
+    So no whole ciphertext has to be held in RAM. :meth:`commit` checks what was written against the
+    manifest (size is implied by the SHA-256, which this writer computes itself), then makes the
+    ciphertext and the manifest durable in the same order as always: ciphertext, directory, manifest,
+    directory. Made by :meth:`Spool.begin`; owned by the writer thread.
+    """
+
+    def __init__(self, spool: Spool, stem: str):
+        self._spool = spool
+        self.stem = stem
+        self._age = spool._path(stem, AGE_SUFFIX)
+        self._tmp = self._age.with_name(self._age.name + TMP_SUFFIX)
+        self._hash = hashlib.sha256()
+        self.nbytes = 0
+        self._finished = False
+        try:
+            self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                                           FILE_MODE)
+        except OSError as exc:
+            raise storage_error(exc, self._tmp, f"writing the ciphertext of segment {stem}") from exc
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if not self._finished:
+            self.abort()
+
+    def write(self, data) -> None:
+        """Append ciphertext bytes (any bytes-like object)."""
+        if self._fd is None:
+            raise SpoolError(f"segment {self.stem}: writer already closed")
+        view = memoryview(data)
+        self._hash.update(view)
+        self.nbytes += len(view)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            raise storage_error(exc, self._tmp, f"writing the ciphertext of segment {self.stem}") from exc
+
+    def commit(self, manifest: bytes, seq: int, ciphertext_sha256: str) -> SegmentInfo:
+        """Check the manifest against the written bytes and make both durable; the segment is then stored."""
+        if self._fd is None:
+            raise SpoolError(f"segment {self.stem}: writer already closed")
+        sha = self._hash.hexdigest()
+        if ciphertext_sha256 != sha:
+            raise InvalidSegmentError(f"segment {self.stem}: its ciphertext hashes to {sha}, not to the "
+                                      f"claimed {ciphertext_sha256}; not stored")
+        _check_manifest(self.stem, manifest, seq, sha)
+        spool, action = self._spool, f"writing the ciphertext of segment {self.stem}"
+        manifest_path = spool._path(self.stem, MANIFEST_SUFFIX)
+        try:
+            try:
+                fd, self._fd = self._fd, None
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(self._tmp, self._age)
+            except OSError as exc:
+                raise storage_error(exc, self._age, action) from exc
+            fsync_dir(spool.directory, "the spool directory")  # the ciphertext's name is durable before the manifest's
+            spool._write_durably(manifest_path, manifest, f"writing the manifest of segment {self.stem}")
+            fsync_dir(spool.directory, "the spool directory")
+        except BaseException:
+            # Not committed: take back what was written so a retry starts clean. If the manifest
+            # rename did happen, the fsync that failed leaves its durability unknown, so keep it all.
+            if not manifest_path.exists():
+                Spool._unlink(self._tmp, missing_ok=True)
+                Spool._unlink(self._age, missing_ok=True)
+            self._finished = True
+            spool._committed(self, None)
+            raise
+        info = spool._info(self.stem, seq, sha, len(manifest), acknowledged=False)
+        self._finished = True
+        spool._committed(self, info)
+        return info
+
+    def abort(self) -> None:
+        """Give the segment up: remove what was written (it was never committed)."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)
+            Spool._unlink(self._tmp, missing_ok=True)
+        finally:
+            self._spool._committed(self, None)
+
+
 @dataclass
 class _Recovery:
     index: dict[str, SegmentInfo] = dataclasses.field(default_factory=dict)
@@ -692,6 +873,17 @@ def _tmp_reason(name: str) -> str:
     if base == CHAIN_HEAD_NAME:
         return "chain-head copy interrupted (power loss or crash); the segment it copies is still stored"
     return "write interrupted (power loss or crash); the segment being stored is lost"
+
+
+def _check_manifest(stem: str, manifest: bytes, seq: int, sha: str) -> None:
+    """The manifest must name the segment's seq and the SHA-256 of the ciphertext actually written."""
+    try:
+        named_seq, named_sha = _parse_manifest(manifest)
+    except InvalidSegmentError as exc:
+        raise InvalidSegmentError(f"segment {stem}: {exc}; not stored") from None
+    if named_sha != sha or named_seq != seq:
+        raise InvalidSegmentError(f"segment {stem}: manifest names seq {named_seq} and ciphertext {named_sha}, "
+                                  f"the segment has seq {seq} and ciphertext {sha}; not stored")
 
 
 def _parse_manifest(data: bytes) -> tuple[int, str]:

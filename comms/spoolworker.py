@@ -1,6 +1,6 @@
 """The uplink's card I/O, on its own thread, so the network side never waits for the SD card.
 
-Reading a segment (12.5 MB plus its SHA-256 check), recording a receipt, deleting a segment and
+Opening a segment (reading its 12.5 MB once for the SHA-256 check), recording a receipt, deleting a segment and
 writing audit lines all end in reads or fsyncs that take milliseconds to tens of milliseconds on an
 SD card. Done on the uplink thread they stall the MQTT window (measured: a 70 ms gap per segment at
 100 MB/s). :class:`SpoolWorker` does them in order from a queue and reports each outcome back into the
@@ -18,7 +18,7 @@ from typing import Protocol
 
 from agent import audit
 from agent.errors import BodycamError
-from agent.spool import CorruptSegmentError, SegmentNotFoundError, Spool, StoredSegment
+from agent.spool import CorruptSegmentError, SegmentNotFoundError, SegmentReader, Spool
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class AuditSink(Protocol):
 @dataclass(frozen=True, slots=True)
 class Loaded:
     stem: str
-    segment: StoredSegment | None
+    #: The segment opened for reading its chunks; whoever receives the event closes it.
+    segment: SegmentReader | None
     #: "missing" (purged meanwhile), "corrupt" (the card returns other bytes), "error", or None.
     problem: str | None = None
     message: str = ""
@@ -96,7 +97,7 @@ class SpoolWorker(threading.Thread):
 
     def _do_load(self, stem: str) -> None:
         try:
-            self.events.put(Loaded(stem, self.spool.read(stem)))
+            self.events.put(Loaded(stem, self.spool.open_segment(stem)))
         except SegmentNotFoundError:
             self.events.put(Loaded(stem, None, "missing"))
         except CorruptSegmentError as exc:

@@ -12,9 +12,10 @@ repeat:
 * A failed PUBACK (reason code >= 0x80) puts the chunk back at the front of the queue.
 * "All chunks PUBACKed" is not "delivered": the transfer then waits for the receipt, and offers again
   if none comes, which returns the receiver's view and the chunks it lacks.
-* The segment's bytes are held only while they may be sent (LOADING..SENDING); once every chunk is
-  PUBACKed they are released, and loaded again only if the receiver turns out to lack some. So many
-  segments may wait for their receipts while RAM holds only the few being sent.
+* The segment is open for reading only while it may be sent (LOADING..SENDING): a
+  :class:`ChunkSource` (on the device the spool's ``SegmentReader``) from which each chunk is read when
+  it is published, so RAM holds the chunks in the MQTT window, never whole segments. Once every chunk
+  is PUBACKed the source is closed, and opened again only if the receiver turns out to lack some.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import enum
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .protocol import Offer, chunk_count, encode_chunk
 
@@ -35,8 +37,29 @@ class Phase(enum.Enum):
     SENT = "sent"            # every chunk PUBACKed, bytes released; waiting for the receipt
 
 
-#: Phases in which the transfer holds (or is about to hold) the segment's bytes.
+#: Phases in which the transfer holds (or is about to hold) the segment open.
 HOLDING = frozenset({Phase.LOADING, Phase.OFFER, Phase.OFFERED, Phase.SENDING})
+
+
+class ChunkSource(Protocol):
+    """Where a transfer reads its chunks from; ``read`` may raise a ``BodycamError`` (card failing)."""
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class BytesSource:
+    """A ciphertext already in memory as a :class:`ChunkSource` (tools and tests)."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._data[offset:offset + length]
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -46,7 +69,7 @@ class SegmentTransfer:
     sha256: str
     size: int
     chunk_size: int
-    ciphertext: bytes | None = field(default=None, repr=False)
+    source: ChunkSource | None = field(default=None, repr=False)
     manifest: bytes | None = field(default=None, repr=False)
     manifest_sha256: str | None = None
     phase: Phase = Phase.LOADING
@@ -74,9 +97,10 @@ class SegmentTransfer:
     def holding(self) -> bool:
         return self.phase in HOLDING
 
-    def loaded(self, ciphertext: bytes, manifest: bytes) -> None:
-        """The spool's bytes arrived: offer, or (when the receiver's view is known) send what it lacks."""
-        self.ciphertext, self.manifest = ciphertext, manifest
+    def loaded(self, source: ChunkSource, manifest: bytes) -> None:
+        """The segment is open: offer, or (when the receiver's view is known) send what it lacks."""
+        self.release()
+        self.source, self.manifest = source, manifest
         self.manifest_sha256 = hashlib.sha256(manifest).hexdigest()
         if self.have is not None:
             self.receiver_has(self.have)
@@ -94,7 +118,7 @@ class SegmentTransfer:
     def receiver_has(self, have: set[int]) -> bool:
         """The receiver's status. Returns True when the bytes must be loaded again to send what it lacks."""
         lacking = [i for i in range(self.chunks) if i not in have and i not in self.inflight]
-        if lacking and self.ciphertext is None:
+        if lacking and self.source is None:
             self.have, self.phase = set(have), Phase.LOADING
             return True
         self.have = None
@@ -104,15 +128,18 @@ class SegmentTransfer:
         return False
 
     def next_chunk(self) -> tuple[int, bytes] | None:
-        """The next chunk message to publish, or None when none is queued."""
-        if self.phase is not Phase.SENDING or not self.to_send or self.ciphertext is None:
+        """The next chunk message to publish, or None when none is queued.
+
+        Reads the chunk from the source; if that raises, nothing changed and the chunk is still queued.
+        """
+        if self.phase is not Phase.SENDING or not self.to_send or self.source is None:
             return None
-        index = self.to_send.popleft()
+        index = self.to_send[0]
         offset = index * self.chunk_size
-        with memoryview(self.ciphertext) as view:
-            payload = encode_chunk(self.stem, index, self.chunks, offset, view[offset:offset + self.chunk_size],
-                                   self.sha256, self.chunk_size)
         length = min(self.chunk_size, self.size - offset)
+        data = self.source.read(offset, length)
+        payload = encode_chunk(self.stem, index, self.chunks, offset, data, self.sha256, self.chunk_size)
+        self.to_send.popleft()
         self.inflight.add(index)
         self.chunks_sent += 1
         self.bytes_sent += length
@@ -134,16 +161,22 @@ class SegmentTransfer:
             if index not in self.to_send:
                 self.to_send.appendleft(index)
             if self.phase is Phase.SENT:
-                self.phase = Phase.LOADING if self.ciphertext is None else Phase.SENDING
+                self.phase = Phase.LOADING if self.source is None else Phase.SENDING
             return False
         return self._maybe_sent()
 
     def _maybe_sent(self) -> bool:
         if self.phase is Phase.SENDING and not self.to_send and not self.inflight:
             self.phase = Phase.SENT
-            self.ciphertext = None  # release the bytes; the hashes stay for the receipt check
+            self.release()  # the hashes stay for the receipt check
             return True
         return False
+
+    def release(self) -> None:
+        """Close the source (idempotent); chunks the receiver may still lack mean opening it again."""
+        if self.source is not None:
+            source, self.source = self.source, None
+            source.close()
 
     def link_lost(self) -> None:
         """After a reconnect the receiver's view must be asked again; in-flight chunks stay with paho."""

@@ -7,9 +7,10 @@ path ever waits for the other. The uplink never writes into the spool except thr
 ``Spool.acknowledge`` and ``Spool.purge``.
 
 Per segment (see comms.transfer and docs/PROTOCOL.md): offer -> the receiver's status -> the missing
-chunks, at QoS 1 within the MQTT window -> the signed receipt. Up to ``segments_ahead`` segments hold
-their bytes at once (so the next offer's round trip overlaps the current chunks), and up to
-:data:`RECEIPTS_AWAITED` more wait for their receipts with their bytes released. Only a receipt that
+chunks, at QoS 1 within the MQTT window -> the signed receipt. Up to ``segments_ahead`` segments are
+open at once (so the next offer's round trip overlaps the current chunks), and up to
+:data:`RECEIPTS_AWAITED` more wait for their receipts, closed. Chunks are read from the spool file as
+they are published, so RAM holds the MQTT window, not whole segments. Only a receipt that
 verifies with the configured receipt key *and* names this device, the stem, seq, size and the
 ciphertext's and manifest's SHA-256 leads to ``Spool.acknowledge``; then ``storage.purge_policy``
 decides whether the segment is deleted at once (``on_ack``) or when space is needed (``when_needed``,
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from agent import audit
+from agent.errors import BodycamError
 from agent.keys import ReceiptPublicKey
 from agent.spool import Spool
 
@@ -170,6 +172,13 @@ class UplinkThread(threading.Thread):
         if self._worker.ident is not None:
             self._worker.stop(timeout)
         self.link.remove_listener(self._events)
+        while True:  # segments the worker opened that nobody took any more
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(event, Loaded) and event.segment is not None:
+                event.segment.close()
 
     # -- the loop --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -197,6 +206,8 @@ class UplinkThread(threading.Thread):
             logger.exception("uplink thread crashed")
             raise
         finally:
+            for t in self._active.values():
+                t.release()
             self._update_status(force=True, state="stopped")
 
     def _sleep_time(self) -> float:
@@ -302,6 +313,8 @@ class UplinkThread(threading.Thread):
         self._loading.discard(ev.stem)
         t = self._active.get(ev.stem)
         if t is None:
+            if ev.segment is not None:
+                ev.segment.close()  # taken out of play while it was being opened
             return
         if ev.segment is None:
             self._retire(ev.stem)
@@ -312,13 +325,14 @@ class UplinkThread(threading.Thread):
                 self._set_fault(ev.message)
                 self._parked[ev.stem] = self._clock() + _RESCAN_S * 5
             return
-        t.loaded(ev.segment.ciphertext, ev.segment.manifest)
+        t.loaded(ev.segment, ev.segment.manifest)
 
     def _retire(self, stem: str) -> None:
         """Take a transfer out of play, keeping its counters (its in-flight chunks stay with paho)."""
         t = self._active.pop(stem, None)
         self._last_rescan = -_RESCAN_S  # a place is free: bring in the next segment at once
         if t is not None:
+            t.release()
             for key in ("chunks_sent", "chunks_resent", "bytes_sent", "bytes_resent"):
                 self._totals[key] += getattr(t, key)
 
@@ -334,7 +348,13 @@ class UplinkThread(threading.Thread):
                 self._send_offer(t, now)
         for t in self._active.values():
             while len(self._inflight) < self._window:
-                nxt = t.next_chunk()
+                try:
+                    nxt = t.next_chunk()
+                except BodycamError as exc:  # the card fails under the open segment
+                    self._set_fault(f"cannot read {t.stem} from the spool: {exc}")
+                    self._retire(t.stem)
+                    self._parked[t.stem] = now + self.settings.reject_retry_s
+                    return
                 if nxt is None:
                     break
                 index, payload = nxt
@@ -455,7 +475,7 @@ class UplinkThread(threading.Thread):
                 if code in ("busy", "storage_error"):
                     if t.phase is not Phase.LOADING:
                         t.to_send.clear()
-                        t.phase = Phase.SENT if t.ciphertext is None else Phase.OFFERED
+                        t.phase = Phase.SENT if t.source is None else Phase.OFFERED
                     t.deadline = now + self.settings.receipt_timeout_s
                 elif t.phase is not Phase.LOADING:
                     t.phase = Phase.OFFER

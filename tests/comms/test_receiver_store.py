@@ -15,7 +15,7 @@ from comms import protocol
 from comms.receipts import verify_receipt
 from comms.receiver import Receiver
 from comms.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
-from comms.transfer import SegmentTransfer
+from comms.transfer import BytesSource, SegmentTransfer
 from comms_env import DeviceEnv
 
 CHUNK = 8192
@@ -38,7 +38,7 @@ def messages(device: DeviceEnv, stem: str, skip: set[int] = frozenset()) -> tupl
     info = device.spool.info(stem)
     stored = device.spool.read(stem)
     t = SegmentTransfer(stem, info.seq, info.ciphertext_sha256, info.ciphertext_bytes, CHUNK)
-    t.loaded(stored.ciphertext, stored.manifest)
+    t.loaded(BytesSource(stored.ciphertext), stored.manifest)
     offer = t.offer().encode()
     t.receiver_has(set(skip))
     chunks = []

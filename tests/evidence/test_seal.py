@@ -15,7 +15,8 @@ from agent.chain import ChainState, ChainStateError
 from agent.keys import (generate_device_key, load_evidence_identities, load_recipients, load_signing_key,
                         recipient_key_id)
 from agent.seal import (FORMAT, MANIFEST_FIELDS, DecryptionError, Manifest, ManifestError, SealError, Sealer,
-                        SignatureError, canonical_json, decrypt, verify_manifest)
+                        SignatureError, canonical_json, decrypt, stem_for, verify_manifest)
+from agent.spool import Spool
 
 from camera.frames import EncodedFrame
 from camera.segment import Segment
@@ -194,7 +195,7 @@ def test_the_fallback_for_older_cryptography_gives_the_same_format(env, frames_6
 
 
 def test_one_sealer_seals_segments_of_changing_size(env, frames_60):
-    """The sealer reuses its ciphertext workspace; a short segment after a long one must not carry old bytes."""
+    """The sealer reuses its chunk buffers; a short segment after a long one must not carry old bytes."""
     sealer = env.sealer()
     identities = load_evidence_identities(env.identity)
     for segment in (cut(frames_60, "inc-1", per_segment=60)[0], cut(frames_60, "inc-1")[0],
@@ -218,3 +219,35 @@ def test_sealing_opens_no_files(env, frames_60, monkeypatch):
     sealed = sealer.seal(segment, clock_sync="ntp-synced")
     monkeypatch.undo()
     assert decrypt(sealed.ciphertext, load_evidence_identities(env.identity)) == segment.payload()
+
+
+def test_streamed_seal_lands_in_the_spool_and_opens_with_stock_age(env, tmp_path):
+    """The device path: ciphertext streamed chunk by chunk into the spool's writer, never whole in RAM."""
+    sealer = env.sealer()
+    spool = Spool.open(tmp_path / "spool-stream")
+    frames = tuple(EncodedFrame(data=os.urandom(n), pts_us=i * FRAME_US, keyframe=i == 0, wall_time=1e9 + i, seq=i)
+                   for i, n in enumerate([70000, 200000, 3, 65536]))
+    segment = Segment(incident_id="inc-1", index=0, frames=frames, stream=STREAM, final=True)
+    writes = []
+
+    with spool.begin(sealer.next_stem()) as out:
+        real_write = out.write
+
+        def recording_write(data):
+            writes.append(len(data))
+            real_write(data)
+
+        out.write = recording_write
+        sealed = sealer.seal(segment, clock_sync="ntp-synced", out=out)
+        info = out.commit(sealed.manifest, sealed.seq, sealed.ciphertext_sha256)
+    sealer.commit(sealed)
+    assert sealed.ciphertext is None
+    assert len(writes) > 2 and max(writes[1:]) == 64 * 1024 + 16  # header, then one write per age chunk
+    stored = spool.read(info.stem)
+    assert len(stored.ciphertext) == sealed.ciphertext_bytes == info.ciphertext_bytes == sum(writes)
+    assert hashlib.sha256(stored.ciphertext).hexdigest() == sealed.ciphertext_sha256
+    assert json.loads(stored.manifest)["ciphertext_bytes"] == sealed.ciphertext_bytes
+    proc = age_decrypt(env.identity, stored.ciphertext, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == segment.payload()
+    assert sealer.next_stem() == stem_for(env.device_id, sealed.seq + 1)

@@ -273,3 +273,105 @@ def test_writer_and_uplink_threads_together(tmp_path, sealed):
     assert sorted(acked) == list(range(40))
     assert Spool.open(tmp_path).newest_manifest() == sealed(39).manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chain_head.json"]
+
+
+def test_a_streamed_segment_is_stored_like_a_whole_one(tmp_path, sealed):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    with sp.begin(s.stem) as writer:
+        for i in range(0, len(s.ciphertext), 1000):
+            writer.write(memoryview(s.ciphertext)[i:i + 1000])
+        assert files(tmp_path) == [f"{s.stem}.age.tmp"]  # not visible as a segment while being written
+        assert sp.pending() == []
+        info = writer.commit(s.manifest, s.seq, s.ciphertext_sha256)
+    assert info.ciphertext_bytes == len(s.ciphertext)
+    assert files(tmp_path) == [f"{s.stem}.age", f"{s.stem}.manifest.json"]
+    assert Spool.open(tmp_path).read(s.stem).ciphertext == s.ciphertext
+
+
+def test_a_streamed_segment_that_is_not_committed_leaves_nothing(tmp_path, sealed):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    with pytest.raises(RuntimeError, match="sealing failed"):
+        with sp.begin(s.stem) as writer:
+            writer.write(s.ciphertext[:100])
+            raise RuntimeError("sealing failed")
+    assert files(tmp_path) == []
+    with sp.begin(s.stem) as writer:  # the stem is free again for the retry
+        writer.write(s.ciphertext)
+        writer.commit(s.manifest, s.seq, s.ciphertext_sha256)
+    assert [i.stem for i in sp.pending()] == [s.stem]
+    with pytest.raises(SegmentExistsError):
+        sp.begin(s.stem)
+
+
+def test_a_streamed_segment_must_match_its_manifest(tmp_path, sealed):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    with sp.begin(s.stem) as writer:
+        writer.write(s.ciphertext + b"x")  # the bytes written are what counts, not what the caller claims
+        with pytest.raises(InvalidSegmentError, match="hashes to"):
+            writer.commit(s.manifest, s.seq, s.ciphertext_sha256)
+    with sp.begin(s.stem) as writer:
+        writer.write(s.ciphertext)
+        with pytest.raises(InvalidSegmentError, match="manifest names seq 1"):
+            writer.commit(s.manifest, 2, s.ciphertext_sha256)
+    assert files(tmp_path) == [] and sp.pending() == []
+
+
+def test_storage_full_while_streaming_leaves_no_trace(tmp_path, sealed, monkeypatch):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    real_write = os.write
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with sp.begin(s.stem) as writer:
+        writer.write(s.ciphertext[:10])
+        monkeypatch.setattr(spool_mod.os, "write", full)
+        with pytest.raises(StorageFullError, match="storage full while writing the ciphertext"):
+            writer.write(s.ciphertext[10:])
+    monkeypatch.setattr(spool_mod.os, "write", real_write)
+    assert files(tmp_path) == [] and sp.pending() == []
+
+
+def test_an_opened_segment_is_read_piece_by_piece(tmp_path, sealed):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    sp.store(s)
+    with sp.open_segment(s.stem) as reader:
+        assert reader.manifest == s.manifest and reader.size == len(s.ciphertext)
+        pieces = [reader.read(offset, 1000) for offset in range(0, reader.size, 1000)]
+        assert b"".join(pieces) == s.ciphertext
+        assert reader.read(reader.size, 1000) == b""
+    with pytest.raises(SpoolError, match="closed"):
+        reader.read(0, 10)
+
+
+def test_opening_a_corrupt_segment_says_the_card_may_be_failing(tmp_path, sealed):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    sp.store(s)
+    path = tmp_path / f"{s.stem}.age"
+    path.write_bytes(b"X" + s.ciphertext[1:])
+    with pytest.raises(CorruptSegmentError, match="SD card may be failing"):
+        sp.open_segment(s.stem)
+    path.write_bytes(s.ciphertext)
+    with sp.open_segment(s.stem) as reader:
+        os.truncate(path, 100)  # the card loses the file's tail after the check
+        with pytest.raises(CorruptSegmentError, match="shorter than its manifest"):
+            reader.read(0, 1000)
+
+
+def test_a_purge_does_not_disturb_an_open_reader(tmp_path, sealed):
+    sp = Spool.open(tmp_path)
+    s = sealed(1)
+    sp.store(s)
+    reader = sp.open_segment(s.stem)
+    sp.acknowledge(s.stem, s.ciphertext_sha256, b'{"receipt": 1}')
+    sp.purge(s.stem)
+    assert reader.read(0, len(s.ciphertext)) == s.ciphertext
+    reader.close()
+    with pytest.raises(SegmentNotFoundError):
+        sp.open_segment(s.stem)
