@@ -8,7 +8,13 @@ prove that no frame was lost or repeated; a burnt-in clock and counter make it r
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import struct
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from fractions import Fraction
@@ -17,7 +23,6 @@ from typing import Iterator
 import numpy as np
 
 from agent.errors import CameraUnavailableError
-from agent.memory import release_free_heap
 
 from .frames import EncodedFrame, StreamInfo
 from .source import FrameCallback, FrameSource
@@ -189,7 +194,11 @@ class SyntheticSource(FrameSource):
     def start(self, on_frame: FrameCallback) -> None:
         if self._thread is not None:
             raise RuntimeError("source already started")
-        _import_av()  # fail here, on the caller's thread, with a clear message
+        if self.replay_seconds > 0:  # the clip is encoded in a child: PyAV need not load in this process
+            if importlib.util.find_spec("av") is None:
+                _import_av()  # raises with the clear message
+        else:
+            _import_av()  # fail here, on the caller's thread, with a clear message
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, args=(on_frame,), name="SyntheticCameraThread",
                                         daemon=True)
@@ -232,7 +241,8 @@ class SyntheticSource(FrameSource):
             yield EncodedFrame(data, pts, keyframe, wall0 + pts / 1e6, n)
             n += 1
 
-    def _live(self) -> Iterator[tuple[bytes, bool]]:
+    def _live(self, on_preview=None) -> Iterator[tuple[bytes, bool]]:
+        on_preview = on_preview or self._set_preview
         info = self.info
         pattern = TestPattern(info.width, info.height, info.fps)
         encoder = SyntheticEncoder(info.width, info.height, info.fps, info.bitrate, info.gop_frames)
@@ -243,7 +253,7 @@ class SyntheticSource(FrameSource):
             pts = round(n * period_us)
             planes = pattern.planes(n, wall0 + pts / 1e6)
             if n % max(1, round(info.fps / 10)) == 0:
-                self._set_preview(_downscale(planes[0], PREVIEW_WIDTH))
+                on_preview(_downscale(planes[0], PREVIEW_WIDTH))
             force = self._keyframe_wanted.is_set()
             self._keyframe_wanted.clear()
             packets = encoder.encode(planes, pts, force)
@@ -256,20 +266,17 @@ class SyntheticSource(FrameSource):
     def _replay(self) -> Iterator[tuple[bytes, bool]]:
         clip_frames = max(self.info.gop_frames, round(self.replay_seconds * self.info.fps))
         clip_frames -= clip_frames % self.info.gop_frames  # loop on a GOP boundary
-        clip = []
-        for data, keyframe in self._live():
-            clip.append((data, keyframe))
-            if len(clip) >= clip_frames:
-                break
-        release_free_heap()  # the encoder is gone; its buffers need not stay resident for the whole run
+        clip = _encode_clip_in_child(self.info, clip_frames, self._stopping)
         logger.info("synthetic camera: replaying a pre-encoded clip of %d frames (%.1f MB)",
-                    len(clip), sum(len(d) for d, _ in clip) / 1e6)
+                    len(clip), sum(len(d) for d, _, _ in clip) / 1e6)
         while True:
-            for i, item in enumerate(clip):
-                if self._keyframe_wanted.is_set() and not item[1]:
+            for data, keyframe, preview in clip:
+                if self._keyframe_wanted.is_set() and not keyframe:
                     continue  # a forced keyframe in replay: skip ahead to the clip's next IDR
                 self._keyframe_wanted.clear()
-                yield item
+                if preview is not None:
+                    self._set_preview(preview)
+                yield data, keyframe
 
     def _run(self, on_frame: FrameCallback) -> None:
         t0 = time.monotonic()
@@ -293,3 +300,71 @@ class SyntheticSource(FrameSource):
 def _downscale(luma: np.ndarray, width: int) -> np.ndarray:
     step = max(1, luma.shape[1] // width)
     return np.ascontiguousarray(luma[::step, ::step])
+
+
+# -- the replay clip, encoded in a child process ----------------------------------------------------------
+# On a Pi the H.264 encoder is hardware outside the agent's process; for the replay clip the simulation
+# keeps it outside too: a child process runs libx264 (about 70 MB of encoder state at 1080p) and pipes
+# the packets back, so the agent's own memory is what it would be on the device. Nothing touches disk.
+
+_RECORD = struct.Struct("<?III")  # keyframe, packet bytes, preview rows, preview columns
+
+
+def _encode_clip_in_child(info: StreamInfo, frames: int, stopping: threading.Event) -> list:
+    """``frames`` packets of the test pattern as (bytes, keyframe, preview or None), encoded by a child."""
+    command = [sys.executable, "-m", "camera.synthetic", str(info.width), str(info.height), repr(info.fps),
+               str(info.bitrate), str(info.gop_frames), str(frames)]
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    errors = tempfile.TemporaryFile()  # the child's error text only; the video comes through the pipe
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=env)
+    clip = []
+    try:
+        pipe = proc.stdout
+        while len(clip) < frames and not stopping.is_set():
+            head = pipe.read(_RECORD.size)
+            if len(head) < _RECORD.size:
+                break
+            keyframe, size, rows, cols = _RECORD.unpack(head)
+            data = pipe.read(size)
+            preview = np.frombuffer(pipe.read(rows * cols), np.uint8).reshape(rows, cols) if rows else None
+            clip.append((data, keyframe, preview))
+    finally:
+        if len(clip) < frames:
+            proc.kill()
+        proc.communicate()
+        errors.seek(0)
+        err = errors.read()[-4000:]
+        errors.close()
+    if stopping.is_set():
+        raise CameraUnavailableError("synthetic camera stopped while its replay clip was being encoded")
+    if proc.returncode != 0 or len(clip) != frames:
+        detail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise CameraUnavailableError(f"the synthetic camera's clip encoder failed after {len(clip)} of {frames} "
+                                     f"frames: {detail[0]}")
+    return clip
+
+
+def _encode_clip_main(argv: list[str]) -> int:
+    """Child side of :func:`_encode_clip_in_child`: encode and write records to stdout."""
+    width, height, fps, bitrate, gop, frames = int(argv[0]), int(argv[1]), float(argv[2]), int(argv[3]), \
+        int(argv[4]), int(argv[5])
+    source = SyntheticSource(width, height, fps, bitrate, gop, realtime=False)
+    previews: list[np.ndarray] = []
+    out = sys.stdout.buffer
+    for n, (data, keyframe) in enumerate(source._live(on_preview=previews.append)):
+        if n >= frames:
+            break
+        preview = previews.pop() if previews else None
+        previews.clear()
+        rows, cols = preview.shape if preview is not None else (0, 0)
+        out.write(_RECORD.pack(keyframe, len(data), rows, cols))
+        out.write(data)
+        if preview is not None:
+            out.write(preview.tobytes())
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_encode_clip_main(sys.argv[1:]))

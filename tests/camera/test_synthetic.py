@@ -1,7 +1,11 @@
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
+from agent.errors import CameraUnavailableError
 from camera.synthetic import SyntheticSource
 from camera.decode import decode_frame_numbers as decode_counters
 
@@ -81,3 +85,32 @@ def test_realtime_thread_paces_frames_and_stops(small_source):
     assert 0.3 < span < 1.5, span  # 14 frame periods at 30 fps ≈ 0.47 s, generous for a busy CI
     assert source.preview() is not None and source.preview().ndim == 2
     assert len(got) == count  # nothing arrives after stop()
+
+
+def test_replay_clip_is_encoded_outside_this_process():
+    """As on a Pi (hardware encoder), the agent's process never loads the encoder for a replayed camera."""
+    script = (
+        "import sys\n"
+        "from camera.synthetic import SyntheticSource\n"
+        "src = SyntheticSource(160, 120, 30.0, 200_000, 10, realtime=False, replay_seconds=1.0)\n"
+        "frames = list(src.frames(35))\n"
+        "assert frames[30].data == frames[0].data\n"
+        "print('av' in sys.modules, src.preview().shape if src.preview() is not None else None)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split(maxsplit=1) == ["False", "(120, 160)\n"]
+
+
+def test_replay_shows_the_clips_pictures_on_the_preview(small_source):
+    source = small_source(replay_seconds=1.0)
+    seen = set()
+    for _ in source.frames(60):
+        seen.add(source.preview().tobytes())
+    assert len(seen) >= 10  # the mirror keeps moving during replay, as with a live camera
+
+
+def test_a_failing_clip_encoder_is_a_clear_camera_error():
+    source = SyntheticSource(0, 0, 30.0, 200_000, 10, realtime=False, replay_seconds=1.0)
+    with pytest.raises(CameraUnavailableError, match="clip encoder failed after 0 of 30 frames"):
+        next(source.frames(1))
