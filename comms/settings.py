@@ -53,8 +53,8 @@ class UplinkSettings:
                             min=4, max=8192)
     window: int = option(16, "Chunks in flight at most; the broker's Receive Maximum lowers it further.",
                          min=1, max=65535)
-    segments_ahead: int = option(2, "Segments offered at once (hides the receiver's round trip; each is "
-                                    "held in RAM while it transfers).", min=1, max=16)
+    segments_ahead: int = option(2, "Segments offered at once (hides the receiver's round trip; each keeps "
+                                    "its spool file open while it transfers).", min=1, max=16)
     receipt_key: str = option("/etc/bodycam/keys/receipt.pub",
                               "The back office's receipt public key; only receipts it verifies delete segments.")
     receipt_timeout_s: float = option(30.0, "No status or receipt for this long: offer the segment again.",
