@@ -52,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0, help="measured recording window")
     parser.add_argument("--pre-event", type=float, default=30.0)
-    parser.add_argument("--segments-ahead", type=int, default=2, help="uplink.segments_ahead (segments held in RAM)")
+    parser.add_argument("--segments-ahead", type=int, default=4, help="uplink.segments_ahead (segments open at once)")
     args = parser.parse_args()
     print(f"command: .venv/bin/python bench/bench_agent.py --seconds {args.seconds:g} --pre-event {args.pre_event:g} "
           f"--segments-ahead {args.segments_ahead}",

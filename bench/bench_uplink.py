@@ -1,7 +1,8 @@
 """Upload goodput of the evidence transfer (chunks + receipts) against a bare paho QoS 1 publish loop.
 
 Reproduce:  .venv/bin/python bench/bench_uplink.py [--segments 30] [--seconds 10] [--mbit 10] [--repeats 3]
-                                                   [--chunk-kib 256] [--window 16] [--dir /var/tmp]
+                                                   [--chunk-kib 256] [--window 16] [--segments-ahead N]
+                                                   [--dir /var/tmp]
 
 Everything runs on this machine against one local mosquitto with TLS client certificates (the set-up of
 docs/BROKER.md, built by tests/comms/mqtt_harness.py). The back office's receiver runs as its own
@@ -222,13 +223,15 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chunk-kib", type=int, default=256)
     ap.add_argument("--window", type=int, default=16)
+    ap.add_argument("--segments-ahead", type=int, default=UplinkSettings().segments_ahead,
+                    help="uplink.segments_ahead (segments open and offered at once)")
     ap.add_argument("--dir", default=None, help="where the spool, store and broker live (default: $TMPDIR)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     size = round(args.seconds * args.mbit * 1e6 / 8)
     chunk = args.chunk_kib * 1024
-    uplink = UplinkSettings(chunk_kib=args.chunk_kib, window=args.window, segments_ahead=2, receipt_key="-",
-                            receipt_timeout_s=30.0)
+    uplink = UplinkSettings(chunk_kib=args.chunk_kib, window=args.window, segments_ahead=args.segments_ahead,
+                            receipt_key="-", receipt_timeout_s=30.0)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-uplink-") as tmp:
         root = Path(tmp)
         pki = Pki(root / "pki")
@@ -248,7 +251,8 @@ def main() -> int:
             sub_creds = pki.issue("bo-recv-2")
 
             print(f"# bench_uplink: {args.segments} x {args.seconds:g} s at {args.mbit:g} Mbit/s "
-                  f"({size / 1e6:.1f} MB each), chunks of {args.chunk_kib} KiB, window {args.window}")
+                  f"({size / 1e6:.1f} MB each), chunks of {args.chunk_kib} KiB, window {args.window}, "
+                  f"segments ahead {args.segments_ahead}")
             print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                   f"Python {platform.python_version()}, paho-mqtt {importlib.metadata.version('paho-mqtt')}, "
                   f"mosquitto 2.0 (local, TLS 1.2, client certificates)")

@@ -53,7 +53,7 @@ class UplinkSettings:
                             min=4, max=8192)
     window: int = option(16, "Chunks in flight at most; the broker's Receive Maximum lowers it further.",
                          min=1, max=65535)
-    segments_ahead: int = option(2, "Segments offered at once (hides the receiver's round trip; each keeps "
+    segments_ahead: int = option(4, "Segments offered at once (hides the receiver's round trip; each keeps "
                                     "its spool file open while it transfers).", min=1, max=16)
     receipt_key: str = option("/etc/bodycam/keys/receipt.pub",
                               "The back office's receipt public key; only receipts it verifies delete segments.")

@@ -152,7 +152,7 @@ def test_the_receipt_key_cannot_pass_as_a_device_key_nor_the_reverse(tmp_path, r
 
 def test_device_sections_validate_like_the_agents_own():
     up = parse_section(UplinkSettings, {"chunk_kib": 64, "window": 8}, "uplink", "agent.toml")
-    assert up.chunk_kib == 64 and up.segments_ahead == 2
+    assert up.chunk_kib == 64 and up.segments_ahead == 4
     with pytest.raises(ConfigError, match="uplink.chunk_kib = 2 is out of range"):
         parse_section(UplinkSettings, {"chunk_kib": 2}, "uplink", "agent.toml")
     with pytest.raises(ConfigError, match="unknown key"):
