@@ -461,26 +461,14 @@ class Spool:
                 raise SegmentNotFoundError(f"no segment {stem!r} in the spool {self.directory}") from None
 
     def read(self, stem: str) -> StoredSegment:
-        """The ciphertext and manifest of a committed segment, the ciphertext re-hashed on the way.
+        """The ciphertext and manifest of a committed segment as a whole (tools and tests; the uplink
+        reads pieces through :meth:`open_segment`).
 
         Raises :class:`CorruptSegmentError` (file left in place) if the card no longer returns the
         bytes the manifest names, and :class:`SegmentNotFoundError` if it was purged meanwhile.
         """
-        info = self.info(stem)
-        try:
-            ciphertext = self._path(stem, AGE_SUFFIX).read_bytes()
-            manifest = self._path(stem, MANIFEST_SUFFIX).read_bytes()
-        except FileNotFoundError:
-            raise SegmentNotFoundError(f"segment {stem} was purged while being read") from None
-        except OSError as exc:
-            raise storage_error(exc, self._path(stem, AGE_SUFFIX), f"reading segment {stem}") from exc
-        actual = hashlib.sha256(ciphertext).hexdigest()
-        if actual != info.ciphertext_sha256:
-            logger.error("spool: segment %s is corrupt on the card (SHA-256 %s, manifest says %s)",
-                         stem, actual, info.ciphertext_sha256)
-            raise CorruptSegmentError(f"segment {stem}: the card returned ciphertext with SHA-256 {actual}, "
-                                      f"the manifest names {info.ciphertext_sha256}; the SD card may be failing")
-        return StoredSegment(info, ciphertext, manifest)
+        with self.open_segment(stem) as reader:
+            return StoredSegment(reader.info, reader.read(0, reader.size), reader.manifest)
 
     def open_segment(self, stem: str) -> SegmentReader:
         """A committed segment opened for sending: checked against its manifest's hash, then read piece by
