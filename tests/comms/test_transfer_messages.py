@@ -13,11 +13,13 @@ from agent.config import parse_section
 from agent.errors import ConfigError
 from agent.keys import (KeyFileError, generate_device_key, generate_receipt_key, load_device_public_keys,
                         load_receipt_public_key, load_receipt_signing_key)
+from agent.spool import CorruptSegmentError
 from comms import protocol
 from comms.protocol import Offer, ProtocolError, Status, decode_chunk, encode_chunk
 from comms.receipts import ReceiptError, sign_receipt, verify_receipt
 from comms.settings import (EXAMPLE_RECEIVER_TOML, MqttSettings, UplinkSettings, check_uplink,
                             loads_receiver_config)
+from comms.transfer import BytesSource, Phase, SegmentTransfer
 
 SHA = "ab" * 32
 
@@ -177,3 +179,45 @@ def test_receiver_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     mqtt = parse_section(MqttSettings, {"key_file": "client.key"}, "mqtt", "x")
     assert mqtt.resolved("key_file") == str(tmp_path / "client.key")
+
+
+# -- a transfer's bookkeeping -------------------------------------------------------------------------------
+
+class FailingSource(BytesSource):
+    """The card starts returning errors after ``good`` reads."""
+
+    def __init__(self, data: bytes, good: int):
+        super().__init__(data)
+        self.good, self.closed = good, False
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self.good == 0:
+            raise CorruptSegmentError("the card returned other bytes")
+        self.good -= 1
+        return super().read(offset, length)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_transfer_reads_chunks_from_its_source_and_keeps_them_queued_when_a_read_fails():
+    data = os.urandom(10 * 1024 + 5)
+    sha = hashlib.sha256(data).hexdigest()
+    t = SegmentTransfer(stem="kod-07-0000000001", seq=1, sha256=sha, size=len(data), chunk_size=4096)
+    source = FailingSource(data, good=2)
+    t.loaded(source, b"{}")
+    t.offered(deadline=0.0)
+    t.receiver_has(set())
+    sent = [t.next_chunk(), t.next_chunk()]
+    assert [index for index, _ in sent] == [0, 1]
+    header, body = protocol.decode_chunk(sent[1][1], 4096)
+    assert bytes(body) == data[4096:8192] and header.offset == 4096
+    with pytest.raises(CorruptSegmentError):
+        t.next_chunk()
+    assert list(t.to_send) == [2] and t.inflight == {0, 1}  # nothing changed by the failed read
+    source.good = 1
+    assert t.next_chunk()[0] == 2
+    assert t.next_chunk() is None  # every chunk is in flight
+    for index in (0, 1, 2):
+        t.acked(index, ok=True)
+    assert t.phase is Phase.SENT and source.closed and t.source is None  # the file is closed once all is sent
