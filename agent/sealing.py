@@ -4,7 +4,8 @@
 spool with recovery, audit log) and hands the recorder a storage gate. :class:`SealerThread` takes
 segments from the recorder over a small bounded queue and streams each one's ciphertext into the
 spool as it is encrypted (no segment's ciphertext is ever whole in RAM). A slow card or a busy CPU
-pushes back on the recorder, whose frame queue then overflows visibly (an overrun alarm) instead of the camera stalling.
+pushes back on the recorder, whose frame queue then overflows visibly (an overrun alarm) instead of
+the camera stalling.
 Encryption never runs on the camera thread, and plaintext never touches the disk.
 """
 

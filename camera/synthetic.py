@@ -267,6 +267,8 @@ class SyntheticSource(FrameSource):
         clip_frames = max(self.info.gop_frames, round(self.replay_seconds * self.info.fps))
         clip_frames -= clip_frames % self.info.gop_frames  # loop on a GOP boundary
         clip = _encode_clip_in_child(self.info, clip_frames, self._stopping)
+        if clip is None:
+            return  # stopped while the clip was being encoded
         logger.info("synthetic camera: replaying a pre-encoded clip of %d frames (%.1f MB)",
                     len(clip), sum(len(d) for d, _, _ in clip) / 1e6)
         while True:
@@ -310,8 +312,11 @@ def _downscale(luma: np.ndarray, width: int) -> np.ndarray:
 _RECORD = struct.Struct("<?III")  # keyframe, packet bytes, preview rows, preview columns
 
 
-def _encode_clip_in_child(info: StreamInfo, frames: int, stopping: threading.Event) -> list:
-    """``frames`` packets of the test pattern as (bytes, keyframe, preview or None), encoded by a child."""
+def _encode_clip_in_child(info: StreamInfo, frames: int, stopping: threading.Event) -> list | None:
+    """``frames`` packets of the test pattern as (bytes, keyframe, preview or None), encoded by a child.
+
+    None if ``stopping`` was set meanwhile; :class:`CameraUnavailableError` if the child fails.
+    """
     command = [sys.executable, "-m", "camera.synthetic", str(info.width), str(info.height), repr(info.fps),
                str(info.bitrate), str(info.gop_frames), str(frames)]
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -326,9 +331,10 @@ def _encode_clip_in_child(info: StreamInfo, frames: int, stopping: threading.Eve
             if len(head) < _RECORD.size:
                 break
             keyframe, size, rows, cols = _RECORD.unpack(head)
-            data = pipe.read(size)
-            preview = np.frombuffer(pipe.read(rows * cols), np.uint8).reshape(rows, cols) if rows else None
-            clip.append((data, keyframe, preview))
+            data, pixels = pipe.read(size), pipe.read(rows * cols)
+            if len(data) != size or len(pixels) != rows * cols:
+                break  # the child died in the middle of a record
+            clip.append((data, keyframe, np.frombuffer(pixels, np.uint8).reshape(rows, cols) if rows else None))
     finally:
         if len(clip) < frames:
             proc.kill()
@@ -337,7 +343,7 @@ def _encode_clip_in_child(info: StreamInfo, frames: int, stopping: threading.Eve
         err = errors.read()[-4000:]
         errors.close()
     if stopping.is_set():
-        raise CameraUnavailableError("synthetic camera stopped while its replay clip was being encoded")
+        return None
     if proc.returncode != 0 or len(clip) != frames:
         detail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
         raise CameraUnavailableError(f"the synthetic camera's clip encoder failed after {len(clip)} of {frames} "

@@ -1,9 +1,9 @@
 """The uplink's card I/O, on its own thread, so the network side never waits for the SD card.
 
 Opening a segment (reading its 12.5 MB once for the SHA-256 check, which also leaves it in the page
-cache for the chunk reads that follow), recording a receipt, deleting a segment and writing audit lines
-all end in reads or fsyncs that take milliseconds to tens of milliseconds on an SD card. Done on the uplink thread they stall the MQTT window (measured: a 70 ms gap per segment at
-100 MB/s). :class:`SpoolWorker` does them in order from a queue and reports each outcome back into the
+cache for the chunk reads that follow), recording a receipt, deleting a segment and writing audit
+lines all end in reads or fsyncs that take milliseconds to tens of milliseconds on an SD card. Done on
+the uplink thread they stall the MQTT window (measured: a 70 ms gap per segment at 100 MB/s). :class:`SpoolWorker` does them in order from a queue and reports each outcome back into the
 uplink's event queue as an immutable event. The order matters for one rule only and is kept by the
 single queue: a segment is acknowledged (``Spool.acknowledge``, durable) before it is purged.
 """
