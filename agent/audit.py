@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -312,6 +313,76 @@ class AuditLog:
         except OSError as exc:
             raise storage_error(exc, self.path, "reading the audit log") from exc
         return b"".join(chunks)
+
+
+class AuditWriter(threading.Thread):
+    """Writes audit lines for threads that must not wait for the card.
+
+    :meth:`AuditLog.append` blocks its caller for an fsync. The recorder thread (recording start and
+    stop, frame losses), the controls thread (a button hold must start the recording at once) and the
+    sealer hand their lines over here instead; this thread writes them in the order they came, so a
+    segment's ``segment_sealed`` never precedes its ``recording_started``. A line's ``ts`` is when it
+    became durable, normally milliseconds after the event. A line the card refuses is logged with its
+    content and shown as :attr:`fault` until a later line is written.
+    """
+
+    def __init__(self, log: AuditLog):
+        super().__init__(name="AuditWriterThread", daemon=True)
+        self.log = log
+        self._queue: queue.Queue = queue.Queue()
+        self.fault: BaseException | None = None
+        self.written = 0
+
+    def append(self, event: str, /, **fields) -> None:
+        """Hand one line over; never blocks. A bad event name is the caller's bug and raises here."""
+        if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
+            raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+        self._queue.put((event, fields))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every line handed over so far is written (or failed); False on timeout."""
+        done = threading.Event()
+        self._queue.put(done)
+        if not self.is_alive():
+            self._drain(block=False)  # not started (tools, tests) or ended: write on the caller's thread
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then end."""
+        self._queue.put(_STOP_WRITER)
+        if self.is_alive():
+            self.join(timeout)
+            if self.is_alive():
+                logger.error("audit writer did not finish within %.0f s", timeout)
+        else:
+            self._drain(block=False)
+
+    def run(self) -> None:
+        self._drain(block=True)
+
+    def _drain(self, block: bool) -> None:
+        while True:
+            try:
+                item = self._queue.get(block)
+            except queue.Empty:
+                return
+            if item is _STOP_WRITER:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            event, fields = item
+            try:
+                self.log.append(event, **fields)
+            except BodycamError as exc:
+                logger.error("audit line %s %s not written: %s", event, fields, exc)
+                self.fault = exc
+            else:
+                self.fault = None
+                self.written += 1
+
+
+_STOP_WRITER = object()
 
 
 def verify_log(path: str | os.PathLike, public_key: Ed25519PublicKey,

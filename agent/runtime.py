@@ -61,8 +61,11 @@ class _Worker:
         return obj is not None and obj.is_alive()
 
     def fault(self) -> str | None:
-        fault = getattr(self.instance, "fault", None)
-        return f"{type(fault).__name__}: {fault}" if fault is not None else None
+        return describe_fault(getattr(self.instance, "fault", None))
+
+
+def describe_fault(fault: BaseException | None) -> str | None:
+    return f"{type(fault).__name__}: {fault}" if fault is not None else None
 
 
 class Agent:
@@ -166,7 +169,7 @@ class Agent:
 
         self.controls = ControlsThread.from_config(
             self.cfg.controls, self.trigger, status=lambda: self.recorder_thread.status, factory=self._pins,
-            on_gesture=lambda name: self.stage.audit.append(audit.BUTTON_GESTURE, gesture=name))
+            on_gesture=lambda name: self.stage.audit_writer.append(audit.BUTTON_GESTURE, gesture=name))
         self.controls.start()
 
     def refresh_alerts(self) -> dict:
@@ -301,7 +304,7 @@ class Agent:
             self._try_broker_link()
 
     def stop(self) -> None:
-        self.stage.audit.append(audit.AGENT_STOPPING)
+        self.stage.audit_writer.append(audit.AGENT_STOPPING)
         for part in (self.controls, self.source):
             if part is not None:
                 part.stop()
@@ -312,8 +315,8 @@ class Agent:
             self.link.stop(final=b"stopped")  # retained: a clean stop, not a lost device
         if self.indicators is not None:
             self.indicators.stop()  # last: the red LED stays on until the recording is sealed
-        self.stage.audit.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0)
-        self.stage.close()
+        self.stage.audit_writer.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0)
+        self.stage.close()  # writes the queued audit lines first
 
     def trigger(self, trigger: Trigger) -> None:
         self.recorder_thread.trigger(trigger)
@@ -337,7 +340,7 @@ class Agent:
             logger.error("%s failed (%s); restart %d of %d", worker.name, reason, worker.restarts,
                          self.cfg.runtime.max_restarts)
             if worker.name == "recorder" and self.sealer is not None:
-                self.stage.audit.append(audit.RECORDING_STOPPED, incident_id=None, reason="recorder fault")
+                self.stage.audit_writer.append(audit.RECORDING_STOPPED, incident_id=None, reason="recorder fault")
             worker.instance = worker.build()
         return None
 
@@ -374,6 +377,11 @@ class Agent:
         rs = self.recorder_thread.status
         disk = self.monitor.snapshot if self.monitor else None
         backlog = self.stage.spool.backlog()
+        faults = {w.name: w.fault() for w in self._workers if w.fault()}
+        if self._link_fault:
+            faults["uplink"] = self._link_fault
+        if self.stage.audit_writer.fault is not None:
+            faults["audit"] = describe_fault(self.stage.audit_writer.fault)
         return {
             "version": __version__, "time": time.time(), "device": self.cfg.device.id, "site": self.cfg.device.site,
             "state": rs.state.value, "incident_id": rs.incident_id, "recording_since": rs.recording_since,
@@ -385,8 +393,7 @@ class Agent:
             "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
             "sealed": self.sealer.sealed if self.sealer else 0,
             "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
-            "faults": {**{w.name: w.fault() for w in self._workers if w.fault()},
-                       **({"uplink": self._link_fault} if self._link_fault else {})},
+            "faults": faults,
             "restarts": {w.name: w.restarts for w in self._workers},
         }
 

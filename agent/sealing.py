@@ -21,7 +21,7 @@ from pathlib import Path
 from camera.segment import Segment
 
 from . import audit
-from .audit import AuditLog
+from .audit import AuditLog, AuditWriter
 from .chain import ChainState, durable_write
 from .config import Config
 from .diskspace import DiskPressure, PressureLevel
@@ -70,6 +70,9 @@ class EvidenceStage:
         self.key_ids = {"device": self.signing_key.key_id,
                         "recipients": sorted(recipient_key_id(r) for r in recipients)}
         self._audit_key_changes(Path(ev.state_dir) / KEYS_FILE)
+        #: For lines from threads that must not wait for the card (recorder, controls, sealer).
+        self.audit_writer = AuditWriter(self.audit)
+        self.audit_writer.start()
 
     def _audit_key_changes(self, path: Path) -> None:
         """Compare the keys in use with the last run's; every difference becomes a key_changed line."""
@@ -96,19 +99,21 @@ class EvidenceStage:
         return snapshot.reason if snapshot.level is PressureLevel.CRITICAL else None
 
     def record_event(self, event) -> None:
-        """Recorder listener: recording starts, stops and losses go into the audit log."""
+        """Recorder listener: recording starts, stops and losses go into the audit log (without waiting)."""
         if isinstance(event, StateChanged):
             trigger = event.trigger
             origin = trigger.origin if trigger else "internal"
             if event.state.recording and not event.previous.recording:
-                self.audit.append(audit.RECORDING_STARTED, incident_id=event.incident_id, trigger=origin)
+                self.audit_writer.append(audit.RECORDING_STARTED, incident_id=event.incident_id, trigger=origin)
             elif event.previous.recording and not event.state.recording:
-                self.audit.append(audit.RECORDING_STOPPED, incident_id=event.incident_id, reason=origin)
+                self.audit_writer.append(audit.RECORDING_STOPPED, incident_id=event.incident_id, reason=origin)
         elif isinstance(event, FramesLost):
-            self.audit.append(audit.FRAMES_DROPPED, count=event.count, incident_id=event.incident_id,
+            self.audit_writer.append(audit.FRAMES_DROPPED, count=event.count, incident_id=event.incident_id,
                               where="capture queue")
 
     def close(self) -> None:
+        """Write the handed-over audit lines, then close the log."""
+        self.audit_writer.stop()
         self.audit.close()
 
 
@@ -161,7 +166,7 @@ class SealerThread(threading.Thread):
                 continue
             self.fault = None
             self.sealed += 1
-            stage.audit.append(audit.SEGMENT_SEALED, stem=sealed.stem, seq=sealed.seq,
+            stage.audit_writer.append(audit.SEGMENT_SEALED, stem=sealed.stem, seq=sealed.seq,
                                incident_id=segment.incident_id, segment_index=segment.index,
                                ciphertext_sha256=sealed.ciphertext_sha256, bytes=sealed.ciphertext_bytes)
             logger.info("sealed %s (incident %s, segment %d%s)", sealed.stem, segment.incident_id,

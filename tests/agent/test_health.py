@@ -57,3 +57,13 @@ def test_an_unreadable_file_system_is_a_fault_not_a_crash():
                              trigger=lambda t: None)
     assert monitor.check() is None
     assert monitor.fault is not None and "/spool" in str(monitor.fault)
+
+
+def test_an_audit_log_the_card_refuses_is_an_alert_the_officer_sees_as_a_system_fault():
+    from agent.alerts import derive_alerts
+    from ui.text import alert_text
+
+    alerts = derive_alerts({"faults": {"audit": "StorageFullError: storage full while writing audit event"}})
+    assert [(a.code, a.as_dict()["severity"]) for a in alerts] == [("audit_log_failing", "warning")]
+    assert "storage full" in alerts[0].text
+    assert alert_text("audit_log_failing") == alert_text("system_fault") != alert_text("some_future_code")

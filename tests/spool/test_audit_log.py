@@ -211,3 +211,54 @@ def test_failed_write_is_marked_before_the_next_event(log_path, key, monkeypatch
     report = verify_log(log_path, key.public_key())
     assert report.ok and len(report.recoveries) == 1
     assert "half-way" in json.loads(lines(log_path)[-2])["fields"]["reason"]
+
+
+# -- the writer thread: lines from threads that must not wait for the card ------------------------------------
+
+def test_the_writer_keeps_the_order_and_its_caller_never_waits_for_the_card(log_path, key, monkeypatch):
+    log = AuditLog(log_path, key)
+    writer = audit.AuditWriter(log)
+    writer.start()
+    card = threading.Event()  # the card stalls until set
+    real_fsync = audit.os.fsync
+    monkeypatch.setattr(audit.os, "fsync", lambda fd: (card.wait(10), real_fsync(fd)))
+    for i in range(20):
+        writer.append(audit.RECORDING_STARTED, incident_id=f"inc-{i}", trigger="button")
+    assert writer.written == 0  # every hand-over returned while the card was stalled
+    card.set()
+    assert writer.flush(10)
+    writer.stop()
+    log.close()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [line["fields"]["incident_id"] for line in lines[1:]] == [f"inc-{i}" for i in range(20)]
+    assert verify_log(log_path, key.public_key()).ok and writer.written == 20
+
+
+def test_a_line_the_card_refuses_is_a_visible_fault_until_one_is_written(log_path, key, monkeypatch, caplog):
+    log = AuditLog(log_path, key)
+    writer = audit.AuditWriter(log)
+    writer.start()
+    real_write = audit.os.write
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit.os, "write", full)
+    writer.append(audit.FRAMES_DROPPED, count=3, incident_id="inc-1")
+    assert writer.flush(10)
+    assert isinstance(writer.fault, StorageFullError)
+    assert "frames_dropped" in caplog.text and "not written" in caplog.text
+    monkeypatch.setattr(audit.os, "write", real_write)
+    writer.append(audit.FRAMES_DROPPED, count=1, incident_id="inc-1")
+    writer.stop()
+    log.close()
+    assert writer.fault is None and writer.written == 1
+    assert verify_log(log_path, key.public_key()).ok
+
+
+def test_a_bad_event_name_is_refused_on_the_callers_thread(log_path, key):
+    with AuditLog(log_path, key) as log:
+        writer = audit.AuditWriter(log)
+        with pytest.raises(AuditError, match="audit event name"):
+            writer.append("Not An Event")
+        writer.stop()  # never started: stop writes what is queued on this thread
