@@ -154,7 +154,7 @@ class Agent:
         self._view = builder = ViewBuilder(status, preview=lambda: self.source.preview() if self.source else None,
                               disk=lambda: self.monitor.snapshot if self.monitor else None,
                               health=lambda: self._health, alerts=lambda: self.alerts,
-                              language=self.cfg.display.language)
+                              identify=self._identifying, language=self.cfg.display.language)
         self.indicators = IndicatorThread.from_config(
             self.cfg.controls, status, factory=self._pins,
             alerting=lambda: (bool(self.alerts) or (self.display is not None and self.display.fault is not None)
@@ -263,11 +263,15 @@ class Agent:
     _view = None
 
     def _identify(self, seconds: int) -> None:
-        """'Which device is this?': the green LED blinks for ``seconds`` (the red stays reserved for recording)."""
+        """'Which device is this?': for ``seconds`` the green LED blinks and, unless a recording is running,
+        the display shows the device id blinking (the red LED stays reserved for recording)."""
         logger.warning("identify requested by the back office for %d s", seconds)
         self._identify_until = time.monotonic() + seconds
         if self.display is not None:
             self.display.wake()
+
+    def _identifying(self) -> str | None:
+        return self.cfg.device.id if time.monotonic() < self._identify_until else None
 
     def _apply_setting(self, section: str, key: str, value) -> str | None:
         """A validated remote 'set'; returns a refusal reason or None."""

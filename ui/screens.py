@@ -1,7 +1,8 @@
 """The screens: pure functions from an :class:`~ui.view.OfficerView` to a 1-bit image.
 
-Which screen shows is decided in one place (:func:`screen_for`): an alert wins over everything; else
-the recorder's state picks STANDBY, MIRROR or RECORDING. While recording, even an alert screen keeps
+Which screen shows is decided in one place (:func:`screen_for`): while recording, the recording (or an
+alert with the recording mark); when not recording, the back office's identify request, then an
+alert, then the recorder's state picks STANDBY or MIRROR. While recording, even an alert screen keeps
 the recording mark — the person in front of the camera must always be able to tell. The recording
 label uses capitals at least 16 px tall on a lit band; the dot beside it blinks at 1 Hz (phase from
 ``view.now``), the label never does.
@@ -23,7 +24,7 @@ from .dither import FLOYD_STEINBERG, mirror_image
 from .text import alert_text, strings
 from .view import OfficerView
 
-STANDBY, MIRROR, RECORDING, ALERT = "standby", "mirror", "recording", "alert"
+STANDBY, MIRROR, RECORDING, ALERT, IDENTIFY = "standby", "mirror", "recording", "alert", "identify"
 #: Minimum height of the recording label's capitals, in pixels (legible at arm's length).
 RECORDING_CAP_MIN = 16
 _BIG = (20, 18, 16, 14, 12)  # bold sizes for the one big word; 20 gives 16 px capitals
@@ -43,6 +44,8 @@ class ScreenSpec:
 
 
 def screen_for(view: OfficerView) -> str:
+    if view.identify and not view.state.recording:  # never hide a recording behind it
+        return IDENTIFY
     if view.alerts:
         return ALERT
     if view.state.recording:
@@ -57,7 +60,9 @@ def render(view: OfficerView, spec: ScreenSpec = ScreenSpec()) -> Image.Image:
     image = Image.new("1", (spec.width, spec.height), 0)
     text = strings(view.language)
     screen = screen_for(view)
-    if screen == ALERT:
+    if screen == IDENTIFY:
+        _identify(image, view, text)
+    elif screen == ALERT:
         _alert(image, view, text)
     elif screen == RECORDING:
         _recording(image, view, text, spec)
@@ -215,3 +220,36 @@ def _alert(image: Image.Image, view: OfficerView, text) -> None:
     if more > 0:
         lab = fonts.label(text["alert.more"].format(n=more), icons.SMALL_FONT)
         _paste(image, lab, (w - lab.width) // 2, title_h + 5 + hint.cap_height + 5)
+
+
+def _identify(image: Image.Image, view: OfficerView, text) -> None:
+    """The device's id, big, the whole screen inverting at 1 Hz: easy to spot in a drawer of devices."""
+    w, h = image.size
+    title = _fit(text["identify"], w - 4, _SMALL)
+    lines = _id_lines(view.identify, w - 4)
+    line_gap = 3
+    body = sum(lab.cap_height for lab in lines) + line_gap * (len(lines) - 1)
+    gap = max(2, (h - title.cap_height - body) // 3)
+    lit = blink_on(view)
+    if lit:
+        ImageDraw.Draw(image).rectangle((0, 0, w - 1, h - 1), fill=1)
+    ink = 0 if lit else 1
+    _paste(image, title, (w - title.width) // 2, gap, fill=ink)
+    y = gap + title.cap_height + gap
+    for lab in lines:
+        _paste(image, lab, (w - lab.width) // 2, y, fill=ink)
+        y += lab.cap_height + line_gap
+
+
+def _id_lines(device_id: str, width: int) -> list[fonts.Label]:
+    """The id as big as it fits on one line; a long one in two lines split at a hyphen near the middle."""
+    one = _fit(device_id, width, _BIG + (11, 10), bold=True)
+    if one.width <= width:
+        return [one]
+    cuts = [i for i, c in enumerate(device_id) if c in "-_"] or [len(device_id) // 2]
+    cut = min(cuts, key=lambda i: abs(i - len(device_id) / 2))
+    if device_id[cut] in "-_":
+        head, tail = device_id[:cut + 1], device_id[cut + 1:]  # the hyphen stays at the end of the first line
+    else:
+        head, tail = device_id[:cut], device_id[cut:]
+    return [_fit(part, width, (12, 11, 10, 9, 8)) for part in (head, tail)]

@@ -18,6 +18,8 @@ _TEXT = {
     "ready": {"de": "BEREIT", "en": "READY"},
     "mirror": {"de": "VIDEO", "en": "VIDEO"},
     "recording": {"de": "AUFNAHME", "en": "REC"},
+    # the back office's identify command: which device in the drawer is this one
+    "identify": {"de": "DIESES GERÄT", "en": "THIS DEVICE"},
     "no_picture": {"de": "kein Bild", "en": "no picture"},
     # -- alerts (codes of agent.alerts): a title in capitals, a hint for the officer -----------------
     "alert.camera_fault": {"de": "KAMERAFEHLER", "en": "CAMERA FAULT"},

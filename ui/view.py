@@ -51,6 +51,8 @@ class OfficerView:
     backlog_segments: int = 0
     alerts: tuple[str, ...] = ()  # alert codes from agent.alerts, most severe first
     language: str = DEFAULT_LANGUAGE
+    #: The device's id while the back office asks "which device is this?" (the identify command).
+    identify: str | None = None
 
     @property
     def elapsed_seconds(self) -> int:
@@ -84,10 +86,12 @@ class ViewBuilder:
                  disk: Callable[[], DiskSnapshot | None] = lambda: None,
                  health: Callable[[], Health | None] = lambda: None,
                  alerts: Callable[[], Iterable | None] = lambda: (),
+                 identify: Callable[[], str | None] = lambda: None,
                  language: str = DEFAULT_LANGUAGE,
                  wall_clock: Callable[[], float] = time.time,
                  local_clock: Callable[[float], str] = _local_clock):
-        self._sources = {"status": status, "preview": preview, "disk": disk, "health": health, "alerts": alerts}
+        self._sources = {"status": status, "preview": preview, "disk": disk, "health": health, "alerts": alerts,
+                         "identify": identify}
         self.language = language
         self._wall_clock = wall_clock
         self._local_clock = local_clock
@@ -118,4 +122,4 @@ class ViewBuilder:
             storage_level=disk.level if disk is not None else None,
             storage_used=disk.used_fraction if disk is not None else None,
             link_up=health.link_up, backlog_segments=health.backlog_segments,
-            alerts=alert_codes(self._read("alerts")), language=self.language)
+            alerts=alert_codes(self._read("alerts")), language=self.language, identify=self._read("identify"))

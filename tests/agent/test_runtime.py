@@ -20,6 +20,7 @@ from agent.recorder import Action, Trigger
 from agent.runtime import Agent, run_agent
 from agent.verify import verify_paths
 from camera.synthetic import SyntheticSource
+from ui.screens import IDENTIFY, screen_for
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_validate_config_checks_and_exits(agent_config, tmp_path):
     assert proc.returncode == 2 and "camera.fps = -1.0 is out of range" in proc.stderr
 
 
-def test_remote_settings_reach_the_display_and_identify_blinks_the_led(agent_config):
+def test_remote_settings_reach_the_display_and_identify_blinks_the_led_and_the_display(agent_config):
     cfg, _ = agent_config
     agent = Agent(cfg)
     agent.start()
@@ -182,8 +183,10 @@ def test_remote_settings_reach_the_display_and_identify_blinks_the_led(agent_con
         assert agent._apply_setting("display", "language", "en") is None
         assert agent._view.language == "en" and agent.cfg.display.language == "en"
         assert not agent.indicators._alerting() or agent.alerts
+        assert agent._view().identify is None
         agent._identify(2)
         assert agent.indicators._alerting()
+        assert agent._view().identify == cfg.device.id and screen_for(agent._view()) == IDENTIFY
         assert agent._apply_setting("recording", "pre_event_seconds", 1.5) is None
         assert wait_for(lambda: agent.recorder_thread.status.ring.window_seconds == 1.5)
         assert "restart" in agent._apply_setting("camera", "fps", 25)

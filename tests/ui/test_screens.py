@@ -12,7 +12,8 @@ from agent.alerts import derive_alerts
 from agent.diskspace import PressureLevel
 from agent.recorder import State
 from ui import fonts
-from ui.screens import ALERT, MIRROR, RECORDING, RECORDING_CAP_MIN, STANDBY, ScreenSpec, render, screen_for
+from ui.screens import (ALERT, IDENTIFY, MIRROR, RECORDING, RECORDING_CAP_MIN, STANDBY, ScreenSpec, render,
+                        screen_for)
 from ui.text import LANGUAGES, alert_text, all_texts, strings
 from ui.view import OfficerView
 from ui_golden import assert_golden, difference
@@ -54,6 +55,9 @@ CASES = {
     "alert_several": view(alerts=("storage_low", "upload_failing", "low_battery")),
     "alert_while_recording": view(State.RECORDING, alerts=("display_fault", "low_battery")),
     "alert_while_recording_dot_off": view(State.RECORDING, now=NOW + 0.5, alerts=("storage_full",)),
+    "identify": view(identify="kod-07", alerts=("low_battery",)),
+    "identify_off": view(identify="kod-07", now=NOW + 0.5),
+    "identify_long_id": view(identify="duisburg-kod-team-nord-0042"),
 }
 
 
@@ -78,6 +82,15 @@ def test_which_screen_shows():
     assert screen_for(view(State.FINISHING)) == RECORDING
     assert screen_for(view(State.MIRROR, alerts=("low_battery",))) == ALERT
     assert screen_for(view(State.RECORDING, alerts=("low_battery",))) == ALERT
+    assert screen_for(view(identify="kod-07", alerts=("low_battery",))) == IDENTIFY
+    assert screen_for(view(State.MIRROR, identify="kod-07")) == IDENTIFY
+    assert screen_for(view(State.RECORDING, identify="kod-07")) == RECORDING  # a recording is never hidden
+
+
+def test_identify_blinks_the_whole_screen():
+    on = np.asarray(render(view(identify="kod-07")))
+    off = np.asarray(render(view(identify="kod-07", now=NOW + 0.5)))
+    assert on.mean() > 0.6 and off.mean() < 0.4  # lit with dark letters, then dark with lit letters
 
 
 def _longest_vertical_run(ink: np.ndarray) -> int:
@@ -153,7 +166,7 @@ def test_every_alert_text_fits_a_128_px_display(language):
 
 
 def test_every_alert_the_agent_raises_has_its_own_text():
-    status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x"},
+    status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x", "audit": "x"},
               "storage": {"level": "critical"}, "overrun_alarm": True, "refused_reason": "full"}
     raised = derive_alerts(status, battery_percent=1.0, cpu_temperature_c=95.0, throttling=["under-voltage"],
                            upload={"state": "failed"}, display_fault="gone")
