@@ -1,6 +1,7 @@
 """Child process of the crash test: stores, acknowledges and purges segments until it is killed.
 
-Usage: ``python crash_writer.py SPOOL_DIR SEED``. Prints ``READY <next seq>`` once the spool is open,
+Half of the segments are stored whole (``Spool.store``), half streamed in pieces through
+``Spool.begin`` as the sealer does. Usage: ``python crash_writer.py SPOOL_DIR SEED``. Prints ``READY <next seq>`` once the spool is open,
 then one line per completed operation, *after* the call returned: ``STORED <stem>``,
 ``ACKED <stem>``, ``PURGED <stem>``. The parent kills it with SIGKILL at a random moment and checks
 that every printed promise still holds after recovery.
@@ -41,8 +42,15 @@ def main(directory: str, seed: int) -> None:
     seq = json.loads(newest)["seq"] + 1 if newest else 0
     print("READY", seq, flush=True)
     while True:
-        spool.store(sealed(seq, rng))
-        print("STORED", f"crash-{seq:010d}", flush=True)
+        segment = sealed(seq, rng)
+        if rng.random() < 0.5:
+            spool.store(segment)
+        else:  # as the sealer does: the ciphertext streamed in 64 KiB pieces while it is "encrypted"
+            with spool.begin(segment.stem) as writer:
+                for offset in range(0, len(segment.ciphertext), 65536):
+                    writer.write(segment.ciphertext[offset:offset + 65536])
+                writer.commit(segment.manifest, segment.seq, segment.ciphertext_sha256)
+        print("STORED", segment.stem, flush=True)
         seq += 1
         drain = rng.random() < 0.1  # sometimes the uplink catches up completely (exercises the chain head)
         pending = spool.pending()
