@@ -680,7 +680,6 @@ class Spool:
             raise storage_error(exc, path, "removing a spool file") from exc
 
 
-
 class SegmentReader:
     """A stored segment open for reading pieces of its ciphertext (made by :meth:`Spool.open_segment`).
 
