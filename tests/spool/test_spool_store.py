@@ -336,10 +336,15 @@ def test_storage_full_while_streaming_leaves_no_trace(tmp_path, sealed, monkeypa
     assert files(tmp_path) == [] and sp.pending() == []
 
 
-def test_an_opened_segment_is_read_piece_by_piece(tmp_path, sealed):
+def spool_with_one_segment(tmp_path, sealed):
     sp = Spool.open(tmp_path)
     s = sealed(1)
     sp.store(s)
+    return sp, s
+
+
+def test_an_opened_segment_is_read_piece_by_piece(tmp_path, sealed):
+    sp, s = spool_with_one_segment(tmp_path, sealed)
     with sp.open_segment(s.stem) as reader:
         assert reader.manifest == s.manifest and reader.size == len(s.ciphertext)
         pieces = [reader.read(offset, 1000) for offset in range(0, reader.size, 1000)]
@@ -350,9 +355,7 @@ def test_an_opened_segment_is_read_piece_by_piece(tmp_path, sealed):
 
 
 def test_opening_a_corrupt_segment_says_the_card_may_be_failing(tmp_path, sealed):
-    sp = Spool.open(tmp_path)
-    s = sealed(1)
-    sp.store(s)
+    sp, s = spool_with_one_segment(tmp_path, sealed)
     path = tmp_path / f"{s.stem}.age"
     path.write_bytes(b"X" + s.ciphertext[1:])
     with pytest.raises(CorruptSegmentError, match="SD card may be failing"):
@@ -365,9 +368,7 @@ def test_opening_a_corrupt_segment_says_the_card_may_be_failing(tmp_path, sealed
 
 
 def test_a_purge_does_not_disturb_an_open_reader(tmp_path, sealed):
-    sp = Spool.open(tmp_path)
-    s = sealed(1)
-    sp.store(s)
+    sp, s = spool_with_one_segment(tmp_path, sealed)
     reader = sp.open_segment(s.stem)
     sp.acknowledge(s.stem, s.ciphertext_sha256, b'{"receipt": 1}')
     sp.purge(s.stem)
