@@ -130,6 +130,8 @@ class UplinkThread(threading.Thread):
         self._loading: set[str] = set()
         self._settling: set[str] = set()
         self._parked: dict[str, float] = {}
+        #: Segments the card returns damaged: their fault stays until the card reads them right again.
+        self._unreadable: dict[str, str] = {}
         self._paused_until = 0.0
         self._backoff_until = 0.0
         self._retry = settings.retry_min_s
@@ -139,7 +141,7 @@ class UplinkThread(threading.Thread):
         self._last_status = -_STATUS_EVERY_S
         self._changed = False
         self._faults: collections.deque[str] = collections.deque(maxlen=_MAX_FAULTS)
-        #: The latest problem; cleared when a segment is acknowledged again. Read by the runtime.
+        #: The latest problem; cleared when a segment is acknowledged again (unless one stays unreadable).
         self.fault: str | None = None
         self._counts: collections.Counter = collections.Counter()
         #: Chunk and byte counters of transfers no longer in play.
@@ -318,13 +320,18 @@ class UplinkThread(threading.Thread):
             return
         if ev.segment is None:
             self._retire(ev.stem)
-            if ev.problem == "corrupt":
+            if ev.problem == "missing":
+                self._unreadable.pop(ev.stem, None)
+            elif ev.problem == "corrupt":
+                self._unreadable[ev.stem] = ev.message
                 self._set_fault(ev.message)
                 self._parked[ev.stem] = self._clock() + self.settings.reject_retry_s
             elif ev.problem == "error":
                 self._set_fault(ev.message)
                 self._parked[ev.stem] = self._clock() + _RESCAN_S * 5
             return
+        if self._unreadable.pop(ev.stem, None) is not None:
+            logger.warning("uplink: %s reads correctly again", ev.stem)
         t.loaded(ev.segment, ev.segment.manifest)
 
     def _retire(self, stem: str) -> None:
@@ -351,7 +358,8 @@ class UplinkThread(threading.Thread):
                 try:
                     nxt = t.next_chunk()
                 except BodycamError as exc:  # the card fails under the open segment
-                    self._set_fault(f"cannot read {t.stem} from the spool: {exc}")
+                    self._unreadable[t.stem] = f"cannot read {t.stem} from the spool: {exc}"
+                    self._set_fault(self._unreadable[t.stem])
                     self._retire(t.stem)
                     self._parked[t.stem] = now + self.settings.reject_retry_s
                     return
@@ -522,7 +530,8 @@ class UplinkThread(threading.Thread):
         self._changed = True
         if ev.acknowledged:
             self._counts["acknowledged"] += 1
-            self.fault = None
+            self._unreadable.pop(ev.stem, None)
+            self.fault = next(iter(self._unreadable.values()), None)
         if ev.purged:
             self._counts["purged"] += 1
         if ev.error:

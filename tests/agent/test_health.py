@@ -1,8 +1,11 @@
 import os
 
+import pytest
+
 from agent.diskspace import DiskPressure, PressureLevel
 from agent.health import StorageMonitor
 from agent.recorder import Action
+from comms.uplink import UplinkStatus
 
 
 class FakeFs:
@@ -67,3 +70,20 @@ def test_an_audit_log_the_card_refuses_is_an_alert_the_officer_sees_as_a_system_
     assert [(a.code, a.as_dict()["severity"]) for a in alerts] == [("audit_log_failing", "warning")]
     assert "storage full" in alerts[0].text
     assert alert_text("audit_log_failing") == alert_text("system_fault") != alert_text("some_future_code")
+
+
+@pytest.mark.parametrize("status, alert", [
+    (UplinkStatus(state="idle", link_up=True), None),
+    (UplinkStatus(state="sending", link_up=True), None),
+    (UplinkStatus(state="connecting"), None),  # a dock without network is normal; the backlog icon shows it
+    (UplinkStatus(state="refused", link_up=True, fault="the broker refused our publish with reason 0x87"),
+     "the broker refused our publish with reason 0x87"),
+    (UplinkStatus(state="idle", link_up=True, fault="segment x: the SD card may be failing"),
+     "segment x: the SD card may be failing"),
+    (UplinkStatus(state="receiver_silent", link_up=True), "the back office's receiver does not answer"),
+])
+def test_the_uplinks_own_faults_become_the_upload_failing_alert(status, alert):
+    from agent.alerts import derive_alerts
+
+    texts = [a.text for a in derive_alerts({}, upload=status.as_dict()) if a.code == "upload_failing"]
+    assert texts == ([alert] if alert else [])

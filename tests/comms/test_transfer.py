@@ -91,6 +91,22 @@ def test_receiver_offline_the_device_keeps_everything_and_catches_up(world):
     assert verify_paths([returned.store.root], load_device_public_keys([device.device_pub])).ok
 
 
+def test_a_segment_the_card_corrupts_is_reported_kept_and_the_others_still_go(world):
+    device = world.device()
+    sealed = device.seal_random(3, size=40_000)
+    bad = device.spool.directory / sealed[1].ciphertext_name
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit flipped on the card
+    bad.write_bytes(bytes(data))
+    office = world.backoffice([device])
+    up = world.uplink(device, office.receipt_pub)
+    wait_until(lambda: [i.stem for i in device.spool.pending()] == [sealed[1].stem], 30,
+               what="the two good segments acknowledged and purged")
+    assert "SD card may be failing" in (up.thread.status.fault or "")
+    assert bad.read_bytes() == bytes(data)  # kept as it is, for IT to examine; never sent, never deleted
+    assert sorted(p.name for p in office.stored(".age")) == sorted(s.ciphertext_name for s in (sealed[0], sealed[2]))
+
+
 @pytest.mark.parametrize("forgery", ["wrong key", "wrong hash", "other device", "garbage"])
 def test_a_forged_receipt_never_deletes_anything(world, forgery):
     device = world.device()

@@ -16,6 +16,7 @@ from agent.sensors import BatteryReading
 from comms.commands import CommandActions, CommandHandler, CommandVerifier, sign_command
 from comms.events import EventTracker
 from comms.telemetry import build_telemetry, significant
+from comms.uplink import UplinkStatus
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -48,6 +49,10 @@ def wait_for(predicate, timeout=10.0):
     return predicate()
 
 
+REFUSED = ("the broker refused our publish with reason 0x87 (not authorized): the broker's ACL or this device's "
+           "certificate does not match its topics")
+
+
 def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     agent, _, _ = running_agent
     check = validator("telemetry.schema.json")
@@ -60,11 +65,12 @@ def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     recording = build_telemetry(agent.status(), clock_sync="ntp-synchronized", battery=BatteryReading(9.0, 3.4),
                                 cpu_temperature_c=83.0, throttling=["throttled"],
                                 link={"interface": "wlan0", "quality": 40.0, "signal_dbm": -70.0},
-                                upload={"state": "failed", "reason": "broker unreachable"})
+                                upload=UplinkStatus(state="refused", link_up=True, fault=REFUSED).as_dict())
     check.validate(recording)
     assert recording["recorder"]["incident_id"] and recording["recorder"]["recording_since"]
     codes = [a["code"] for a in recording["alerts"]]
     assert codes == ["low_battery", "overheating", "upload_failing"]  # critical first, then by code
+    assert recording["alerts"][2]["text"] == REFUSED
     assert significant(standby, recording) and not significant(recording, recording)
     with pytest.raises(jsonschema.ValidationError):
         check.validate({**recording, "recorder": {**recording["recorder"], "state": "paused"}})

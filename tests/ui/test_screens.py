@@ -169,7 +169,7 @@ def test_every_alert_the_agent_raises_has_its_own_text():
     status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x", "audit": "x"},
               "storage": {"level": "critical"}, "overrun_alarm": True, "refused_reason": "full"}
     raised = derive_alerts(status, battery_percent=1.0, cpu_temperature_c=95.0, throttling=["under-voltage"],
-                           upload={"state": "failed"}, display_fault="gone")
+                           upload={"state": "refused", "fault": "0x87"}, display_fault="gone")
     raised += derive_alerts({"storage": {"level": "warn"}})
     generic = alert_text("no_such_code")[0]
     for alert in raised:
