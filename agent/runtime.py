@@ -180,7 +180,7 @@ class Agent:
         from ui.view import Health
 
         self._health = Health(battery_percent=round(battery.percent) if battery else None,
-                              backlog_segments=status["backlog"]["segments"])
+                              link_up=self._link_up(), backlog_segments=status["backlog"]["segments"])
         self._readings = {"battery": battery, "cpu_temperature_c": cpu_temperature_c(), "throttling": throttling(),
                           "link": wifi_link(), "display_fault": str(display_fault) if display_fault else None,
                           "upload": self.uplink.status.as_dict() if self.uplink is not None else None}
@@ -194,6 +194,12 @@ class Agent:
             status["uplink"] = r["upload"]
         self._status_cache = status
         return status
+
+    def _link_up(self) -> bool | None:
+        """The sync icon: connected to the broker, not (yet), or no icon when uploading is switched off."""
+        if self.uplink is not None:
+            return self.uplink.status.link_up
+        return False if self.cfg.uplink.enabled else None
 
     def telemetry(self) -> dict:
         """The telemetry message: the last full status (every 2 s) with the recorder's live state."""

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,6 +21,7 @@ from agent.recorder import Action, Trigger
 from agent.runtime import Agent, run_agent
 from agent.verify import verify_paths
 from camera.synthetic import SyntheticSource
+from comms.uplink import UplinkStatus
 from ui.screens import IDENTIFY, screen_for
 
 
@@ -183,6 +185,12 @@ def test_remote_settings_reach_the_display_and_identify_blinks_the_led_and_the_d
         assert agent._apply_setting("display", "language", "en") is None
         assert agent._view.language == "en" and agent.cfg.display.language == "en"
         assert not agent.indicators._alerting() or agent.alerts
+        agent.refresh_alerts()
+        assert agent._health.link_up is None  # uploading switched off: no sync icon at all
+        agent.uplink = SimpleNamespace(status=UplinkStatus(link_up=True))
+        agent.refresh_alerts()
+        assert agent._health.link_up is True and agent._view().link_up is True
+        agent.uplink = None
         assert agent._view().identify is None
         agent._identify(2)
         assert agent.indicators._alerting()
@@ -204,6 +212,7 @@ def test_a_device_not_yet_enrolled_records_and_spools_and_shows_the_uplink_fault
         agent.trigger(Trigger(Action.START, "test"))
         assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 120)
         status = agent.refresh_alerts()
+        assert agent._health.link_up is False  # the officer's sync icon: crossed out
         assert "uplink" in status["faults"]
         assert "upload_failing" in [a["code"] for a in status["alerts"]]
         assert agent.supervise() is None  # the agent keeps running; it retries the link every minute
