@@ -748,7 +748,6 @@ class SegmentWriter:
         self._age = spool._path(stem, AGE_SUFFIX)
         self._tmp = self._age.with_name(self._age.name + TMP_SUFFIX)
         self._hash = hashlib.sha256()
-        self.nbytes = 0
         self._finished = False
         try:
             self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
@@ -769,7 +768,6 @@ class SegmentWriter:
             raise SpoolError(f"segment {self.stem}: writer already closed")
         view = memoryview(data)
         self._hash.update(view)
-        self.nbytes += len(view)
         try:
             while view:
                 view = view[os.write(self._fd, view):]
