@@ -259,7 +259,7 @@ ensure_venv() {
 # The parts of the checkout that make up the installed software (ui/ and comms/ once they exist).
 source_parts() {
     local part
-    for part in pyproject.toml README.md agent camera ui comms docs/INSTALL.md; do
+    for part in pyproject.toml README.md base camera evidence ui comms agent docs/INSTALL.md; do
         if [[ -e $SOURCE_DIR/$part ]]; then printf '%s\n' "$part"; fi
     done
 }
@@ -316,7 +316,7 @@ config_values() {
     PYTHONPATH=$SOURCE_DIR "$(config_python)" - "$1" <<'PY'
 import os, sys
 from agent import config
-from agent.errors import ConfigError
+from base.errors import ConfigError
 try:
     c = config.load(sys.argv[1])
 except ConfigError as exc:

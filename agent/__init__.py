@@ -1,3 +1,3 @@
-"""The device's brain: configuration, recorder state machine, runtime and command line."""
+"""The device program: composition root, recorder, pipeline, runtime, command line, doctor."""
 
-__version__ = "0.1.0"
+from base import __version__  # noqa: F401  (the device's version, reported in status and manifests)

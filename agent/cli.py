@@ -9,10 +9,11 @@ import argparse
 import logging
 import sys
 
-from . import __version__, config, doctor_cli, evidence_cli
-from comms import control_cli, receiver_cli
+from base import __version__
+from . import config, doctor_cli, evidence_cli
+from backoffice import control_cli, receiver_cli
 
-from .errors import BodycamError
+from base.errors import BodycamError
 
 logger = logging.getLogger("bodycam")
 

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from base.errors import ConfigError
 
 #: The legal ceiling for the pre-event window. A deployment may set less (0 disables pre-recording),
 #: never more: some German states do not allow pre-recording at all, none allows minutes of it.

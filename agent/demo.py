@@ -18,15 +18,15 @@ from pathlib import Path
 
 import dataclasses
 
-from comms.localbroker import MOSQUITTO
-from comms.localoffice import LocalBackOffice
+from backoffice.localbroker import MOSQUITTO
+from backoffice.localoffice import LocalBackOffice
 
 from .config import Config, replace
-from .export import export_incident
-from .keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
+from evidence.export import export_incident
+from evidence.keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
 from .recorder import Action, Trigger
 from .runtime import Agent
-from .verify import verify_paths
+from evidence.verify import verify_paths
 
 logger = logging.getLogger(__name__)
 

@@ -5,84 +5,23 @@ free and total bytes, a reason sentence) for the recorder, the display and telem
 recorder finishes the current segment and refuses new recordings; this module only measures and
 never deletes anything, so evidence cannot be lost by a measurement.
 
-The storage errors live here too because the spool and the audit log both write to the same card
-and must say the same thing when it is full or locked (ENOSPC, EACCES, EROFS, EIO).
+The storage errors it reports are :mod:`base.errors`' (the spool and the audit log raise the same).
 """
 
 from __future__ import annotations
 
 import enum
-import errno
 import logging
 import os
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import BodycamError, ConfigError
+from base.errors import ConfigError, StorageError, storage_error  # noqa: F401  (StorageError: re-exported)
 
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 
-
-class StorageError(BodycamError):
-    """The SD card (or the directory on it) refused a read or write."""
-
-    def __init__(self, message: str, path: str | os.PathLike | None = None, errno_: int | None = None):
-        super().__init__(message)
-        self.path = None if path is None else os.fspath(path)
-        self.errno = errno_
-
-
-class StorageFullError(StorageError):
-    """No space left: nothing more can be written until the uplink catches up or space is freed."""
-
-
-class StoragePermissionError(StorageError):
-    """The agent's user may not read or write a path it needs."""
-
-
-def storage_error(exc: OSError, path: str | os.PathLike, action: str) -> StorageError:
-    """Map an ``OSError`` from ``action`` on ``path`` to a :class:`StorageError` with a sentence.
-
-    ``action`` is a short gerund phrase such as ``"writing segment dev1-0000000042"``. The caller
-    raises the result ``from exc`` so the original errno stays in the traceback for developers.
-    """
-    path = os.fspath(path)
-    code = exc.errno
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(
-            f"storage full while {action} ({path}): free space on the SD card or let the uplink "
-            "deliver the backlog; nothing already stored was touched", path, code)
-    if code in (errno.EACCES, errno.EPERM):
-        return StoragePermissionError(
-            f"permission denied while {action}: the agent's user may not access {path}; "
-            "check the owner and mode of the spool/audit directory (install.sh sets them)", path, code)
-    if code == errno.EROFS:
-        return StorageError(
-            f"read-only file system while {action} ({path}): the SD card was remounted read-only, "
-            "usually after an I/O error; replace or check the card", path, code)
-    if code == errno.EIO:
-        return StorageError(
-            f"I/O error while {action} ({path}): the SD card may be failing; replace it after the "
-            "backlog has been uploaded", path, code)
-    if code == errno.ENOENT:
-        return StorageError(f"{path} does not exist while {action}: is the SD card mounted?", path, code)
-    reason = exc.strerror or str(exc)
-    return StorageError(f"{reason} while {action} ({path})", path, code)
-
-
-
-def fsync_dir(directory: str | os.PathLike, what: str) -> None:
-    """Make renames and deletions in ``directory`` durable; errors name ``what`` was being synced."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise storage_error(exc, directory, f"syncing {what}") from exc
 
 class PressureLevel(enum.Enum):
     """Ordered levels; compare with :attr:`rank` (OK < WARN < CRITICAL)."""

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config as config_mod
-from .errors import BodycamError
+from base.errors import BodycamError
 from .statusfile import StatusFileError, read_status, status_path
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def check_config(ctx: Context) -> Check:
 
 
 def check_recipients(ctx: Context) -> Check:
-    from .keys import load_recipients
+    from evidence.keys import load_recipients
 
     sources = ctx.config.evidence.recipients
     if not sources:
@@ -217,7 +217,7 @@ def check_recipients(ctx: Context) -> Check:
 
 
 def check_keys(ctx: Context) -> Check:
-    from .keys import load_signing_key, parse_device_public_key
+    from evidence.keys import load_signing_key, parse_device_public_key
 
     path = Path(ctx.config.evidence.device_key)
     create = (f"create it with 'sudo install.sh' (or, as user {ctx.service_user}: "
@@ -714,7 +714,7 @@ class SpoolScan:
 
 def scan_spool(directory: str | os.PathLike) -> SpoolScan:
     """Count segments whose manifest has no receipt yet, without touching a file."""
-    from .spool import AGE_SUFFIX, MANIFEST_SUFFIX, QUARANTINE_DIR, RECEIPT_SUFFIX
+    from evidence.spool import AGE_SUFFIX, MANIFEST_SUFFIX, QUARANTINE_DIR, RECEIPT_SUFFIX
 
     d = Path(directory)
     names = {e.name: e for e in os.scandir(d) if e.is_file(follow_symlinks=False)}

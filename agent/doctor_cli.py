@@ -11,7 +11,7 @@ import sys
 import time
 
 from . import doctor
-from .errors import BodycamError
+from base.errors import BodycamError
 from .statusfile import STATUS_PATH, read_status, status_path
 
 EXIT_OK, EXIT_PROBLEM = 0, 1

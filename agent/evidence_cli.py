@@ -10,10 +10,10 @@ import argparse
 import logging
 import sys
 
-from .errors import BodycamError
-from .export import ExportRefused, export_incident, report_path_for
-from .keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
-from .verify import verify_paths
+from base.errors import BodycamError
+from evidence.export import ExportRefused, export_incident, report_path_for
+from evidence.keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
+from evidence.verify import verify_paths
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +33,10 @@ def register(subparsers) -> None:
     dev.add_argument("--device-id", help="bind the key to this device id in device.pub (recommended)")
     dev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
     dev.set_defaults(func=cmd_keys_device)
-    from comms import receiver_cli  # the receipt key belongs to the receiver, which lives in comms
+    from backoffice import receiver_cli  # the receipt key belongs to the receiver, which lives in comms
 
     receiver_cli.register_keys(kinds)
-    from comms import control_cli
+    from backoffice import control_cli
 
     control_cli.register_keys(kinds)
 

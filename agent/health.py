@@ -13,8 +13,9 @@ import logging
 import threading
 from typing import Callable
 
-from . import audit
-from .diskspace import DiskPressure, DiskSnapshot, PressureLevel, StorageError
+from evidence import audit
+from .diskspace import DiskPressure, DiskSnapshot, PressureLevel
+from base.errors import StorageError
 from .recorder import Action, Trigger
 
 logger = logging.getLogger(__name__)

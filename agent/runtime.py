@@ -25,10 +25,12 @@ from typing import Callable
 from camera.ring import PreEventRing
 from camera.source import FrameSource, open_source
 
-from . import __version__, audit, config
+from base import __version__
+from evidence import audit
+from . import config
 from .alerts import derive_alerts
 from .config import Config
-from .errors import BodycamError
+from base.errors import BodycamError
 from .health import StorageMonitor
 from .memory import release_free_heap
 from .pipeline import RecorderThread
@@ -241,7 +243,7 @@ class Agent:
         from comms.mqtt import MqttLink
         from comms.uplink import UplinkThread
 
-        from .keys import load_receipt_public_key
+        from evidence.keys import load_receipt_public_key
 
         cfg, dev, site = self.cfg, self.cfg.device.id, self.cfg.device.site
         self.link = MqttLink(cfg.mqtt, dev, window=cfg.uplink.window, will=(f"bodycam/{site}/{dev}/status", b"offline"))

@@ -20,16 +20,16 @@ from pathlib import Path
 
 from camera.segment import Segment
 
-from . import audit
-from .audit import AuditLog, AuditWriter
-from .chain import ChainState, durable_write
+from evidence import audit
+from evidence.audit import AuditLog, AuditWriter
+from evidence.chain import ChainState, durable_write
 from .config import Config
 from .diskspace import DiskPressure, PressureLevel
-from .errors import BodycamError, ConfigError
-from .keys import load_recipients, load_signing_key, recipient_key_id
+from base.errors import BodycamError, ConfigError
+from evidence.keys import load_recipients, load_signing_key, recipient_key_id
 from .recorder import FramesLost, StateChanged
-from .seal import Sealer, verify_manifest
-from .spool import Spool
+from evidence.seal import Sealer, verify_manifest
+from evidence.spool import Spool
 
 logger = logging.getLogger(__name__)
 

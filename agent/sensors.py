@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import option
-from .errors import ConfigError
+from base.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

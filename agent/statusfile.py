@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BodycamError
+from base.errors import BodycamError
 
 STATUS_PATH = "/run/bodycam/status.json"
 SCHEMA = 1

@@ -4,7 +4,7 @@
 Reproduce:  .venv/bin/python bench/bench_agent.py [--seconds 60] [--pre-event 30]
 
 The agent runs as its own process (`bodycam run`) exactly as the service does; a local back office
-(mosquitto + receiver, comms.localoffice) runs in this process. After a 35 s standby (the pre-event
+(mosquitto + receiver, backoffice.localoffice) runs in this process. After a 35 s standby (the pre-event
 window fills, the replay clip is encoded) a signed START command begins a recording that lasts the
 measured window. Reported: the agent process's CPU share of one core over the window (from
 /proc/<pid>/stat), its largest RSS during the window and its peak RSS over its whole life (VmHWM),
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from agent import config  # noqa: E402
 from agent.demo import prepare_workdir  # noqa: E402
 from comms.commands import sign_command  # noqa: E402
-from comms.localoffice import LocalBackOffice, client_settings  # noqa: E402
+from backoffice.localoffice import LocalBackOffice, client_settings  # noqa: E402
 from comms.mqtt import Connected, Message, MqttLink  # noqa: E402
 
 

@@ -27,7 +27,7 @@ import time
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from comms.fleet import FleetView  # noqa: E402
+from backoffice.fleet import FleetView  # noqa: E402
 
 TARGET_P99_S = 0.200
 

@@ -2,15 +2,15 @@
 
 Reproduce:  .venv/bin/python bench/bench_seal.py [--iterations 10] [--dir /var/tmp] [--seconds 10] [--mbit 10]
 
-Ours: :meth:`agent.seal.Sealer.seal` in memory (age-encrypt to one recipient, SHA-256 of the ciphertext,
+Ours: :meth:`evidence.seal.Sealer.seal` in memory (age-encrypt to one recipient, SHA-256 of the ciphertext,
 Ed25519-signed manifest). Theirs: ``age -r <same recipient>`` over stdin -> stdout pipes on the same
 bytes, process start included (that is how a shell pipeline would do it); the pipes are pumped in 1 MiB
 pieces so Python's pipe handling does not slow age down. Runs alternate so both see the same machine
 state; medians are reported. Target: ours >= 80 % of age's throughput. For comparison, also
-``pyrage.encrypt`` + SHA-256 on the joined payload (the route the sealer does not take; see agent/seal.py).
+``pyrage.encrypt`` + SHA-256 on the joined payload (the route the sealer does not take; see evidence/seal.py).
 
 Then the durable write of each sealed segment (ciphertext and manifest: tmp -> fsync -> rename -> fsync
-dir, via :func:`agent.chain.durable_write`) in ``--dir``, and CPU seconds per recorded minute for both
+dir, via :func:`evidence.chain.durable_write`) in ``--dir``, and CPU seconds per recorded minute for both
 steps. Also the longest time a 1 ms ticker thread was kept from running while sealing: the capture
 thread must never wait long for the GIL.
 
@@ -40,9 +40,9 @@ import cryptography
 import pyrage
 from cryptography.hazmat.backends.openssl import backend
 
-from agent.chain import ChainState, durable_write
-from agent.keys import generate_device_key, generate_evidence_keys, load_recipients, load_signing_key
-from agent.seal import Sealer
+from evidence.chain import ChainState, durable_write
+from evidence.keys import generate_device_key, generate_evidence_keys, load_recipients, load_signing_key
+from evidence.seal import Sealer
 from camera.frames import EncodedFrame, StreamInfo
 from camera.segment import Segment
 

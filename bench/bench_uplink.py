@@ -6,7 +6,7 @@ Reproduce:  .venv/bin/python bench/bench_uplink.py [--segments 30] [--seconds 10
 
 Everything runs on this machine against one local mosquitto with TLS client certificates (the set-up of
 docs/BROKER.md, built by tests/comms/mqtt_harness.py). The back office's receiver runs as its own
-process (``python -m comms.receiver_cli receiver``), as it would on its own server.
+process (``python -m backoffice.receiver_cli receiver``), as it would on its own server.
 
 1. **Goodput.** ``--segments`` sealed segments of ``--seconds`` at ``--mbit`` (default 30 x 10 s at
    10 Mbit/s: a 5-minute backlog, 375 MB) are put in a real spool; the UplinkThread uploads them until
@@ -46,7 +46,7 @@ from comms.settings import UplinkSettings  # noqa: E402
 from comms_env import DeviceEnv, mqtt_settings, uplink_for, wait_until  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from mqtt_harness import HOST, Broker, Pki  # noqa: E402
-from agent.keys import generate_receipt_key, load_receipt_public_key  # noqa: E402
+from evidence.keys import generate_receipt_key, load_receipt_public_key  # noqa: E402
 
 SITE, DEVICE, RECEIVER = "duisburg", "kod-07", "bo-recv-1"
 
@@ -84,7 +84,7 @@ reconnect_max_s = 1.0
     def start(self) -> None:
         before = self.broker.log_path.read_text(errors="replace").count(f"as {RECEIVER} ")
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "comms.receiver_cli", "receiver", "--config",
+            self.process = subprocess.Popen([sys.executable, "-m", "backoffice.receiver_cli", "receiver", "--config",
                                              str(self.config)], stdout=log, stderr=log)
         wait_until(lambda: self.broker.log_path.read_text(errors="replace").count(f"as {RECEIVER} ") > before, 15,
                    what="the receiver process to connect")

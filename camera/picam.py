@@ -20,7 +20,7 @@ import logging
 import time
 from types import SimpleNamespace
 
-from agent.errors import CameraError, CameraUnavailableError
+from base.errors import CameraError, CameraUnavailableError
 
 from .frames import EncodedFrame, StreamInfo
 from .source import FrameCallback, FrameSource

@@ -14,7 +14,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Callable
 
-from agent.errors import CameraUnavailableError, ConfigError
+from base.errors import CameraUnavailableError, ConfigError
 
 from .frames import EncodedFrame, StreamInfo
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from agent.errors import CameraUnavailableError
+from base.errors import CameraUnavailableError
 
 from .frames import EncodedFrame, StreamInfo
 from .source import FrameCallback, FrameSource

@@ -28,8 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from agent import audit
-from agent.errors import BodycamError
+from evidence import audit
+from base.errors import BodycamError
 from agent.recorder import Action, Trigger
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Callable
 
-from agent.keys import DevicePublicKey, parse_device_public_key
+from evidence.keys import DevicePublicKey, parse_device_public_key
 
 from .commands import CommandHandler
 from .events import EventTracker
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def load_command_public_key(path: str) -> DevicePublicKey:
-    from agent.keys import KeyFileError
+    from evidence.keys import KeyFileError
 
     try:
         text = open(path, encoding="ascii").read().strip()

@@ -36,7 +36,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.errors import BodycamError
+from base.errors import BodycamError
 
 from .settings import MqttSettings, check_mqtt
 

@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable
 
-from agent.errors import BodycamError
+from base.errors import BodycamError
 
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -267,7 +267,7 @@ def decode_chunk(payload: bytes, max_chunk: int, *, verify: bool = True) -> tupl
     """Parse and check a chunk message: framing, header fields, and (``verify``) the data against its hash.
 
     The receiver passes ``verify=False``: it checks the assembled segment against the signed manifest,
-    and each chunk against its hash only when that fails (comms.store), which halves its hashing.
+    and each chunk against its hash only when that fails (backoffice.store), which halves its hashing.
     """
     if len(payload) > max_chunk + _CHUNK_PREFIX.size + MAX_HEADER_BYTES:
         raise ProtocolError(f"chunk message of {len(payload)} bytes exceeds the limit for chunks of "

@@ -22,9 +22,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from agent.errors import BodycamError
-from agent.keys import ReceiptPublicKey, ReceiptSigningKey
-from agent.seal import iso_utc
+from base.errors import BodycamError
+from evidence.keys import ReceiptPublicKey, ReceiptSigningKey
+from evidence.seal import iso_utc
 
 from .protocol import canonical
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import option, parse_section, read_config_text
-from agent.errors import ConfigError
+from base.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent import audit
-from agent.errors import BodycamError
-from agent.spool import CorruptSegmentError, SegmentNotFoundError, SegmentReader, Spool
+from evidence import audit
+from base.errors import BodycamError
+from evidence.spool import CorruptSegmentError, SegmentNotFoundError, SegmentReader, Spool
 
 logger = logging.getLogger(__name__)
 

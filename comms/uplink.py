@@ -35,10 +35,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from agent import audit
-from agent.errors import BodycamError
-from agent.keys import ReceiptPublicKey
-from agent.spool import Spool
+from evidence import audit
+from base.errors import BodycamError
+from evidence.keys import ReceiptPublicKey
+from evidence.spool import Spool
 
 from . import protocol
 from .mqtt import ConnectFailed, Connected, Disconnected, Message, MqttLink, Published, Subscribed

@@ -24,7 +24,7 @@ from typing import Callable
 
 from PIL import Image
 
-from agent.errors import BodycamError, ConfigError
+from base.errors import BodycamError, ConfigError
 
 from .screens import ScreenSpec, render
 from .settings import DRIVER_SIZES, DisplayConfig

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from agent.errors import BodycamError, ConfigError
+from base.errors import BodycamError, ConfigError
 
 logger = logging.getLogger(__name__)
 

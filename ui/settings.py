@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.config import option
-from agent.errors import ConfigError
+from base.errors import ConfigError
 
 #: Display sizes each luma driver accepts (luma raises DeviceDisplayModeError for any other).
 DRIVER_SIZES = {

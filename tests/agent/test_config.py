@@ -4,7 +4,7 @@ import re
 import pytest
 
 from agent import config
-from agent.errors import ConfigError
+from base.errors import ConfigError
 
 
 def write(tmp_path, text):

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import pytest
 
 from agent import config
-from agent.audit import verify_log
+from evidence.audit import verify_log
 from agent.demo import prepare_workdir
-from agent.keys import load_device_public_keys
+from evidence.keys import load_device_public_keys
 from agent.recorder import Action, Trigger
 from agent.runtime import Agent, run_agent
-from agent.verify import verify_paths
+from evidence.verify import verify_paths
 from camera.synthetic import SyntheticSource
 from comms.uplink import UplinkStatus
 from ui.screens import IDENTIFY, screen_for

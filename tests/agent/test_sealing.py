@@ -3,13 +3,14 @@
 import json
 import subprocess
 
-from agent import audit, config
-from agent.audit import verify_log
+from evidence import audit
+from agent import config
+from evidence.audit import verify_log
 from agent.demo import prepare_workdir
-from agent.keys import load_device_public_keys
+from evidence.keys import load_device_public_keys
 from agent.recorder import Action, Recorder, State, Trigger
 from agent.sealing import EvidenceStage, SealerThread
-from agent.verify import verify_paths
+from evidence.verify import verify_paths
 from camera.ring import PreEventRing
 
 
@@ -106,7 +107,7 @@ def test_missing_recipients_is_a_clear_error(tmp_path):
 
 
 def test_a_changed_recipient_or_device_key_is_audited(tmp_path):
-    from agent.keys import generate_evidence_keys
+    from evidence.keys import generate_evidence_keys
 
     cfg = prepare_workdir(config.Config(), tmp_path)
     EvidenceStage(cfg).close()

@@ -1,7 +1,7 @@
 import pytest
 
 from agent.config import parse_section
-from agent.errors import ConfigError
+from base.errors import ConfigError
 from agent.sensors import BatteryConfig, BatteryMonitor, cpu_temperature_c, throttling, wifi_link
 
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from agent.config import CameraConfig
-from agent.errors import CameraError, CameraUnavailableError
+from base.errors import CameraError, CameraUnavailableError
 from camera.picam import PicameraSource
 from camera.source import picamera2_available
 

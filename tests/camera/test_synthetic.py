@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import CameraUnavailableError
+from base.errors import CameraUnavailableError
 from camera.synthetic import SyntheticSource
 from camera.decode import decode_frame_numbers as decode_counters
 

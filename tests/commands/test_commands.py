@@ -9,8 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.recorder import Action
-from comms.commands import (MAX_COMMAND_BYTES, CommandActions, CommandHandler, CommandVerifier, canonical,
-                            sign_command)
+from comms.commands import MAX_COMMAND_BYTES, CommandActions, CommandHandler, CommandVerifier, canonical, sign_command
 
 NOW = 1_800_000_000.0
 

@@ -18,17 +18,16 @@ from pathlib import Path
 
 from agent import config
 from agent.demo import prepare_workdir
-from agent.keys import (ReceiptPublicKey, generate_receipt_key, load_device_public_keys, load_receipt_public_key,
-                        load_receipt_signing_key)
+from evidence.keys import ReceiptPublicKey, generate_receipt_key, load_device_public_keys, load_receipt_public_key, load_receipt_signing_key
 from agent.recorder import Action, Recorder, Trigger
 from agent.sealing import EvidenceStage, SealerThread, clock_sync_state
 from camera.frames import EncodedFrame, StreamInfo
 from camera.ring import PreEventRing
 from camera.segment import Segment
 from comms.mqtt import MqttLink
-from comms.receiver import Receiver, ReceiverThread
+from backoffice.receiver import Receiver, ReceiverThread
 from comms.settings import MqttSettings, UplinkSettings
-from comms.store import EvidenceStore
+from backoffice.store import EvidenceStore
 from comms.uplink import UplinkThread
 
 from mqtt_harness import HOST, Credentials

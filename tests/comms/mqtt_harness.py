@@ -1,3 +1,3 @@
-"""The comms tests' broker and PKI: the product's own throw-away broker (comms.localbroker)."""
+"""The comms tests' broker and PKI: the product's own throw-away broker (backoffice.localbroker)."""
 
-from comms.localbroker import HOST, MOSQUITTO, Broker, Credentials, Pki, acl_text, free_port  # noqa: F401
+from backoffice.localbroker import HOST, MOSQUITTO, Broker, Credentials, Pki, acl_text, free_port  # noqa: F401

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import config
 from agent.demo import prepare_workdir
-from agent.keys import generate_receipt_key
+from evidence.keys import generate_receipt_key
 from comms.commands import canonical, sign_command
 from comms.mqtt import Connected, Message, MqttLink
 

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from agent import audit
-from agent.keys import load_device_public_keys
-from agent.verify import verify_paths
+from evidence import audit
+from evidence.keys import load_device_public_keys
+from evidence.verify import verify_paths
 from comms.receipts import verify_receipt
 from comms_env import SUMMARY, test_uplink_settings, wait_until
 from faultproxy import FaultProxy

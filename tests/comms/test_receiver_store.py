@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from agent.keys import generate_receipt_key, load_device_public_keys, load_receipt_public_key, load_receipt_signing_key
-from agent.seal import Manifest
-from agent.verify import verify_paths
+from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_public_key, load_receipt_signing_key
+from evidence.seal import Manifest
+from evidence.verify import verify_paths
 from comms import protocol
 from comms.receipts import verify_receipt
-from comms.receiver import Receiver
-from comms.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
+from backoffice.receiver import Receiver
+from backoffice.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
 from comms.transfer import BytesSource, SegmentTransfer
 from comms_env import DeviceEnv
 

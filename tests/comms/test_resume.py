@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.keys import load_device_public_keys
-from agent.verify import verify_paths
+from evidence.keys import load_device_public_keys
+from evidence.verify import verify_paths
 from comms_env import test_uplink_settings, wait_until
 from faultproxy import FaultProxy
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from agent import audit
-from agent.audit import verify_log
-from agent.export import export_incident
-from agent.keys import generate_receipt_key, load_device_public_keys, load_evidence_identities, load_receipt_signing_key
-from agent.verify import verify_paths
+from evidence import audit
+from evidence.audit import verify_log
+from evidence.export import export_incident
+from evidence.keys import generate_receipt_key, load_device_public_keys, load_evidence_identities, load_receipt_signing_key
+from evidence.verify import verify_paths
 from comms import protocol
 from comms.receipts import sign_receipt
 from comms_env import test_uplink_settings, wait_until
@@ -170,7 +170,7 @@ def test_unknown_devices_bad_signatures_and_malformed_chunks_are_rejected_and_th
         stored = enrolled.spool.read(info.stem)
         doc = json.loads(stored.manifest)
         doc["incident_id"] = "tampered"
-        from agent.seal import canonical_json
+        from evidence.seal import canonical_json
         altered = canonical_json(doc) + b"\n"
         offer = protocol.Offer(info.stem, info.seq, info.ciphertext_bytes, info.ciphertext_sha256, 8192, altered)
         forger.publish(topic, offer.encode())

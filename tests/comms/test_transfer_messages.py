@@ -10,15 +10,13 @@ import time
 import pytest
 
 from agent.config import parse_section
-from agent.errors import ConfigError
-from agent.keys import (KeyFileError, generate_device_key, generate_receipt_key, load_device_public_keys,
-                        load_receipt_public_key, load_receipt_signing_key)
-from agent.spool import CorruptSegmentError
+from base.errors import ConfigError
+from evidence.keys import KeyFileError, generate_device_key, generate_receipt_key, load_device_public_keys, load_receipt_public_key, load_receipt_signing_key
+from evidence.spool import CorruptSegmentError
 from comms import protocol
 from comms.protocol import Offer, ProtocolError, Status, decode_chunk, encode_chunk
 from comms.receipts import ReceiptError, sign_receipt, verify_receipt
-from comms.settings import (EXAMPLE_RECEIVER_TOML, MqttSettings, UplinkSettings, check_uplink,
-                            loads_receiver_config)
+from comms.settings import EXAMPLE_RECEIVER_TOML, MqttSettings, UplinkSettings, check_uplink, loads_receiver_config
 from comms.transfer import BytesSource, Phase, SegmentTransfer
 
 SHA = "ab" * 32

@@ -14,10 +14,9 @@ import av
 import numpy as np
 import pytest
 
-from agent.chain import ChainState
-from agent.keys import (generate_device_key, generate_evidence_keys, load_device_public_keys, load_recipients,
-                        load_signing_key)
-from agent.seal import Sealer, SealedSegment
+from evidence.chain import ChainState
+from evidence.keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_recipients, load_signing_key
+from evidence.seal import Sealer, SealedSegment
 from camera.frames import EncodedFrame, StreamInfo
 from camera.segment import Segment
 

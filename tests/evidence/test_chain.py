@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from agent.chain import STATE_FILE, ChainState, ChainStateError
-from agent.seal import SignatureError
-from agent.verify import verify_paths
+from evidence.chain import STATE_FILE, ChainState, ChainStateError
+from evidence.seal import SignatureError
+from evidence.verify import verify_paths
 
 from .conftest import cut, encode_h264
 

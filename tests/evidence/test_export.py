@@ -5,9 +5,9 @@ import json
 import av
 import pytest
 
-from agent.export import ExportError, ExportRefused, export_incident
-from agent.keys import load_evidence_identities
-from agent.seal import DecryptionError
+from evidence.export import ExportError, ExportRefused, export_incident
+from evidence.keys import load_evidence_identities
+from evidence.seal import DecryptionError
 
 from .conftest import FPS, cut, encode_h264
 

@@ -8,10 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.errors import BodycamError
-from agent.keys import (KeyFileError, generate_device_key, generate_evidence_keys, load_device_public_keys,
-                        load_evidence_identities, load_recipients, load_signing_key, parse_device_public_key,
-                        recipient_bytes)
+from base.errors import BodycamError
+from evidence.keys import KeyFileError, generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities, load_recipients, load_signing_key, parse_device_public_key, recipient_bytes
 
 
 def mode(path):

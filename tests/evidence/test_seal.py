@@ -10,13 +10,11 @@ import pyrage
 import pytest
 
 import agent
-from agent import seal as seal_module
-from agent.chain import ChainState, ChainStateError
-from agent.keys import (generate_device_key, load_evidence_identities, load_recipients, load_signing_key,
-                        recipient_key_id)
-from agent.seal import (FORMAT, MANIFEST_FIELDS, DecryptionError, Manifest, ManifestError, SealError, Sealer,
-                        SignatureError, canonical_json, decrypt, stem_for, verify_manifest)
-from agent.spool import Spool
+from evidence import seal as seal_module
+from evidence.chain import ChainState, ChainStateError
+from evidence.keys import generate_device_key, load_evidence_identities, load_recipients, load_signing_key, recipient_key_id
+from evidence.seal import FORMAT, MANIFEST_FIELDS, DecryptionError, Manifest, ManifestError, SealError, Sealer, SignatureError, canonical_json, decrypt, stem_for, verify_manifest
+from evidence.spool import Spool
 
 from camera.frames import EncodedFrame
 from camera.segment import Segment

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from agent.keys import generate_device_key, load_device_public_keys
-from agent.verify import VerifyInputError, verify_paths
+from evidence.keys import generate_device_key, load_device_public_keys
+from evidence.verify import VerifyInputError, verify_paths
 
 from .conftest import cut
 

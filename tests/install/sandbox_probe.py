@@ -25,7 +25,7 @@ def imports():
 
 
 def device_key():
-    from agent.keys import load_signing_key
+    from evidence.keys import load_signing_key
 
     return load_signing_key("/etc/bodycam/keys/device.key").key_id
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from agent import config as config_mod
-from agent.keys import generate_evidence_keys, generate_receipt_key
+from evidence.keys import generate_evidence_keys, generate_receipt_key
 
 from .conftest import REPO, SUMMARY, UNITS, add_segment, need_tool
 
@@ -177,7 +177,7 @@ def test_agent_runs_as_the_service_user(root, first_run):
                   "/etc/bodycam/agent.toml")
     assert out.returncode == 0 and "musterstadt/cam-0042" in out.stdout, out.stderr
     out = in_root(root, "runuser", "-u", "bodycam", "--", "/opt/bodycam/venv/bin/python", "-c",
-                  "from agent.keys import load_signing_key; load_signing_key('/etc/bodycam/keys/device.key')")
+                  "from evidence.keys import load_signing_key; load_signing_key('/etc/bodycam/keys/device.key')")
     assert out.returncode == 0, out.stderr
 
 

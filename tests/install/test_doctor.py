@@ -120,7 +120,7 @@ def test_key_owned_by_someone_else_than_the_service_user(device):
 
 
 def test_device_pub_of_another_key(device, tmp_path):
-    from agent.keys import generate_device_key
+    from evidence.keys import generate_device_key
 
     other = tmp_path / "other"
     other.mkdir()

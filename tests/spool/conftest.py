@@ -15,7 +15,7 @@ SUMMARY: list[str] = []
 
 @dataclass(frozen=True)
 class FakeSealed:
-    """Stands in for agent.seal's sealed segment: only the attributes the spool's Protocol names."""
+    """Stands in for evidence.seal's sealed segment: only the attributes the spool's Protocol names."""
 
     stem: str
     ciphertext: bytes

@@ -16,7 +16,7 @@ import random
 import sys
 from dataclasses import dataclass
 
-from agent.spool import Spool
+from evidence.spool import Spool
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import threading
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import audit
-from agent.diskspace import StorageFullError
-from agent.audit import AuditError, AuditHead, AuditKeyMismatchError, AuditLog, verify_log
+from evidence import audit
+from base.errors import StorageFullError
+from evidence.audit import AuditError, AuditHead, AuditKeyMismatchError, AuditLog, verify_log
 
 
 @pytest.fixture

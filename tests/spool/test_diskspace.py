@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from agent.diskspace import DiskPressure, PressureLevel, StorageError, StorageFullError, storage_error
-from agent.errors import ConfigError
+from agent.diskspace import DiskPressure, PressureLevel
+from base.errors import StorageError, StorageFullError, storage_error
+from base.errors import ConfigError
 
 MIB = 1024 * 1024
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.spool import Spool
+from evidence.spool import Spool
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 
@@ -101,7 +101,7 @@ def report_counts(summary, name: str, counts: dict, elapsed: float) -> None:
 
 
 def test_sigkill_never_loses_a_committed_segment(tmp_path, caplog, summary):
-    caplog.set_level(logging.INFO, logger="agent.spool")
+    caplog.set_level(logging.INFO, logger="evidence.spool")
     seed = int(os.environ.get("CRASH_SEED", random.randrange(2**32)))
     start = time.monotonic()
     counts = run_crash_test(tmp_path / "spool", runs=40, seed=seed, caplog=caplog)
@@ -112,7 +112,7 @@ def test_sigkill_never_loses_a_committed_segment(tmp_path, caplog, summary):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_sigkill_soak(tmp_path, caplog, summary):
-    caplog.set_level(logging.INFO, logger="agent.spool")
+    caplog.set_level(logging.INFO, logger="evidence.spool")
     seed = int(os.environ.get("CRASH_SEED", random.randrange(2**32)))
     start = time.monotonic()
     counts = run_crash_test(tmp_path / "spool", runs=500, seed=seed, caplog=caplog)

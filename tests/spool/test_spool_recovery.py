@@ -7,13 +7,13 @@ import logging
 
 import pytest
 
-from agent.errors import BodycamError
-from agent.spool import Spool
+from base.errors import BodycamError
+from evidence.spool import Spool
 
 
 @pytest.fixture
 def logs(caplog):
-    caplog.set_level(logging.INFO, logger="agent.spool")
+    caplog.set_level(logging.INFO, logger="evidence.spool")
     return caplog
 
 

@@ -8,10 +8,9 @@ import os
 
 import pytest
 
-from agent import spool as spool_mod
-from agent.diskspace import StorageFullError, StoragePermissionError
-from agent.spool import (CorruptSegmentError, InvalidSegmentError, NotAcknowledgedError, ReceiptMismatchError,
-                         SegmentExistsError, SegmentNotFoundError, Spool, SpoolError)
+from evidence import spool as spool_mod
+from base.errors import StorageFullError, StoragePermissionError
+from evidence.spool import CorruptSegmentError, InvalidSegmentError, NotAcknowledgedError, ReceiptMismatchError, SegmentExistsError, SegmentNotFoundError, Spool, SpoolError
 
 
 def files(directory):

@@ -1,6 +1,6 @@
 import json
 
-from comms.fleet import FleetView
+from backoffice.fleet import FleetView
 
 
 def telemetry(state="standby", battery=None, alerts=()):

@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from agent.recorder import State
-from ui.display import (DisplayError, DisplayThread, build_display_thread, device_error, open_device, switch_off,
-                        wake_on_state_change)
+from ui.display import DisplayError, DisplayThread, build_display_thread, device_error, open_device, switch_off, wake_on_state_change
 from ui.screens import render
 from ui.settings import DisplayConfig
 from ui.view import OfficerView

@@ -12,8 +12,7 @@ from agent.alerts import derive_alerts
 from agent.diskspace import PressureLevel
 from agent.recorder import State
 from ui import fonts
-from ui.screens import (ALERT, IDENTIFY, MIRROR, RECORDING, RECORDING_CAP_MIN, STANDBY, ScreenSpec, render,
-                        screen_for)
+from ui.screens import ALERT, IDENTIFY, MIRROR, RECORDING, RECORDING_CAP_MIN, STANDBY, ScreenSpec, render, screen_for
 from ui.text import LANGUAGES, alert_text, all_texts, strings
 from ui.view import OfficerView
 from ui_golden import assert_golden, difference

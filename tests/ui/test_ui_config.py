@@ -7,7 +7,7 @@ import re
 import pytest
 
 from agent.config import parse_section
-from agent.errors import ConfigError
+from base.errors import ConfigError
 from ui.controls import ControlsThread
 from ui.display import open_device
 from ui.gpio import ControlsError, pin_factory

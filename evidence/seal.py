@@ -16,7 +16,7 @@ other languages can reproduce the signed bytes. A file not in canonical form is 
 would change its SHA-256, which the next manifest's ``prev_manifest_sha256`` pins.
 
 Plaintext never touches disk: frames are encrypted from memory, 64 KiB at a time, and each ciphertext
-chunk goes straight to a sink (on the device the spool's :class:`~agent.spool.SegmentWriter`), so
+chunk goes straight to a sink (on the device the spool's :class:`~evidence.spool.SegmentWriter`), so
 neither a plaintext copy nor the whole ciphertext of a segment is ever held, and other threads run
 between chunks. Python cannot wipe freed memory, so the device should run without swap, or with
 encrypted swap.
@@ -46,9 +46,9 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyrage import x25519
 
-from . import __version__
+from base import __version__
 from .chain import ChainState
-from .errors import BodycamError
+from base.errors import BodycamError
 from .keys import DevicePublicKey, DeviceSigningKey, recipient_bytes, recipient_key_id
 
 if TYPE_CHECKING:

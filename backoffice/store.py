@@ -43,12 +43,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.chain import durable_write
-from agent.errors import BodycamError
-from agent.seal import Manifest, ManifestError
+from evidence.chain import durable_write
+from base.errors import BodycamError
+from evidence.seal import Manifest, ManifestError
 
-from .protocol import Offer, chunk_count
-from .receipts import ReceiptError, parse_receipt
+from comms.protocol import Offer, chunk_count
+from comms.receipts import ReceiptError, parse_receipt
 
 logger = logging.getLogger(__name__)
 

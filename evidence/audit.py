@@ -37,8 +37,9 @@ from typing import Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .diskspace import fsync_dir, storage_error
-from .errors import BodycamError
+from base.durable import fsync_dir
+from base.errors import storage_error
+from base.errors import BodycamError
 
 logger = logging.getLogger(__name__)
 

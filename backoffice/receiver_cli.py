@@ -12,12 +12,12 @@ import signal
 import sys
 import threading
 
-from agent.errors import BodycamError
-from agent.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
+from base.errors import BodycamError
+from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
 
-from .mqtt import MqttLink
+from comms.mqtt import MqttLink
 from .receiver import Receiver, ReceiverThread
-from .settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
+from comms.settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
 from .store import EvidenceStore
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class ReceiverService:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m comms.receiver_cli``) until the ``bodycam`` CLI registers these."""
+    """Stand-alone entry (``python -m backoffice.receiver_cli``) until the ``bodycam`` CLI registers these."""
     parser = argparse.ArgumentParser(prog="bodycam", description="Back-office receiver and its receipt key.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)

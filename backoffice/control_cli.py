@@ -16,13 +16,14 @@ import time
 import tomllib
 from pathlib import Path
 
-from agent.config import ConfigError, parse_section
-from agent.keys import _write_key_files, load_signing_key
+from base.errors import ConfigError
+from agent.config import parse_section
+from evidence.keys import _write_key_files, load_signing_key
 
-from .commands import sign_command
+from comms.commands import sign_command
 from .fleet import FleetView
-from .mqtt import Connected, Message, MqttLink
-from .settings import MqttSettings, check_mqtt
+from comms.mqtt import Connected, Message, MqttLink
+from comms.settings import MqttSettings, check_mqtt
 
 COMMAND_KEY, COMMAND_PUB = "command.key", "command.pub"
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pyrage import IdentityError, RecipientError, x25519
 
-from .errors import BodycamError
+from base.errors import BodycamError
 
 logger = logging.getLogger(__name__)
 

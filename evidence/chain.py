@@ -20,7 +20,7 @@ import re
 import threading
 from pathlib import Path
 
-from .errors import BodycamError
+from base.errors import BodycamError
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Callable, Iterable, Mapping
 
 from pyrage import x25519
 
-from . import __version__
-from .errors import BodycamError
+from base import __version__
+from base.errors import BodycamError
 from .keys import DevicePublicKey
 from .seal import Manifest, decrypt
 from .verify import Report, SegmentResult, verify_paths

@@ -54,8 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .diskspace import fsync_dir, storage_error
-from .errors import BodycamError
+from base.durable import fsync_dir
+from base.errors import storage_error
+from base.errors import BodycamError
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class NotAcknowledgedError(SpoolError):
 
 
 class SealedSegment(Protocol):
-    """What the spool needs from a sealed segment (``agent.seal`` makes them); read-only is enough."""
+    """What the spool needs from a sealed segment (``evidence.seal`` makes them); read-only is enough."""
 
     @property
     def stem(self) -> str: ...

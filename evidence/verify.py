@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import BodycamError
+from base.errors import BodycamError
 from .keys import DevicePublicKey
 from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
 
@@ -139,7 +139,7 @@ class Report:
 def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey]) -> Report:
     """Verify every sealed segment found (recursively) under ``paths`` against the enrolled ``devices``.
 
-    ``devices`` maps key id to key, as :func:`agent.keys.load_device_public_keys` returns.
+    ``devices`` maps key id to key, as :func:`evidence.keys.load_device_public_keys` returns.
     """
     files = find_segments(paths)
     if not files:

@@ -11,12 +11,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-from agent.keys import (generate_receipt_key, load_device_public_keys, load_receipt_signing_key)
+from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
 
 from .localbroker import HOST, Broker, Pki
-from .mqtt import MqttLink
+from comms.mqtt import MqttLink
 from .receiver import Receiver, ReceiverThread
-from .settings import MqttSettings
+from comms.settings import MqttSettings
 from .store import EvidenceStore
 
 RECEIVER_ID = "bo-recv-1"

@@ -10,7 +10,7 @@ the signing key is enrolled (else ``unknown_device``); the signature (``bad_sign
 manifest and offer name the same site, device, stem, seq, size and hash (``mismatch``); that the stem
 is not stored with another manifest (``conflict``). For a chunk: framing, limits and its own hash, and
 that it belongs to a recorded offer (``no_offer`` otherwise). A complete segment is assembled, checked
-against the manifest's ciphertext hash, stored durably, placed in the chain (comms.store), and only
+against the manifest's ciphertext hash, stored durably, placed in the chain (backoffice.store), and only
 then is the receipt signed, stored and sent. Every rejection is logged with its reason (rate-limited
 per device and code) and answered with a ``rejected`` status; the receiver keeps running.
 
@@ -28,14 +28,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from agent.errors import BodycamError
-from agent.keys import DevicePublicKey, ReceiptSigningKey
-from agent.seal import Manifest, ManifestError, SignatureError, verify_manifest
+from base.errors import BodycamError
+from evidence.keys import DevicePublicKey, ReceiptSigningKey
+from evidence.seal import Manifest, ManifestError, SignatureError, verify_manifest
 
-from . import protocol
-from .mqtt import Connected, Message, MqttLink, Subscribed
-from .protocol import Offer, ProtocolError, Route, Status
-from .receipts import sign_receipt
+from comms import protocol
+from comms.mqtt import Connected, Message, MqttLink, Subscribed
+from comms.protocol import Offer, ProtocolError, Route, Status
+from comms.receipts import sign_receipt
 from .store import ConflictError, EvidenceStore, Partial, PartialGoneError, StoreError
 
 logger = logging.getLogger(__name__)
