@@ -1,35 +1,31 @@
-"""Configuration: one TOML file parsed once into frozen, typed dataclasses.
+"""The device's configuration: one TOML file parsed once into typed, frozen sections.
 
 Every key has a default, so an empty file (or none at all) is the embedded simulation setup. Unknown
 keys, wrong types and out-of-range values are rejected with a message that names the file and the
 key; nothing half-parsed is ever used. Limits that the law or the hardware imposes live in the field
-metadata (``min``/``max``/``choices``) so the check and the documentation cannot drift apart.
+metadata (``min``/``max``/``choices``) so the check and the documentation cannot drift apart. The
+loader is :mod:`base.config`; the sections of the parts (ui, comms, sensors) live beside their code and
+are assembled here, typed, because this is the program that owns them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from base.errors import ConfigError
+from base.config import dumps_sections, option, parse_sections, parse_toml, read_config_text, replace_section
+from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
+from comms.telemetry import TelemetryConfig
+from ui.settings import ControlsConfig, DisplayConfig
+
+from .sensors import BatteryConfig
 
 #: The legal ceiling for the pre-event window. A deployment may set less (0 disables pre-recording),
 #: never more: some German states do not allow pre-recording at all, none allows minutes of it.
 PRE_EVENT_MAX_SECONDS = 120
-
-
-def option(default, doc, **limits):
-    """A config key: its default, a one-line doc, and limits (min, max, choices, even, pattern="id").
-
-    Sections of other packages (ui, comms) declare their frozen dataclasses with this and are listed
-    in :class:`Config`; the loader checks them exactly like the agent's own.
-    """
-    return field(default=default, metadata={"doc": doc, **limits})
 
 
 _opt = option
@@ -97,6 +93,10 @@ class StorageConfig:
                                        "is needed (when_needed). Never before the receipt.",
                              choices=("on_ack", "when_needed"))
 
+    def problems(self):
+        if self.critical_free_mib > self.warn_free_mib:
+            yield "critical_free_mib", f"({self.critical_free_mib:g}) must not exceed warn_free_mib ({self.warn_free_mib:g})"
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -116,41 +116,21 @@ class Config:
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    battery: object = field(default_factory=lambda: _foreign("battery")())
-    telemetry: object = field(default_factory=lambda: _foreign("telemetry")())
-    display: object = field(default_factory=lambda: _foreign("display")())
-    controls: object = field(default_factory=lambda: _foreign("controls")())
-    mqtt: object = field(default_factory=lambda: _foreign("mqtt")())
-    uplink: object = field(default_factory=lambda: _foreign("uplink")())
-    commands: object = field(default_factory=lambda: _foreign("commands")())
+    battery: BatteryConfig = field(default_factory=BatteryConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    uplink: UplinkSettings = field(default_factory=UplinkSettings)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
 
-#: Sections whose dataclass lives next to the code it configures (module, class). Those modules import
-#: :func:`option` from here, so they are resolved on first use rather than imported at the top.
-FOREIGN_SECTIONS = {
-    "battery": ("agent.sensors", "BatteryConfig"),
-    "telemetry": ("comms.telemetry", "TelemetryConfig"),
-    "display": ("ui.settings", "DisplayConfig"),
-    "controls": ("ui.settings", "ControlsConfig"),
-    "mqtt": ("comms.settings", "MqttSettings"),
-    "uplink": ("comms.settings", "UplinkSettings"),
-    "commands": ("comms.settings", "CommandsConfig"),
-}
-
-
-def _foreign(name: str) -> type:
-    import importlib
-
-    module, cls = FOREIGN_SECTIONS[name]
-    return getattr(importlib.import_module(module), cls)
-
 
 def sections() -> list[tuple[str, type]]:
     """The (name, dataclass) pairs that make up the file, in order."""
-    hints = {name: _foreign(name) if name in FOREIGN_SECTIONS else kind
-             for name, kind in typing.get_type_hints(Config).items()}
+    hints = typing.get_type_hints(Config)
     return [(f.name, hints[f.name]) for f in dataclasses.fields(Config) if not f.metadata.get("internal")]
 
 
@@ -161,132 +141,24 @@ def load(path: str | os.PathLike | None = None) -> Config:
     return loads(read_config_text(path), source=str(path))
 
 
-def read_config_text(path: str | os.PathLike, what: str = "config file") -> str:
-    """A config file's text, or a ConfigError that names the file and says what is wrong."""
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
-
-
 def loads(text: str, source: str = "<string>") -> Config:
     """Parse TOML text into a :class:`Config`; errors name ``source`` and the key."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return from_dict(data, source)
+    return from_dict(parse_toml(text, source), source)
 
 
 def from_dict(data: dict, source: str = "<dict>") -> Config:
-    known = dict(sections())
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(known)})")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a table [{key}], not a {_tname(value)}")
-    built = {name: _build(cls, data.get(name, {}), name, source) for name, cls in known.items()}
-    from comms.settings import check_mqtt, check_uplink  # rules across keys that option() cannot express
-
-    check_mqtt(built["mqtt"], source)
-    check_uplink(built["uplink"], source)
-    storage = built["storage"]
-    if storage.critical_free_mib > storage.warn_free_mib:
-        raise ConfigError(f"{source}: storage.critical_free_mib ({storage.critical_free_mib:g}) must not exceed "
-                          f"storage.warn_free_mib ({storage.warn_free_mib:g})")
-    return Config(**built, source=source)
+    return Config(**parse_sections(data, dict(sections()), source), source=source)
 
 
 def replace(config: Config, section: str, **changes) -> Config:
     """A copy of ``config`` with some keys of one section changed, validated like the file."""
-    current = dataclasses.asdict(getattr(config, section))
-    current.update(changes)
-    new_section = _build(dict(sections())[section], current, section, config.source)
+    new_section = replace_section(getattr(config, section), section, config.source, **changes)
     return dataclasses.replace(config, **{section: new_section})
-
-
-def parse_section(cls, table: dict, section: str, source: str = "<dict>"):
-    """Validate one section's table into ``cls`` (for sections tested on their own)."""
-    return _build(cls, table, section, source)
-
-
-def _build(cls, table: dict, section: str, source: str):
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for key, value in table.items():
-        where = f"{source}: {section}.{key}"
-        if key not in fields:
-            raise ConfigError(f"{where}: unknown key (known in [{section}]: {', '.join(fields)})")
-        values[key] = _check(where, value, hints[key], fields[key].metadata)
-    return cls(**values)
-
-
-def _check(where: str, value, kind, meta):
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {_tname(value)} {value!r}")
-    elif kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, not {_tname(value)} {value!r}")
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, not {_tname(value)} {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, not {value!r}")
-        value = float(value)
-    elif kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, not {_tname(value)} {value!r}")
-    elif typing.get_origin(kind) is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of strings, not {_tname(value)} {value!r}")
-        value = tuple(value)
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"{where} = {value!r} is out of range (allowed {lo}..{hi})")
-    if meta.get("even") and value % 2:
-        raise ConfigError(f"{where} = {value!r} must be even (H.264 4:2:0 needs even dimensions)")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"{where} = {value!r} is not one of: {', '.join(choices)}")
-    if meta.get("pattern") == "id" and not _is_id(value):
-        raise ConfigError(f"{where} = {value!r} must be 1-64 characters of a-z, 0-9, '-' or '_' "
-                          "(it becomes part of MQTT topics and file names)")
-    return value
-
-
-def _is_id(value: str) -> bool:
-    return 0 < len(value) <= 64 and all(c.isascii() and (c.islower() or c.isdigit() or c in "-_") for c in value)
-
-
-def _tname(value) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
-            dict: "table"}.get(type(value), type(value).__name__)
 
 
 def dumps(config: Config) -> str:
     """The configuration as TOML that :func:`loads` reads back to an equal value."""
-    lines = []
-    for name, _ in sections():
-        lines.append(f"[{name}]")
-        for key, value in dataclasses.asdict(getattr(config, name)).items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
+    return dumps_sections({name: getattr(config, name) for name, _ in sections()})
 
 
 def example_path() -> Path:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from base.errors import ConfigError, StorageError, storage_error  # noqa: F401  (StorageError: re-exported)
+from base.errors import StorageError, storage_error  # noqa: F401  (StorageError: re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +79,6 @@ class DiskPressure:
 
     def __init__(self, path: str | os.PathLike, warn_free_mib: float, critical_free_mib: float,
                  statvfs: StatvfsFunc = os.statvfs):
-        if critical_free_mib < 0 or warn_free_mib < 0:
-            raise ConfigError(f"storage thresholds must not be negative (warn_free_mib={warn_free_mib}, "
-                              f"critical_free_mib={critical_free_mib})")
-        if critical_free_mib > warn_free_mib:
-            raise ConfigError(f"storage.critical_free_mib ({critical_free_mib}) must not exceed "
-                              f"storage.warn_free_mib ({warn_free_mib})")
         self.path = os.fspath(path)
         self.warn_free_bytes = int(warn_free_mib * MIB)
         self.critical_free_bytes = int(critical_free_mib * MIB)

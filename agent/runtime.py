@@ -30,7 +30,7 @@ from evidence import audit
 from . import config
 from .alerts import derive_alerts
 from .config import Config
-from base.errors import BodycamError
+from base.errors import BodycamError, ConfigError
 from .health import StorageMonitor
 from .memory import release_free_heap
 from .pipeline import RecorderThread
@@ -463,7 +463,7 @@ def _reload(agent: Agent, config_path: str | None) -> None:
         return
     try:
         new = config.load(config_path)
-    except config.ConfigError as exc:
+    except ConfigError as exc:
         logger.error("reload refused, the running configuration stays: %s", exc)
         agent.stage.audit.append(audit.CONFIG_CHANGED, source=config_path, rejected=str(exc))
         return

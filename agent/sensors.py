@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import option
+from base.config import option
 from base.errors import ConfigError
 
 logger = logging.getLogger(__name__)

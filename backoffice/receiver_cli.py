@@ -17,7 +17,7 @@ from evidence.keys import generate_receipt_key, load_device_public_keys, load_re
 
 from comms.mqtt import MqttLink
 from .receiver import Receiver, ReceiverThread
-from comms.settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
+from .settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
 from .store import EvidenceStore
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from paho.mqtt.properties import Properties
 
 from base.errors import BodycamError
 
-from .settings import MqttSettings, check_mqtt
+from .settings import MqttSettings
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,6 @@ class MqttLink:
 
     def __init__(self, settings: MqttSettings, client_id: str, *, window: int = 16,
                  will: tuple[str, bytes] | None = None, receive_maximum: int | None = None):
-        check_mqtt(settings, "mqtt")
         self.settings = settings
         self.client_id = settings.client_id or client_id
         self.configured_window = window

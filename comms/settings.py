@@ -1,9 +1,7 @@
-"""Config sections for everything across the wire: [mqtt] and [uplink] on the device, and the receiver's file.
+"""Config sections for everything across the wire: [mqtt], [uplink] and [commands].
 
-The device's sections are frozen dataclasses declared with :func:`agent.config.option` and listed in
-``agent.config.Config`` by the integrator; they are validated by the same loader as the agent's own.
-The receiver is a back-office program with its own TOML file (``[receiver]`` and ``[mqtt]``, see
-:func:`load_receiver_config`); it reuses :class:`MqttSettings`, so both sides connect the same way.
+Frozen dataclasses declared with :func:`base.config.option`, assembled by the device's config and the
+back office's settings, and validated by the one loader. Both programs connect with :class:`MqttSettings`.
 
 Paths to secrets (``key_file``, ``receipt_key``) may be relative: they are then looked up in
 ``$CREDENTIALS_DIRECTORY`` (systemd's ``LoadCredential=``) when that is set.
@@ -12,12 +10,10 @@ Paths to secrets (``key_file``, ``receipt_key``) may be relative: they are then 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import option, parse_section, read_config_text
-from base.errors import ConfigError
+from base.config import option
 
 
 @dataclass(frozen=True)
@@ -38,6 +34,14 @@ class MqttSettings:
     reconnect_min_s: float = option(1.0, "First reconnect delay; doubles up to reconnect_max_s.",
                                     min=0.05, max=600.0)
     reconnect_max_s: float = option(60.0, "Longest reconnect delay.", min=0.1, max=3600.0)
+
+    def problems(self):
+        if self.reconnect_min_s > self.reconnect_max_s:
+            yield "reconnect_min_s", (f"({self.reconnect_min_s:g}) must not exceed "
+                                      f"reconnect_max_s ({self.reconnect_max_s:g})")
+        if self.client_id and (len(self.client_id) > 64 or not self.client_id.isascii()
+                               or any(c in self.client_id for c in "+#/ ")):
+            yield "client_id", f"{self.client_id!r} must be up to 64 ASCII characters without '+', '#', '/' or spaces"
 
     def resolved(self, name: str) -> str:
         """A secret's path: relative paths come from ``$CREDENTIALS_DIRECTORY`` when systemd provides one."""
@@ -66,55 +70,9 @@ class UplinkSettings:
     retry_min_s: float = option(1.0, "First back-off after a PUBACK error (quota, size); doubles per error.",
                                 min=0.05, max=600.0)
 
-
-@dataclass(frozen=True)
-class ReceiverSettings:
-    id: str = option("receiver-1", "This receiver's id: named in every receipt it signs.", pattern="id")
-    store_dir: str = option("/srv/bodycam/store", "Evidence store: <site>/<device>/<incident>/<stem>.age "
-                                                  "and .manifest.json.")
-    incoming_dir: str = option("/srv/bodycam/incoming", "Temporary area for chunks of incomplete segments.")
-    devices: tuple[str, ...] = option(("/etc/bodycam/devices",),
-                                      "Enrolled device.pub files or directories of them.")
-    receipt_key: str = option("/etc/bodycam/receipt.key", "The receipt signing key (mode 0600).")
-    share_group: str = option("", "MQTT v5 shared-subscription group; receivers in one group split the load "
-                                  "and must share store_dir and incoming_dir. Empty: plain subscription.")
-    max_segment_mib: float = option(256.0, "Larger segments are rejected (oversize).", min=0.1, max=65536.0)
-    max_chunk_kib: int = option(1024, "Larger chunks are rejected (oversize).", min=4, max=8192)
-    queue_messages: int = option(64, "Messages buffered between the network thread and the worker.",
-                                 min=1, max=100_000)
-    partial_max_age_h: float = option(72.0, "Chunks of a segment untouched this long are deleted.",
-                                      min=0.1, max=8760.0)
-    gap_report_s: float = option(300.0, "How often to report chain gaps that persist (out-of-order arrival "
-                                        "fills most gaps within seconds).", min=1.0, max=86400.0)
-
-
-@dataclass(frozen=True)
-class ReceiverConfig:
-    receiver: ReceiverSettings
-    mqtt: MqttSettings
-    source: str = "<defaults>"
-
-
-def load_receiver_config(path: str | os.PathLike) -> ReceiverConfig:
-    """Read the receiver's TOML file: sections [receiver] and [mqtt]; unknown sections or keys are errors."""
-    return loads_receiver_config(read_config_text(path, "receiver config file"), str(path))
-
-
-def loads_receiver_config(text: str, source: str = "<string>") -> ReceiverConfig:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"receiver": ReceiverSettings, "mqtt": MqttSettings}
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(known)})")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a table [{key}]")
-    receiver = parse_section(ReceiverSettings, data.get("receiver", {}), "receiver", source)
-    mqtt = parse_section(MqttSettings, data.get("mqtt", {}), "mqtt", source)
-    check_mqtt(mqtt, source)
-    return ReceiverConfig(receiver, mqtt, source)
+    def problems(self):
+        if self.chunk_kib % 4:
+            yield "chunk_kib", f"= {self.chunk_kib} must be a multiple of 4 (whole pages)"
 
 
 @dataclass(frozen=True)
@@ -126,61 +84,3 @@ class CommandsConfig:
                                     min=5.0, max=3600.0)
     pre_event_max_seconds: float = option(30.0, "Highest pre-event window a remote 'set' may choose (policy).",
                                           min=0.0, max=120.0)
-
-
-def check_uplink(uplink: UplinkSettings, source: str) -> None:
-    """Cross-key checks parse_section cannot express."""
-    if uplink.chunk_kib % 4:
-        raise ConfigError(f"{source}: uplink.chunk_kib = {uplink.chunk_kib} must be a multiple of 4 (whole pages)")
-
-
-def check_mqtt(mqtt: MqttSettings, source: str) -> None:
-    """Cross-key checks parse_section cannot express."""
-    if mqtt.reconnect_min_s > mqtt.reconnect_max_s:
-        raise ConfigError(f"{source}: mqtt.reconnect_min_s ({mqtt.reconnect_min_s:g}) must not exceed "
-                          f"mqtt.reconnect_max_s ({mqtt.reconnect_max_s:g})")
-    if mqtt.client_id and (len(mqtt.client_id) > 64 or not mqtt.client_id.isascii()
-                           or any(c in mqtt.client_id for c in "+#/ ")):
-        raise ConfigError(f"{source}: mqtt.client_id {mqtt.client_id!r} must be up to 64 ASCII characters "
-                          "without '+', '#', '/' or spaces")
-
-
-EXAMPLE_RECEIVER_TOML = """\
-# bodycam receiver: subscribes to the devices' uploads, stores verified segments, signs receipts.
-[receiver]
-# Named in every receipt this receiver signs.
-id = "receiver-1"
-# Evidence store, laid out <site>/<device>/<incident>/<stem>.age + .manifest.json ('bodycam verify' works on it).
-store_dir = "/srv/bodycam/store"
-# Chunks of segments still arriving; deleted once the segment is stored.
-incoming_dir = "/srv/bodycam/incoming"
-# Enrolled devices: device.pub files or directories of them.
-devices = ["/etc/bodycam/devices"]
-# Receipt signing key from 'bodycam keys receiver' (mode 0600). Devices get receipt.pub.
-receipt_key = "/etc/bodycam/receipt.key"
-# Several receivers with one group split the load (MQTT v5 $share); they must share store_dir and incoming_dir.
-share_group = ""
-# Reject segments and chunks larger than this.
-max_segment_mib = 256.0
-max_chunk_kib = 1024
-# Messages buffered between the network thread and the worker (back-pressure beyond that).
-queue_messages = 64
-# Partial segments untouched this long are deleted.
-partial_max_age_h = 72.0
-# Report chain gaps that are still open after this long.
-gap_report_s = 300.0
-
-[mqtt]
-host = "mqtt.example.city"
-port = 8883
-ca_file = "/etc/bodycam/mqtt/ca.crt"
-# Certificate CN must be listed as a receiver in the broker ACL.
-cert_file = "/etc/bodycam/mqtt/receiver-1.crt"
-key_file = "/etc/bodycam/mqtt/receiver-1.key"
-client_id = ""
-keepalive_s = 30
-# In a share group use 0, so a receiver that is down does not hold back messages meant for the group.
-session_expiry_s = 86400
-reconnect_min_s = 1.0
-reconnect_max_s = 60.0
-"""

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from agent.alerts import derive_alerts
-from agent.config import option
+from base.config import option
 
 SCHEMA = "bodycam.telemetry/1"
 

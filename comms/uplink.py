@@ -44,7 +44,7 @@ from . import protocol
 from .mqtt import ConnectFailed, Connected, Disconnected, Message, MqttLink, Published, Subscribed
 from .protocol import ProtocolError, Status
 from .receipts import Receipt, ReceiptError, verify_receipt
-from .settings import UplinkSettings, check_uplink
+from .settings import UplinkSettings
 from .spoolworker import AuditSink, Loaded, Settled, SpoolWorker, WorkerFault
 from .transfer import Phase, SegmentTransfer
 
@@ -107,7 +107,6 @@ class UplinkThread(threading.Thread):
         super().__init__(name="UplinkThread", daemon=True)
         if purge_policy not in ("on_ack", "when_needed"):
             raise ValueError(f"purge policy {purge_policy!r} is not on_ack or when_needed")
-        check_uplink(settings, "uplink")
         self.link = link
         self.spool = spool
         self.site = site

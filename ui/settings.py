@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.config import option
+from base.config import option
 from base.errors import ConfigError
 
 #: Display sizes each luma driver accepts (luma raises DeviceDisplayModeError for any other).

@@ -153,7 +153,8 @@ def test_sighup_applies_a_new_window_and_refuses_a_bad_file(agent_config):
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        rc = proc.wait(timeout=15)
+        assert rc == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,6 +5,7 @@ import subprocess
 
 from evidence import audit
 from agent import config
+from base.errors import ConfigError
 from evidence.audit import verify_log
 from agent.demo import prepare_workdir
 from evidence.keys import load_device_public_keys
@@ -100,7 +101,7 @@ def test_missing_recipients_is_a_clear_error(tmp_path):
     cfg = config.replace(prepare_workdir(config.Config(), tmp_path), "evidence", recipients=())
     try:
         EvidenceStage(cfg)
-    except config.ConfigError as exc:
+    except ConfigError as exc:
         assert "evidence.recipients is empty" in str(exc)
     else:
         raise AssertionError("EvidenceStage opened without recipients")

@@ -1,6 +1,6 @@
 import pytest
 
-from agent.config import parse_section
+from base.config import parse_section
 from base.errors import ConfigError
 from agent.sensors import BatteryConfig, BatteryMonitor, cpu_temperature_c, throttling, wifi_link
 

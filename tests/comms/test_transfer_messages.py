@@ -9,14 +9,15 @@ import time
 
 import pytest
 
-from agent.config import parse_section
+from base.config import parse_section
 from base.errors import ConfigError
 from evidence.keys import KeyFileError, generate_device_key, generate_receipt_key, load_device_public_keys, load_receipt_public_key, load_receipt_signing_key
 from evidence.spool import CorruptSegmentError
 from comms import protocol
 from comms.protocol import Offer, ProtocolError, Status, decode_chunk, encode_chunk
 from comms.receipts import ReceiptError, sign_receipt, verify_receipt
-from comms.settings import EXAMPLE_RECEIVER_TOML, MqttSettings, UplinkSettings, check_uplink, loads_receiver_config
+from backoffice.settings import EXAMPLE_RECEIVER_TOML, loads_receiver_config
+from comms.settings import MqttSettings, UplinkSettings
 from comms.transfer import BytesSource, Phase, SegmentTransfer
 
 SHA = "ab" * 32
@@ -158,7 +159,7 @@ def test_device_sections_validate_like_the_agents_own():
     with pytest.raises(ConfigError, match="unknown key"):
         parse_section(UplinkSettings, {"chunk_size": 64}, "uplink", "agent.toml")
     with pytest.raises(ConfigError, match="multiple of 4"):
-        check_uplink(parse_section(UplinkSettings, {"chunk_kib": 6}, "uplink", "agent.toml"), "agent.toml")
+        parse_section(UplinkSettings, {"chunk_kib": 6}, "uplink", "agent.toml")
     mqtt = parse_section(MqttSettings, {"host": "mqtt.city", "port": 8883, "session_expiry_s": 3600}, "mqtt", "x")
     assert mqtt.client_id == "" and mqtt.keepalive_s == 30
     with pytest.raises(ConfigError, match="whole number"):

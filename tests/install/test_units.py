@@ -84,6 +84,6 @@ def test_receiver_contract():
     d = directives("bodycam-receiver.service")
     assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam receiver --config /etc/bodycam/receiver.toml"]
     assert d["PrivateDevices"] == ["yes"] and d["User"] == ["bodycam-receiver"]
-    assert d["ReadWritePaths"] == ["/srv/bodycam"]  # comms.settings.ReceiverSettings' store and incoming dirs
+    assert d["ReadWritePaths"] == ["/srv/bodycam"]  # backoffice.settings.ReceiverSettings' store and incoming dirs
     # exec until the receiver speaks sd_notify; then notify with a watchdog, like the agent
     assert d["Type"] == ["exec"] or (d["Type"] == ["notify"] and "WatchdogSec" in d)

@@ -11,6 +11,7 @@ import pytest
 from agent.diskspace import DiskPressure, PressureLevel
 from base.errors import StorageError, StorageFullError, storage_error
 from base.errors import ConfigError
+from agent import config
 
 MIB = 1024 * 1024
 
@@ -57,11 +58,11 @@ def test_snapshot_is_immutable():
     assert 0.0 < snap.used_fraction < 1.0
 
 
-def test_thresholds_are_checked():
-    with pytest.raises(ConfigError, match="must not exceed"):
-        DiskPressure("/spool", warn_free_mib=100, critical_free_mib=200)
-    with pytest.raises(ConfigError, match="negative"):
-        DiskPressure("/spool", warn_free_mib=100, critical_free_mib=-1)
+def test_thresholds_are_checked_once_by_the_storage_section():
+    with pytest.raises(ConfigError, match=r"agent.toml: storage.critical_free_mib \(200\) must not exceed"):
+        config.loads("[storage]\nwarn_free_mib = 100\ncritical_free_mib = 200\n", "agent.toml")
+    with pytest.raises(ConfigError, match="out of range"):
+        config.loads("[storage]\ncritical_free_mib = -1\n", "agent.toml")
 
 
 def test_unreadable_file_system_is_a_storage_error():

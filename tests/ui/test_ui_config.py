@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from agent.config import parse_section
+from base.config import parse_section
 from base.errors import ConfigError
 from ui.controls import ControlsThread
 from ui.display import open_device
