@@ -10,10 +10,10 @@ import logging
 import sys
 
 from base import __version__
-from . import config, doctor_cli, evidence_cli
-from backoffice import control_cli, receiver_cli
-
 from base.errors import BodycamError
+from evidence import cli as evidence_cli
+
+from . import config, doctor_cli
 
 logger = logging.getLogger("bodycam")
 
@@ -80,8 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     evidence_cli.register(sub)
     doctor_cli.register(sub)
-    receiver_cli.register(sub)
-    control_cli.register(sub)
     return parser
 
 

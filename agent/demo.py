@@ -3,30 +3,30 @@
 In a work directory it makes a municipality key pair (``backoffice/``) and a device key (``device/``),
 then runs the real pipeline: the synthetic camera fills the pre-event ring, a recording is triggered
 as the button would, segments are cut, sealed to the municipality's key and stored in the device's
-spool. Then, as the back office would, it verifies the spool with the device's public key and
-exports the incident to an MP4 with the private key. Plaintext video never touches the disk on the
+spool. With mosquitto installed, the back office runs beside it as its own program (a child process:
+broker with client certificates and the real receiver), and the device uploads to it. Then, as the
+back office would, it verifies the store with the device's public key and exports the incident to an
+MP4 with the private key. Plaintext video never touches the disk on the
 device side; only the exported MP4 in ``backoffice/`` is plaintext, as at the real back office.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import select
+import subprocess
 import sys
 import time
-
 from pathlib import Path
 
-import dataclasses
-
-from backoffice.localbroker import MOSQUITTO
-from backoffice.localoffice import LocalBackOffice
-
-from .config import Config, replace
 from evidence.export import export_incident
 from evidence.keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
+from evidence.verify import verify_paths
+
+from .config import Config, replace
 from .recorder import Action, Trigger
 from .runtime import Agent
-from evidence.verify import verify_paths
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +62,18 @@ def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, o
           f"keyframe every {cam.keyframe_interval} frames", file=out)
     print(f"pre-event window {rec.pre_event_seconds:g} s, segments of {rec.segment_seconds:g} s; "
           f"standby {standby_s:g} s, then recording {record_s:g} s", file=out)
-    office = None
-    if Path(MOSQUITTO).exists():
-        office = LocalBackOffice(workdir / "backoffice", [Path(config.evidence.device_key).with_suffix(".pub")]).start()
-        print(f"local back office: mosquitto with client certificates on 127.0.0.1:{office.broker.port}, "
-              f"receiver {office.store.root}", file=out)
-        config = replace(config, "mqtt", **dataclasses.asdict(office.device_settings(config.device.id)))
-        config = replace(config, "uplink", enabled=True, receipt_key=str(office.receipt_pub))
+    office = BackOfficeProcess(workdir / "backoffice", Path(config.evidence.device_key).with_suffix(".pub"),
+                               config.device.id)
+    if office.ready is not None:
+        ready = office.ready
+        print(f"local back office (its own process): mosquitto with client certificates on "
+              f"{ready['host']}:{ready['port']}, receiver {ready['store']}", file=out)
+        config = replace(config, "mqtt", host=ready["host"], port=ready["port"], keepalive_s=10,
+                         reconnect_min_s=0.2, reconnect_max_s=2.0, **ready["devices"][config.device.id])
+        config = replace(config, "uplink", enabled=True, receipt_key=ready["receipt_pub"])
     else:
-        print("mosquitto is not installed: no transfer in this demo; the back office reads the device's spool "
-              "(install it with 'apt install mosquitto', as .ci/dev does)", file=out)
+        print(f"no transfer in this demo ({office.error}); the back office reads the device's spool", file=out)
+        office = None
     incident = None
     try:
         agent = Agent(config)
@@ -101,11 +103,46 @@ def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, o
     if not drained:
         print("the transfer did not finish within 60 s; the device keeps every segment", file=out)
     left = list(Path(config.storage.spool_dir).glob("*.age"))
-    store = office.store.root if office is not None else Path(config.storage.spool_dir)
+    store = Path(office.ready["store"]) if office is not None else Path(config.storage.spool_dir)
     if office is not None:
         print(f"device spool after the receipts: {len(left)} segment(s) left (purge_policy "
               f"{config.storage.purge_policy})", file=out)
     return max(_back_office(config, workdir, store, incident, lost, out), 0 if drained else 1)
+
+
+class BackOfficeProcess:
+    """The local back office as its own program (``python -m backoffice.localoffice``), as in a city.
+
+    The device program never imports the back office; it starts it, reads its one "ready" line (broker
+    port, the device's certificate, the receipt key) and stops it by closing its standard input.
+    """
+
+    def __init__(self, root: Path, device_pub: Path, device_id: str, timeout: float = 30.0):
+        self.ready: dict | None = None
+        self.error = ""
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "backoffice.localoffice", "--root", str(root), "--device-pub", str(device_pub),
+             "--device-id", device_id], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        readable, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        line = self._proc.stdout.readline() if readable else ""
+        try:
+            doc = json.loads(line) if line else {"error": f"no answer within {timeout:g} s"}
+        except ValueError:
+            doc = {"error": f"unexpected answer {line[:200]!r}"}
+        if "error" in doc:
+            self.error = doc["error"]
+            self.stop()
+        else:
+            self.ready = doc
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
 
 
 def _wait_for_receipts(agent, timeout: float) -> bool:

@@ -239,7 +239,8 @@ class Agent:
     def _start_broker_link(self) -> None:
         """The one MQTT link, shared by the uplink and the broker channel (status, telemetry, events, cmd)."""
         from comms.commands import CommandActions, CommandHandler, CommandVerifier
-        from comms.device import BrokerChannelThread, load_command_public_key
+        from comms.device import BrokerChannelThread
+        from evidence.keys import load_command_public_key
         from comms.mqtt import MqttLink
         from comms.uplink import UplinkThread
 

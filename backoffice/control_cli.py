@@ -1,5 +1,5 @@
-"""The control room's commands: `bodycam fleet` (live table) and `bodycam command` (signed commands),
-plus `bodycam keys command` for the back office's command key.
+"""The control room's commands: `bodycam-office fleet` (live table) and `bodycam-office command` (signed
+commands). The command key itself is made by `bodycam keys command` (:mod:`evidence.keys`).
 
 Both connect with a control-room config file holding one ``[mqtt]`` section (the same keys as the
 device's; the certificate's CN must be the broker user that may read status/telemetry and write
@@ -8,7 +8,6 @@ device's; the certificate's CN must be the broker user that may read status/tele
 
 from __future__ import annotations
 
-import base64
 import json
 import queue
 import sys
@@ -18,14 +17,13 @@ from pathlib import Path
 
 from base.errors import ConfigError
 from base.config import parse_section
-from evidence.keys import _write_key_files, load_signing_key
+from evidence.keys import load_signing_key
 
 from comms.commands import sign_command
 from .fleet import FleetView
 from comms.mqtt import Connected, Message, MqttLink
 from comms.settings import MqttSettings
 
-COMMAND_KEY, COMMAND_PUB = "command.key", "command.pub"
 
 
 def load_control_config(path: str) -> MqttSettings:
@@ -57,22 +55,6 @@ def _connect(settings: MqttSettings, client_id: str, filters: tuple[str, ...]) -
             pass
     link.stop()
     raise ConfigError(f"cannot connect to the broker {settings.host}:{settings.port} within 15 s")
-
-
-def cmd_keys_command(args) -> int:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    out = Path(args.out)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    line = "ed25519:" + base64.b64encode(private.public_key().public_bytes_raw()).decode("ascii") + " command\n"
-    _write_key_files([(out / COMMAND_KEY, pem, 0o600), (out / COMMAND_PUB, line.encode("ascii"), 0o644)],
-                     force=args.force)
-    print(f"{out / COMMAND_KEY}: the back office's command key (keep it with the control room, mode 0600)")
-    print(f"{out / COMMAND_PUB}: install on every device as commands.public_key")
-    return 0
 
 
 def cmd_command(args) -> int:
@@ -154,11 +136,3 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_command)
-
-
-def register_keys(kinds) -> None:
-    p = kinds.add_parser("command", help="create command.key (control room) and command.pub (for devices)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--force", action="store_true", help="replace existing key files")
-    p.set_defaults(func=cmd_keys_command)
-

@@ -7,16 +7,22 @@ across several machines.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
+from comms.mqtt import MqttLink
+from comms.settings import MqttSettings
 from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
 
-from .localbroker import HOST, Broker, Pki
-from comms.mqtt import MqttLink
+from .localbroker import HOST, MOSQUITTO, Broker, Pki
 from .receiver import Receiver, ReceiverThread
-from comms.settings import MqttSettings
 from .store import EvidenceStore
 
 RECEIVER_ID = "bo-recv-1"
@@ -70,3 +76,42 @@ class LocalBackOffice:
         if self.thread is not None:
             self.thread.stop()
         self.broker.stop()
+
+
+def serve(root: Path, device_pubs: list[Path], device_ids: list[str], out=None) -> int:
+    """Run a local back office until standard input closes (or SIGTERM): the demo's second program.
+
+    Prints one JSON line when ready: the broker's port, the receipt key and store, and for each of
+    ``device_ids`` the certificate paths it connects with; ``{"error": ...}`` when it cannot start.
+    """
+    out = out or sys.stdout
+    if not Path(MOSQUITTO).exists():
+        print(json.dumps({"error": "mosquitto is not installed (apt install mosquitto, as .ci/dev does)"}),
+              file=out, flush=True)
+        return 1
+    office = LocalBackOffice(root, device_pubs).start()
+    try:
+        devices = {}
+        for device_id in device_ids:
+            creds = office.pki.issue(device_id)
+            devices[device_id] = {"ca_file": str(creds.ca), "cert_file": str(creds.cert), "key_file": str(creds.key)}
+        print(json.dumps({"host": HOST, "port": office.broker.port, "receipt_pub": str(office.receipt_pub),
+                          "store": str(office.store.root), "devices": devices}), file=out, flush=True)
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), name="StdinWatch", daemon=True).start()
+        done.wait()
+    finally:
+        office.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m backoffice.localoffice",
+                                     description="A local back office (broker + receiver) for the demo.")
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--device-pub", action="append", required=True, type=Path)
+    parser.add_argument("--device-id", action="append", default=[])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="office: %(levelname)s %(name)s: %(message)s")
+    sys.exit(serve(args.root, args.device_pub, args.device_id))

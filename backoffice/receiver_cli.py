@@ -1,19 +1,18 @@
 """``bodycam receiver`` (run the back office's receiver) and ``bodycam keys receiver`` (its receipt key).
 
-Thin, like agent.evidence_cli: exit 0 on a clean stop, 1 when the receiver failed while running, 2 for
+Thin, like evidence.cli: exit 0 on a clean stop, 1 when the receiver failed while running, 2 for
 bad input (config, key files, TLS files). Errors are one sentence on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import threading
 
 from base.errors import BodycamError
-from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
+from evidence.keys import load_device_public_keys, load_receipt_signing_key
 
 from comms.mqtt import MqttLink
 from .receiver import Receiver, ReceiverThread
@@ -33,27 +32,6 @@ def register(subparsers) -> None:
     group.add_argument("--example", action="store_true", help="print an example receiver config with every key")
     p.add_argument("--check", action="store_true", help="validate the config and the key files, then exit")
     p.set_defaults(func=cmd_receiver)
-
-
-def register_keys(kinds) -> None:
-    """Add ``receiver`` to ``bodycam keys`` (``kinds`` is the keys command's subparsers)."""
-    p = kinds.add_parser("receiver", help="create receipt.key (stays with the receivers) and receipt.pub (for devices)")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
-    p.add_argument("--force", action="store_true", help="replace existing key files (devices then need the new "
-                                                        "receipt.pub)")
-    p.set_defaults(func=cmd_keys_receiver)
-
-
-def cmd_keys_receiver(args) -> int:
-    try:
-        files = generate_receipt_key(args.out, force=args.force)
-    except BodycamError as exc:
-        print(f"bodycam: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"wrote {files.key_path} (keep it with the receivers) and {files.pub_path} (install it on every device "
-          "as uplink.receipt_key)")
-    print(f"key id: {files.public.key_id}")
-    return EXIT_OK
 
 
 def cmd_receiver(args) -> int:
@@ -114,21 +92,3 @@ class ReceiverService:
         finally:
             self.stop()
         return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m backoffice.receiver_cli``) until the ``bodycam`` CLI registers these."""
-    parser = argparse.ArgumentParser(prog="bodycam", description="Back-office receiver and its receipt key.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    keys = sub.add_parser("keys", help="create key pairs")
-    register_keys(keys.add_subparsers(dest="key_kind", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -52,7 +52,7 @@ def loads_receiver_config(text: str, source: str = "<string>") -> ReceiverConfig
 
 
 EXAMPLE_RECEIVER_TOML = """\
-# bodycam receiver: subscribes to the devices' uploads, stores verified segments, signs receipts.
+# bodycam-office receiver: subscribes to the devices' uploads, stores verified segments, signs receipts.
 [receiver]
 # Named in every receipt this receiver signs.
 id = "receiver-1"

@@ -6,7 +6,7 @@ Reproduce:  .venv/bin/python bench/bench_uplink.py [--segments 30] [--seconds 10
 
 Everything runs on this machine against one local mosquitto with TLS client certificates (the set-up of
 docs/BROKER.md, built by tests/comms/mqtt_harness.py). The back office's receiver runs as its own
-process (``python -m backoffice.receiver_cli receiver``), as it would on its own server.
+process (``python -m backoffice receiver``), as it would on its own server.
 
 1. **Goodput.** ``--segments`` sealed segments of ``--seconds`` at ``--mbit`` (default 30 x 10 s at
    10 Mbit/s: a 5-minute backlog, 375 MB) are put in a real spool; the UplinkThread uploads them until
@@ -52,7 +52,7 @@ SITE, DEVICE, RECEIVER = "duisburg", "kod-07", "bo-recv-1"
 
 
 class ReceiverProcess:
-    """``bodycam receiver`` in a child process, with its own config file."""
+    """``bodycam-office receiver`` in a child process, with its own config file."""
 
     def __init__(self, root: Path, pki: Pki, broker: Broker, device_pub: Path, receipt_key: Path):
         creds = pki.issue(RECEIVER)
@@ -84,7 +84,7 @@ reconnect_max_s = 1.0
     def start(self) -> None:
         before = self.broker.log_path.read_text(errors="replace").count(f"as {RECEIVER} ")
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "backoffice.receiver_cli", "receiver", "--config",
+            self.process = subprocess.Popen([sys.executable, "-m", "backoffice", "receiver", "--config",
                                              str(self.config)], stdout=log, stderr=log)
         wait_until(lambda: self.broker.log_path.read_text(errors="replace").count(f"as {RECEIVER} ") > before, 15,
                    what="the receiver process to connect")

@@ -17,7 +17,6 @@ import threading
 import time
 from typing import Callable
 
-from evidence.keys import DevicePublicKey, parse_device_public_key
 
 from .commands import CommandHandler
 from .events import EventTracker
@@ -26,16 +25,6 @@ from .mqtt import Connected, Message, MqttLink
 from .telemetry import significant
 
 logger = logging.getLogger(__name__)
-
-
-def load_command_public_key(path: str) -> DevicePublicKey:
-    from evidence.keys import KeyFileError
-
-    try:
-        text = open(path, encoding="ascii").read().strip()
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read the command public key ({exc.strerror})") from None
-    return parse_device_public_key(text, path)
 
 
 def topic(site: str, device: str, kind: str) -> str:

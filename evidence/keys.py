@@ -520,3 +520,111 @@ def load_receipt_public_key(path: str | os.PathLike) -> ReceiptPublicKey:
         raise KeyFileError(f"{path}: must hold exactly one receipt public key line, found {len(lines)}")
     n, line = lines[0]
     return parse_receipt_public_key(line, f"{path}:{n}")
+
+
+# --- command key (Ed25519, control room) -------------------------------------------------------------
+#
+# The control room signs remote commands with this key; devices hold only ``command.pub``. Like the
+# receipt key it has a prefix of its own, so it can never be enrolled as a device (nor pass as the
+# receiver). Files written before it had one carry the device prefix ``ed25519:`` and a ``command``
+# comment: they still load, with a warning that says how to re-issue them.
+
+COMMAND_KEY = "command.key"
+COMMAND_PUB = "command.pub"
+COMMAND_PUB_PREFIX = "bodycam-command-ed25519:"
+
+
+@dataclass(frozen=True)
+class CommandPublicKey(_Ed25519Verifier):
+    """The control room's command verification key, as devices hold it."""
+
+    key: Ed25519PublicKey = field(repr=False)
+    key_id: str
+    source: str = ""
+
+    def to_line(self) -> str:
+        raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return COMMAND_PUB_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class CommandKeyFiles:
+    key_path: Path
+    pub_path: Path
+    public: CommandPublicKey
+
+
+def generate_command_key(out_dir: str | os.PathLike, *, force: bool = False) -> CommandKeyFiles:
+    """Create ``command.key`` (0600, PKCS#8 PEM; the control room's) and ``command.pub`` (for devices)."""
+    out = Path(out_dir)
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    key_path, pub_path = out / COMMAND_KEY, out / COMMAND_PUB
+    public = CommandPublicKey(private.public_key(), device_key_id(private.public_key()), str(pub_path))
+    _write_key_files([(key_path, pem, 0o600), (pub_path, f"{public.to_line()}\n".encode("ascii"), 0o644)],
+                     force=force)
+    logger.info("created command signing key %s (key id %s)", key_path, public.key_id)
+    return CommandKeyFiles(key_path, pub_path, public)
+
+
+def parse_command_public_key(line: str, source: str = "<string>") -> CommandPublicKey:
+    """Parse ``bodycam-command-ed25519:<base64>``; the old ``ed25519:<base64> command`` loads with a warning."""
+    parts = line.split()
+    if len(parts) == 1 and parts[0].startswith(COMMAND_PUB_PREFIX):
+        encoded = parts[0][len(COMMAND_PUB_PREFIX):]
+    elif parts and parts[0].startswith(DEVICE_PUB_PREFIX) and parts[1:] in ([], ["command"]):
+        logger.warning("%s: command key written with the device prefix '%s' (before key kinds had prefixes of "
+                       "their own); it still works, but re-issue it with 'bodycam keys command' and install the "
+                       "new command.pub on every device", source, DEVICE_PUB_PREFIX)
+        encoded = parts[0][len(DEVICE_PUB_PREFIX):]
+    else:
+        raise KeyFileError(f"{source}: not a command public key (expected '{COMMAND_PUB_PREFIX}<base64>'; "
+                           "make one with 'bodycam keys command')")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{source}: the command public key is not valid base64") from None
+    if len(raw) != 32:
+        raise KeyFileError(f"{source}: the command public key has {len(raw)} bytes; Ed25519 keys have 32")
+    key = Ed25519PublicKey.from_public_bytes(raw)
+    return CommandPublicKey(key, device_key_id(key), source)
+
+
+def load_command_public_key(path: str | os.PathLike) -> CommandPublicKey:
+    """Read ``command.pub``: exactly one command key line (``#`` comments allowed)."""
+    path = Path(path)
+    lines = [(n, ln.strip()) for n, ln in enumerate(_read_public(path).splitlines(), 1)
+             if ln.strip() and not ln.strip().startswith("#")]
+    if len(lines) != 1:
+        raise KeyFileError(f"{path}: must hold exactly one command public key line, found {len(lines)}")
+    n, line = lines[0]
+    return parse_command_public_key(line, f"{path}:{n}")
+
+
+# --- the key kinds, in one table -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyKind:
+    """One kind of key: who holds the private half, where the public half goes, how to tell it apart."""
+
+    name: str
+    private_file: str
+    public_file: str
+    public_prefix: str
+    holder: str
+    public_goes_to: str
+
+
+#: Every key the system uses. Private files are written 0600, public files 0644; each public prefix is
+#: distinct, so a public key can never be taken for another kind.
+KEY_KINDS = (
+    KeyKind("evidence", EVIDENCE_KEY, EVIDENCE_PUB, _RECIPIENT_PREFIX, "the municipality (offline)",
+            "every device, as evidence.recipients"),
+    KeyKind("device", DEVICE_KEY, DEVICE_PUB, DEVICE_PUB_PREFIX, "one device",
+            "the back office's enrolled devices"),
+    KeyKind("receiver", RECEIPT_KEY, RECEIPT_PUB, RECEIPT_PUB_PREFIX, "the back office's receivers",
+            "every device, as uplink.receipt_key"),
+    KeyKind("command", COMMAND_KEY, COMMAND_PUB, COMMAND_PUB_PREFIX, "the control room",
+            "every device, as commands.public_key"),
+)

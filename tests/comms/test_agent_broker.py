@@ -153,7 +153,7 @@ def test_a_clean_stop_says_stopped(agent_setup, control_room):
 
 
 def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_for, capsys):
-    from agent.cli import main
+    from backoffice.cli import main
 
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()

@@ -1,4 +1,4 @@
-"""`bodycam receiver` and `bodycam keys receiver` (via backoffice.receiver_cli until the bodycam CLI registers them)."""
+"""`bodycam-office receiver` and `bodycam-office keys receiver`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from evidence.keys import load_device_public_keys, load_receipt_public_key
 from evidence.verify import verify_paths
-from backoffice.receiver_cli import main
+from backoffice.cli import main
 from comms_env import wait_until
 from mqtt_harness import HOST
 
@@ -48,7 +48,7 @@ def test_the_receiver_command_receives_stores_and_stops_cleanly(tmp_path, world,
     assert main(["keys", "receiver", "--out", str(tmp_path)]) == 0
     cfg = write_config(tmp_path / "rx.toml", tmp_path, pki.issue("bo-recv-1"), broker.port, device.device_pub,
                        tmp_path / "receipt.key")
-    proc = subprocess.Popen([sys.executable, "-m", "backoffice.receiver_cli", "receiver", "--config", str(cfg)],
+    proc = subprocess.Popen([sys.executable, "-m", "backoffice", "receiver", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         world.uplink(device, load_receipt_public_key(tmp_path / "receipt.pub"))

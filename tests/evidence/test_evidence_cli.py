@@ -6,13 +6,13 @@ import sys
 
 import av
 
-from agent.evidence_cli import main
+from agent.cli import main
 
 from .conftest import cut
 
 
 def run(*argv):
-    return subprocess.run([sys.executable, "-m", "agent.evidence_cli", *map(str, argv)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agent.cli", *map(str, argv)], capture_output=True,
                           text=True, timeout=60)
 
 

@@ -16,12 +16,13 @@ MAX_EXPOSURE = 2.0
 
 
 def staged(unit: str, tmp_path: Path) -> Path:
-    """A copy whose ExecStart names an executable that exists here (verify checks that it does)."""
-    stub = tmp_path / "bodycam"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
+    """A copy whose commands name executables that exist here (verify checks that they do)."""
+    for name in ("bodycam", "bodycam-office"):
+        stub = tmp_path / name
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
     path = tmp_path / unit
-    path.write_text((UNITS / unit).read_text().replace("/opt/bodycam/venv/bin/bodycam", str(stub)))
+    path.write_text((UNITS / unit).read_text().replace("/opt/bodycam/venv/bin/", f"{tmp_path}/"))
     return path
 
 
@@ -82,7 +83,7 @@ def test_agent_service_contract():
 
 def test_receiver_contract():
     d = directives("bodycam-receiver.service")
-    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam receiver --config /etc/bodycam/receiver.toml"]
+    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam-office receiver --config /etc/bodycam/receiver.toml"]
     assert d["PrivateDevices"] == ["yes"] and d["User"] == ["bodycam-receiver"]
     assert d["ReadWritePaths"] == ["/srv/bodycam"]  # backoffice.settings.ReceiverSettings' store and incoming dirs
     # exec until the receiver speaks sd_notify; then notify with a watchdog, like the agent

@@ -1,4 +1,5 @@
-"""The ``bodycam keys|verify|export`` subcommands: thin wrappers that turn results into exit codes.
+"""The ``keys``, ``verify`` and ``export`` subcommands, shared by both programs' commands (``bodycam`` on
+the device, ``bodycam-office`` in the back office): thin wrappers that turn results into exit codes.
 
 Exit codes: 0 all good; 1 verification failed (or export refused); 2 bad usage or input (missing or
 damaged files, wrong key). Errors are one sentence on stderr, never a traceback.
@@ -11,9 +12,11 @@ import logging
 import sys
 
 from base.errors import BodycamError
-from evidence.export import ExportRefused, export_incident, report_path_for
-from evidence.keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
-from evidence.verify import verify_paths
+
+from .export import ExportRefused, export_incident, report_path_for
+from .keys import (generate_command_key, generate_device_key, generate_evidence_keys, generate_receipt_key,
+                   load_device_public_keys, load_evidence_identities)
+from .verify import verify_paths
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +36,17 @@ def register(subparsers) -> None:
     dev.add_argument("--device-id", help="bind the key to this device id in device.pub (recommended)")
     dev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
     dev.set_defaults(func=cmd_keys_device)
-    from backoffice import receiver_cli  # the receipt key belongs to the receiver, which lives in comms
-
-    receiver_cli.register_keys(kinds)
-    from backoffice import control_cli
-
-    control_cli.register_keys(kinds)
+    rec = kinds.add_parser("receiver", help="create receipt.key (stays with the receivers) and receipt.pub "
+                                            "(for devices)")
+    rec.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+    rec.add_argument("--force", action="store_true", help="replace existing key files (devices then need the "
+                                                          "new receipt.pub)")
+    rec.set_defaults(func=cmd_keys_receiver)
+    com = kinds.add_parser("command", help="create command.key (control room) and command.pub (for devices)")
+    com.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+    com.add_argument("--force", action="store_true", help="replace existing key files (devices then need the "
+                                                          "new command.pub)")
+    com.set_defaults(func=cmd_keys_command)
 
     ver = subparsers.add_parser("verify", help="verify sealed segments with the enrolled device public keys")
     ver.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
@@ -85,6 +93,24 @@ def cmd_keys_evidence(args) -> int:
 def cmd_keys_device(args) -> int:
     files = generate_device_key(args.out, device_id=args.device_id, force=args.force)
     print(f"wrote {files.key_path} (stays on the device) and {files.pub_path} (enrol it)")
+    print(f"key id: {files.public.key_id}")
+    return EXIT_OK
+
+
+@_guard
+def cmd_keys_receiver(args) -> int:
+    files = generate_receipt_key(args.out, force=args.force)
+    print(f"wrote {files.key_path} (keep it with the receivers) and {files.pub_path} (install it on every device "
+          "as uplink.receipt_key)")
+    print(f"key id: {files.public.key_id}")
+    return EXIT_OK
+
+
+@_guard
+def cmd_keys_command(args) -> int:
+    files = generate_command_key(args.out, force=args.force)
+    print(f"wrote {files.key_path} (the control room's, mode 0600) and {files.pub_path} (install it on every "
+          "device as commands.public_key)")
     print(f"key id: {files.public.key_id}")
     return EXIT_OK
 
@@ -148,16 +174,3 @@ class _ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m agent.evidence_cli``) until the ``bodycam`` CLI registers these."""
-    parser = argparse.ArgumentParser(prog="bodycam", description="Evidence keys, verification and export.")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
