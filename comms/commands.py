@@ -180,7 +180,7 @@ class CommandVerifier:
             missing, extra = expected - set(doc), set(doc) - expected
             raise CommandRejected("malformed", "command fields wrong: "
                                   + "; ".join(filter(None, [missing and f"missing {', '.join(sorted(missing))}",
-                                                            extra and f"unknown {', '.join(sorted(map(str, extra)))}"])))
+                                                            extra and f"unknown {', '.join(sorted(map(repr, extra)))}"])))
         if doc["v"] != VERSION or isinstance(doc["v"], bool):
             raise CommandRejected("unsupported_version", f"command version {doc['v']!r} is not supported (only {VERSION})")
         if command_id is None:
@@ -209,7 +209,7 @@ class CommandVerifier:
             raise CommandRejected("replayed", f"command id {command_id} was already received")
         args = schema(doc["args"])
         if set(doc["args"]) - set(args):
-            unknown = ", ".join(sorted(set(doc["args"]) - set(args)))
+            unknown = ", ".join(sorted(map(repr, set(doc["args"]) - set(args))))
             raise CommandRejected("invalid_args", f"{doc['cmd']}: unknown argument(s) {unknown}")
         self._seen[command_id] = ts
         return Command(command_id, float(ts), doc["device"], doc["cmd"], args)
@@ -261,7 +261,7 @@ class CommandHandler:
         try:
             command = self.verifier.parse(payload)
         except CommandRejected as exc:
-            logger.warning("command rejected (%s): %s", exc.code, exc)
+            logger.warning("command rejected (%s): %r", exc.code, str(exc))  # %r: peer-supplied text, escaped
             self._audit(audit.COMMAND_REJECTED, id=exc.command_id, code=exc.code, reason=str(exc),
                         size=len(payload))
             return CommandResult(exc.command_id, False, exc.code, str(exc))
@@ -270,7 +270,7 @@ class CommandHandler:
             self._audit(audit.COMMAND_REJECTED, id=command.id, cmd=command.name, code="refused", reason=refusal)
             return CommandResult(command.id, False, "refused", refusal)
         self._audit(audit.COMMAND_RECEIVED, id=command.id, cmd=command.name, args=command.args)
-        logger.info("command %s %s accepted", command.name, command.args or "")
+        logger.info("command %s %r accepted", command.name, command.args)
         return CommandResult(command.id, True, "accepted", f"{command.name} accepted")
 
     def _execute(self, command: Command) -> str | None:

@@ -192,3 +192,20 @@ def test_signature_is_domain_separated(keys):
     signature = base64.b64decode(payload["sig"])
     with pytest.raises(Exception):
         keys[0].public_key().verify(signature, body)  # without the domain prefix the signature is useless
+
+
+FORGED_LINE = "x\nCRITICAL agent.runtime: evidence spool wiped"
+
+
+@pytest.mark.parametrize("make", [
+    lambda k: canonical({**json.loads(cmd(k[0], "start")), FORGED_LINE: 1}),  # an unknown field's name
+    lambda k: cmd(k[0], "start", {FORGED_LINE: True}),  # an unknown argument's name (signed)
+    lambda k: cmd(k[0], "start", device=FORGED_LINE),  # another device's name
+])
+def test_peer_supplied_names_cannot_write_a_log_line_of_their_own(setup, keys, caplog, make):
+    handler, rec, _ = setup
+    with caplog.at_level("DEBUG"):
+        result = handler.handle(make(keys))
+    assert not result.ok and caplog.records
+    for record in caplog.records:
+        assert "\n" not in record.getMessage(), record.getMessage()
