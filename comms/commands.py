@@ -8,7 +8,11 @@ A command is one JSON object, signed by the back office's command key (Ed25519):
 
 The signature covers ``b"bodycam-command-v1\\n" + canonical(document without "sig")`` where canonical is
 ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``: the prefix keeps a command
-signature from ever passing as a receipt or manifest signature. A command is rejected when it is too
+signature from ever passing as a receipt or manifest signature. The payload on the wire must be exactly
+``canonical(document)``: the device re-serialises what it parsed and refuses the command unless the bytes
+are identical, so a byte-order mark, UTF-16, whitespace, needless escapes, another spelling of a number
+or a repeated key (refused while parsing) cannot make a reader of the raw message see another command
+than the one that runs. A command is rejected when it is too
 large, not JSON, of an unknown version or command, has unknown or wrongly typed fields, is for another
 device, is older or newer than ``max_age_s``, was issued before this agent started (so a replay across
 a reboot fails too), repeats an id already seen, or its signature does not verify. Rejection changes
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import logging
 import math
@@ -161,14 +166,12 @@ class CommandVerifier:
         """The verified command, or :class:`CommandRejected` saying why not."""
         if len(payload) > MAX_COMMAND_BYTES:
             raise CommandRejected("too_large", f"command of {len(payload)} bytes exceeds {MAX_COMMAND_BYTES}")
-        try:
-            doc = json.loads(payload)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise CommandRejected("malformed", "command is not valid JSON") from None
+        doc = _parse_json(payload)
         if not isinstance(doc, dict):
             raise CommandRejected("malformed", "command must be a JSON object")
         command_id = doc.get("id") if _is_id(doc.get("id")) else None
         try:
+            _require_canonical(doc, payload)
             return self._check(doc, command_id)
         except CommandRejected as exc:
             exc.command_id = command_id
@@ -233,6 +236,51 @@ class CommandVerifier:
         for cid, ts in list(self._seen.items()):
             if ts < horizon:
                 del self._seen[cid]
+
+
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _parse_json(payload: bytes):
+    """The JSON value of a UTF-8 payload; any other encoding and any repeated key is refused, not guessed at."""
+    if payload.startswith(_BOMS):
+        raise CommandRejected("malformed", "command starts with a byte-order mark; send the signed bytes unchanged")
+    if b"\0" in payload:
+        raise CommandRejected("malformed", "command holds NUL bytes (UTF-16 or UTF-32 text?); commands are UTF-8")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandRejected("malformed", "command is not UTF-8 text") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise CommandRejected("malformed", "command is not valid JSON") from None
+
+
+def _unique_keys(pairs: list) -> dict:
+    """json's default keeps the last of repeated keys, so two readers could see two commands: refuse."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise CommandRejected("malformed", f"command repeats the field {repeated!r}")
+    return doc
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _require_canonical(doc: dict, payload: bytes) -> None:
+    """The signature covers the canonical bytes; only those bytes are accepted, so every reader of the
+    message sees exactly what was signed and what runs."""
+    try:
+        same = canonical(doc) == payload
+    except (ValueError, TypeError):  # a number too large for a float (1e999) has no canonical form
+        same = False
+    if not same:
+        raise CommandRejected("malformed", "command is not in canonical form (sorted keys, no whitespace, "
+                                           "ASCII with \\u escapes); send the signed bytes unchanged")
 
 
 def _is_id(value) -> bool:

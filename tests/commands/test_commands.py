@@ -209,3 +209,29 @@ def test_peer_supplied_names_cannot_write_a_log_line_of_their_own(setup, keys, c
     assert not result.ok and caplog.records
     for record in caplog.records:
         assert "\n" not in record.getMessage(), record.getMessage()
+
+
+@pytest.mark.parametrize("alter, why", [
+    # a reader taking the first 'cmd' sees "stop"; a last-wins parser would run the signed "set"
+    (lambda p: p.replace(b'"cmd":"set"', b'"cmd":"stop","cmd":"set"'), "repeats the field 'cmd'"),
+    (lambda p: p.replace(b'"key":', b'"key":"telemetry.interval_seconds","key":'), "repeats the field 'key'"),
+    (lambda p: p.decode().encode("utf-16"), "byte-order mark"),
+    (lambda p: p.decode().encode("utf-16-le"), "UTF-16"),
+    (lambda p: p.decode().encode("utf-32"), "byte-order mark"),
+    (lambda p: b"\xef\xbb\xbf" + p, "byte-order mark"),
+    (lambda p: b"\xc3" + p, "not UTF-8"),
+    (lambda p: json.dumps(json.loads(p), indent=2, sort_keys=True).encode(), "canonical form"),
+    (lambda p: p + b"\n", "canonical form"),
+    (lambda p: json.dumps(json.loads(p)).encode(), "canonical form"),  # keys in signing order, with spaces
+    (lambda p: p.replace(b'"cmd":"set"', b'"cmd":"s\\u0065t"'), "canonical form"),  # an escape where none is due
+    (lambda p: p.replace(b'"ts":1800000000.0', b'"ts":1.8e9'), "canonical form"),  # another spelling of the number
+])
+def test_only_the_exact_signed_bytes_are_accepted(setup, keys, alter, why):
+    handler, rec, _ = setup
+    signed = cmd(keys[0], "set", {"key": "display.language", "value": "en"})
+    payload = alter(signed)
+    assert payload != signed
+    result = handler.handle(payload)
+    assert not result.ok and result.code == "malformed" and why in result.reason, result
+    assert rec.effects == []
+    assert handler.handle(signed).ok  # the bytes as signed still run
