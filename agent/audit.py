@@ -61,7 +61,8 @@ RECORDING_STOPPED = "recording_stopped"        # incident_id, reason (button/com
 RECORDING_REFUSED = "recording_refused"        # reason (storage_critical, camera_fault ...)
 BUTTON_GESTURE = "button_gesture"              # gesture (hold/double/...), action
 COMMAND_RECEIVED = "command_received"          # command, origin, command_id
-COMMAND_REJECTED = "command_rejected"          # command, origin, reason
+COMMAND_REJECTED = "command_rejected"          # command, origin, reason (the first of a burst)
+COMMAND_REJECTIONS = "command_rejections"      # counts (per code), total, bytes, since, until, ended (the rest)
 SEGMENT_SEALED = "segment_sealed"              # stem, seq, ciphertext_sha256, bytes
 SEGMENT_UPLOADED = "segment_uploaded"          # stem, ciphertext_sha256
 SEGMENT_ACKNOWLEDGED = "segment_acknowledged"  # stem, ciphertext_sha256, receipt_sha256
@@ -78,6 +79,7 @@ EVENTS = frozenset({
     RECORDING_STOPPED, RECORDING_REFUSED, BUTTON_GESTURE, COMMAND_RECEIVED, COMMAND_REJECTED,
     SEGMENT_SEALED, SEGMENT_UPLOADED, SEGMENT_ACKNOWLEDGED, SEGMENT_PURGED, SEGMENT_DISCARDED,
     SEGMENT_QUARANTINED, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED,
+    COMMAND_REJECTIONS,
 })
 
 

@@ -37,6 +37,8 @@ from agent import audit
 from agent.errors import BodycamError
 from agent.recorder import Action, Trigger
 
+from .refusals import RefusalLog
+
 logger = logging.getLogger(__name__)
 
 VERSION = 1
@@ -298,21 +300,31 @@ class CommandActions:
 
 
 class CommandHandler:
-    """Verify, execute, audit: every payload ends in exactly one result and one audit line; never raises."""
+    """Verify, execute, audit: every payload ends in exactly one result. An authenticated command gets its
+    own audit line; a rejected one is audited per burst (:class:`~comms.refusals.RefusalLog`), so junk
+    sent without the key cannot fill the card. Call :meth:`tick` now and then and :meth:`close` at the
+    end, from the same thread."""
 
-    def __init__(self, verifier: CommandVerifier, actions: CommandActions, audit_log=None):
+    def __init__(self, verifier: CommandVerifier, actions: CommandActions, audit_log=None, *,
+                 refusals: RefusalLog | None = None):
         self.verifier = verifier
         self.actions = actions
         self.audit_log = audit_log
+        self.refusals = RefusalLog(audit_log) if refusals is None else refusals
+
+    def tick(self) -> None:
+        self.refusals.tick()
+
+    def close(self) -> None:
+        self.refusals.close()
 
     def handle(self, payload: bytes) -> CommandResult:
         try:
             command = self.verifier.parse(payload)
         except CommandRejected as exc:
-            logger.warning("command rejected (%s): %r", exc.code, str(exc))  # %r: peer-supplied text, escaped
-            self._audit(audit.COMMAND_REJECTED, id=exc.command_id, code=exc.code, reason=str(exc),
-                        size=len(payload))
+            self.refusals.refused(exc.code, str(exc), id=exc.command_id, size=len(payload))
             return CommandResult(exc.command_id, False, exc.code, str(exc))
+        self.refusals.close()  # the burst's counts come before this command's lines
         refusal = self._execute(command)
         if refusal:
             self._audit(audit.COMMAND_REJECTED, id=command.id, cmd=command.name, code="refused", reason=refusal)

@@ -87,11 +87,18 @@ class BrokerChannelThread(threading.Thread):
             try:
                 if item is not None:
                     self._handle(item)
+                if self.commands is not None:
+                    self.commands.tick()  # a burst of refused commands that went quiet gets its summary line
                 self._maybe_send_telemetry()
                 self.fault = None
             except Exception as exc:  # a bad payload or a bug must not silence the device's reporting
                 logger.exception("broker channel failed on %r", item)
                 self.fault = f"{type(exc).__name__}: {exc}"
+        if self.commands is not None:
+            try:
+                self.commands.close()  # the counts of a burst still open reach the audit log
+            except Exception:
+                logger.exception("the last summary of refused commands was not written")
 
     def _handle(self, item) -> None:
         if isinstance(item, Connected):
