@@ -213,7 +213,7 @@ def test_a_flood_of_junk_commands_leaves_two_audit_lines(agent_setup, control_ro
     finally:
         if proc.poll() is None:
             proc.kill()
-    audit_lines = [json.loads(line) for line in open(config.load(path).storage.audit_log)]
+    audit_lines = [json.loads(line) for line in Path(config.load(path).storage.audit_log).read_text().splitlines()]
     refusals = [(a["event"], a["fields"]) for a in audit_lines if a["event"].startswith("command_reject")]
     assert [event for event, _ in refusals] == ["command_rejected", "command_rejections"]
     assert refusals[0][1]["code"] == "too_large"  # the first one, in full
