@@ -71,7 +71,7 @@ SEGMENT_DISCARDED = "segment_discarded"        # name, reason (spool recovery: i
 SEGMENT_QUARANTINED = "segment_quarantined"    # name, reason (spool recovery: untrusted evidence)
 STORAGE_PRESSURE = "storage_pressure"          # level, free_bytes, reason (on level changes)
 FRAMES_DROPPED = "frames_dropped"              # count, where (capture overrun)
-CONFIG_CHANGED = "config_changed"              # keys, old_digest, new_digest, origin
+CONFIG_CHANGED = "config_changed"              # source (file, "remote command <id>"), applied, changes, needs_restart
 KEY_CHANGED = "key_changed"                    # which (device/recipient), old_id, new_id
 
 EVENTS = frozenset({

@@ -12,11 +12,12 @@ signature from ever passing as a receipt or manifest signature. The payload on t
 ``canonical(document)``: the device re-serialises what it parsed and refuses the command unless the bytes
 are identical, so a byte-order mark, UTF-16, whitespace, needless escapes, another spelling of a number
 or a repeated key (refused while parsing) cannot make a reader of the raw message see another command
-than the one that runs. A command is rejected when it is too
-large, not JSON, of an unknown version or command, has unknown or wrongly typed fields, is for another
-device, is older or newer than ``max_age_s``, was issued before this agent started (so a replay across
-a reboot fails too), repeats an id already seen, or its signature does not verify. Rejection changes
-nothing but the result message and the audit log. No command deletes evidence: there is none for it.
+than the one that runs. A command is rejected when it is too large, not JSON, of an unknown version or
+command, has unknown or wrongly typed fields, is for another device, is older or newer than
+``max_age_s``, was issued before this agent started (so a replay across a reboot fails too; ``ts`` has
+whole milliseconds, cut down, and is compared without grace), repeats an id already seen, or its
+signature does not verify. Rejection changes nothing but the result message and the audit log. No
+command deletes evidence: there is none for it.
 """
 
 from __future__ import annotations
@@ -84,10 +85,16 @@ def canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
+def issued_at(t: float) -> float:
+    """A command's time stamp: whole milliseconds, cut down, so it never lies after the moment of signing
+    (rounding up could carry a command signed just before the agent started past its start check)."""
+    return math.floor(t * 1000) / 1000
+
+
 def sign_command(private_key, device: str, name: str, args: dict | None = None, *, command_id: str | None = None,
                  ts: float | None = None) -> bytes:
     """The back office's side: a signed command payload (``private_key`` is an Ed25519PrivateKey)."""
-    doc = {"v": VERSION, "id": command_id or secrets.token_hex(8), "ts": round(time.time() if ts is None else ts, 3),
+    doc = {"v": VERSION, "id": command_id or secrets.token_hex(8), "ts": issued_at(time.time() if ts is None else ts),
            "device": device, "cmd": name, "args": args or {}}
     doc["sig"] = base64.b64encode(private_key.sign(SIGNATURE_DOMAIN + canonical(doc))).decode("ascii")
     return canonical(doc)
@@ -207,7 +214,7 @@ class CommandVerifier:
         if abs(now - ts) > self.max_age_s:
             raise CommandRejected("stale", f"command time is {now - ts:+.0f} s off this device's clock "
                                            f"(at most {self.max_age_s:g} s allowed)")
-        if ts < self.not_before - 1.0:
+        if ts < self.not_before:  # no grace: 'ts' is cut down to the ms, so nothing signed earlier passes
             raise CommandRejected("stale", "command was issued before this agent started")
         self._forget_old(now)
         if command_id in self._seen:
@@ -296,7 +303,7 @@ class CommandActions:
     trigger: Callable[[Trigger], None]
     identify: Callable[[int], None]
     request_telemetry: Callable[[], None]
-    apply_setting: Callable[[str, str, object], str | None]
+    apply_setting: Callable[[str, str, object, str], str | None]  # section, key, value, source for the audit
 
 
 class CommandHandler:
@@ -345,7 +352,7 @@ class CommandHandler:
             act.request_telemetry()
         elif name == "set":
             setting = self.verifier.settings[args["key"]]
-            return act.apply_setting(setting.section, setting.key, args["value"])
+            return act.apply_setting(setting.section, setting.key, args["value"], f"remote command {command.id}")
         return None
 
     def _audit(self, event: str, **fields) -> None:

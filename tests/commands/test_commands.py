@@ -39,7 +39,7 @@ class Recorded:
             trigger=lambda t: self.effects.append(("trigger", t.action, t.origin)),
             identify=lambda s: self.effects.append(("identify", s)),
             request_telemetry=lambda: self.effects.append(("telemetry",)),
-            apply_setting=lambda sec, key, val: refuse_setting or self.effects.append(("set", sec, key, val)))
+            apply_setting=lambda sec, key, val, source: refuse_setting or self.effects.append(("set", sec, key, val)))
 
     def append(self, event, **fields):
         self.audit.append((event, fields))
@@ -203,7 +203,7 @@ FORGED_LINE = "x\nCRITICAL agent.runtime: evidence spool wiped"
     lambda k: cmd(k[0], "start", device=FORGED_LINE),  # another device's name
 ])
 def test_peer_supplied_names_cannot_write_a_log_line_of_their_own(setup, keys, caplog, make):
-    handler, rec, _ = setup
+    handler, _, _ = setup
     with caplog.at_level("DEBUG"):
         result = handler.handle(make(keys))
     assert not result.ok and caplog.records
@@ -235,3 +235,30 @@ def test_only_the_exact_signed_bytes_are_accepted(setup, keys, alter, why):
     assert not result.ok and result.code == "malformed" and why in result.reason, result
     assert rec.effects == []
     assert handler.handle(signed).ok  # the bytes as signed still run
+
+
+@pytest.mark.parametrize("before", [0.001, 0.5, 0.999, 30])
+def test_a_command_issued_any_time_before_the_agent_started_is_refused(keys, before):
+    rec = Recorded()
+    verifier = CommandVerifier("kod-07", Verifier(keys[0].public_key()), pre_event_max_s=30, clock=lambda: NOW + 1,
+                               not_before=NOW)
+    result = CommandHandler(verifier, rec.actions(), rec).handle(cmd(keys[0], "start", ts=NOW - before))
+    assert result.code == "stale" and "before this agent started" in result.reason and not rec.effects
+
+
+def test_the_start_time_is_compared_at_the_grain_of_ts(keys):
+    """'ts' has whole milliseconds, cut down: a command stamped at or after the start runs; one signed in
+    the start's millisecond but after it is refused too (the device has not even subscribed by then)."""
+    rec = Recorded()
+    verifier = CommandVerifier("kod-07", Verifier(keys[0].public_key()), pre_event_max_s=30, clock=lambda: NOW + 1,
+                               not_before=NOW)
+    assert CommandHandler(verifier, rec.actions(), rec).handle(cmd(keys[0], "start", ts=NOW)).ok
+    verifier.not_before = NOW + 0.0004  # the device's clock has a finer grain than 'ts'
+    late = CommandHandler(verifier, rec.actions(), rec).handle(cmd(keys[0], "stop", ts=NOW + 0.0009))
+    assert late.code == "stale" and len(rec.effects) == 1
+
+
+def test_the_issue_time_is_cut_to_the_millisecond_never_rounded_up(keys):
+    """A command signed before the start must never carry a time stamp after it."""
+    assert json.loads(cmd(keys[0], "start", ts=NOW + 0.0009))["ts"] == NOW
+    assert json.loads(cmd(keys[0], "start", ts=NOW + 0.0123456))["ts"] == NOW + 0.012
