@@ -231,6 +231,8 @@ class CommandVerifier:
             signature = base64.b64decode(doc["sig"], validate=True)
         except (binascii.Error, ValueError):
             raise CommandRejected("bad_signature", "'sig' is not valid base64") from None
+        if base64.b64encode(signature).decode("ascii") != doc["sig"]:  # spare bits set: a second spelling
+            raise CommandRejected("bad_signature", "'sig' is not canonical base64")
         body = {k: v for k, v in doc.items() if k != "sig"}
         try:
             signed = SIGNATURE_DOMAIN + canonical(body)

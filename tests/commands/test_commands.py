@@ -262,3 +262,17 @@ def test_the_issue_time_is_cut_to_the_millisecond_never_rounded_up(keys):
     """A command signed before the start must never carry a time stamp after it."""
     assert json.loads(cmd(keys[0], "start", ts=NOW + 0.0009))["ts"] == NOW
     assert json.loads(cmd(keys[0], "start", ts=NOW + 0.0123456))["ts"] == NOW + 0.012
+
+
+def test_only_the_canonical_spelling_of_the_signature_is_accepted(setup, keys):
+    """Base64 has spare bits in its last character: a second spelling of the same signature is refused."""
+    handler, rec, _ = setup
+    signed = cmd(keys[0], "start")
+    sig = json.loads(signed)["sig"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = sig.rstrip("=")[-1]
+    twin = sig.rstrip("=")[:-1] + alphabet[alphabet.index(last) | 1] + "=="  # same decoded bytes
+    assert twin != sig and base64.b64decode(twin) == base64.b64decode(sig)
+    result = handler.handle(signed.replace(sig.encode(), twin.encode()))
+    assert not result.ok and result.code == "bad_signature" and "canonical base64" in result.reason
+    assert rec.effects == []
