@@ -270,12 +270,12 @@ def _parse_json(payload: bytes):
 
 def _unique_keys(pairs: list) -> dict:
     """json's default keeps the last of repeated keys, so two readers could see two commands: refuse."""
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        seen = set()
-        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise CommandRejected("malformed", f"command repeats the field {repeated!r}")
-    return doc
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise CommandRejected("malformed", f"command repeats the field {key!r}")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _no_constant(name: str):
