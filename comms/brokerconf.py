@@ -75,6 +75,10 @@ pattern write bodycam/+/%u/events
 pattern write bodycam/+/%u/cmd/result
 pattern read  bodycam/+/%u/down/#
 pattern read  bodycam/+/%u/cmd
+# Home Assistant discovery: a device announces its entities with its own id as the node id, so it
+# cannot rewrite another device's, and hears Home Assistant's birth message.
+pattern write {ha}/+/%u/+/config
+pattern read  {ha}/status
 """
 
 _RECEIVERS_HEAD = """\
@@ -89,7 +93,8 @@ topic write bodycam/+/+/down/#
 """
 
 _CONTROL_HEAD = """\
-# The control room (fleet view, Home Assistant, commands): read what devices report, write commands.
+# The control room (fleet view, Home Assistant, commands): read what devices report, write commands,
+# read the devices' discovery configs and send Home Assistant's birth (and last will) message.
 # Commands are signed by the back office's command key as well, so this ACL is not their only guard.
 # A program connected at the same time as another needs its own certificate: repeat the block.
 """
@@ -101,6 +106,8 @@ topic read  bodycam/+/+/telemetry
 topic read  bodycam/+/+/events
 topic read  bodycam/+/+/cmd/result
 topic write bodycam/+/+/cmd
+topic read  {ha}/+/+/+/config
+topic readwrite {ha}/status
 """
 
 
