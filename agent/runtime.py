@@ -401,6 +401,8 @@ class Agent:
         faults = {w.name: w.fault() for w in self._workers if w.fault()}
         if self._link_fault:
             faults["uplink"] = self._link_fault
+        if self.channel is not None and self.channel.discovery_fault:
+            faults["homeassistant"] = self.channel.discovery_fault
         if self.stage.audit_writer.fault is not None:
             faults["audit"] = describe_fault(self.stage.audit_writer.fault)
         return {

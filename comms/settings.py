@@ -29,7 +29,8 @@ class MqttSettings:
                             "This client's certificate; its CN is the broker username (the device id).")
     key_file: str = option("/etc/bodycam/mqtt/client.key", "This client's private key (mode 0600).")
     client_id: str = option("", "MQTT client id; empty means the device id (or receiver id). Must stay "
-                                "stable: the broker keeps the session under it.")
+                                "stable: the broker keeps the session under it. A broker set up as "
+                                "docs/BROKER.md replaces it with the certificate's CN.")
     keepalive_s: int = option(30, "Seconds between pings; a silent link is detected after 1.5 times this.",
                               min=2, max=3600)
     session_expiry_s: int = option(
@@ -174,7 +175,8 @@ gap_report_s = 300.0
 host = "mqtt.example.city"
 port = 8883
 ca_file = "/etc/bodycam/mqtt/ca.crt"
-# Certificate CN must be listed as a receiver in the broker ACL.
+# Certificate CN must be listed as a receiver in the broker ACL; each receiver has its own (also in a
+# share group): the broker makes the CN the client id, so two receivers on one certificate evict each other.
 cert_file = "/etc/bodycam/mqtt/receiver-1.crt"
 key_file = "/etc/bodycam/mqtt/receiver-1.key"
 client_id = ""
