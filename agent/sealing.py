@@ -58,14 +58,17 @@ class EvidenceStage:
         os.makedirs(ev.state_dir, exist_ok=True)
         chain = ChainState.load(ev.state_dir)
         public = self.signing_key.public
-        self.spool = Spool.open(st.spool_dir, verify_manifest=lambda m: verify_manifest(m, public))
+        # The audit log opens before the spool, so that what recovery removes or moves aside is signed.
+        os.makedirs(Path(st.audit_log).parent, exist_ok=True)
+        self.audit = AuditLog(st.audit_log, self.signing_key.private)
+        self.spool = Spool.open(st.spool_dir, verify_manifest=lambda m: verify_manifest(m, public),
+                                committed_seq=chain.seq)
+        self._audit_recovery(self.spool.last_recovery)
         self.sealer = Sealer(device_id=cfg.device.id, site=cfg.device.site, recipients=recipients,
                              signing_key=self.signing_key, chain=chain)
         if self.sealer.catch_up(self.spool.newest_manifest()):
             logger.warning("chain head adopted from the spool (the agent stopped between writing a segment "
                            "and recording it in the chain state)")
-        os.makedirs(Path(st.audit_log).parent, exist_ok=True)
-        self.audit = AuditLog(st.audit_log, self.signing_key.private)
         self.disk = DiskPressure(st.spool_dir, st.warn_free_mib, st.critical_free_mib)
         self.key_ids = {"device": self.signing_key.key_id,
                         "recipients": sorted(recipient_key_id(r) for r in recipients)}
@@ -73,6 +76,16 @@ class EvidenceStage:
         #: For lines from threads that must not wait for the card (recorder, controls, sealer).
         self.audit_writer = AuditWriter(self.audit)
         self.audit_writer.start()
+
+    def _audit_recovery(self, report) -> None:
+        """One signed line per file the spool's recovery removed or quarantined, naming it and why."""
+        for action in report.discarded:
+            self.audit.append(audit.SEGMENT_DISCARDED, name=action.name, reason=action.reason)
+        for action in report.quarantined:
+            self.audit.append(audit.SEGMENT_QUARANTINED, name=action.name, reason=action.reason)
+        if report.purges_completed:
+            self.audit.append(audit.SEGMENT_PURGED, stems=list(report.purges_completed),
+                              policy="interrupted purge completed at start-up")
 
     def _audit_key_changes(self, path: Path) -> None:
         """Compare the keys in use with the last run's; every difference becomes a key_changed line."""
