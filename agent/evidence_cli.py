@@ -98,11 +98,14 @@ def cmd_verify(args) -> int:
     else:
         for line in report.lines():
             print(f"BAD  {line}")
+        for cut in report.cuts:
+            print(f"CUT  {cut.message}")
         for note in report.notes:
             print(f"note {note}")
         good = sum(s.ok for s in report.segments)
+        cuts = f", {len(report.cuts)} incident(s) cut by a device restart" if report.cuts else ""
         print(f"{'OK' if report.ok else 'FAILED'}: {good} of {len(report.segments)} segment(s) verified, "
-              f"{len(report.problems)} problem(s) with the set")
+              f"{len(report.problems)} problem(s) with the set{cuts}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -124,6 +127,8 @@ def cmd_export(args) -> int:
     finally:
         bar.close()
     state = "complete" if result.complete else "INCOMPLETE (gaps allowed; see report)"
+    if result.report.get("cut"):
+        state += f"; {result.report['cut']['message']}"
     print(f"wrote {result.mp4_path} ({state}) and {report_path_for(result.mp4_path)}")
     return EXIT_OK
 

@@ -1,7 +1,9 @@
 """The evidence stage on the device: segments in, sealed files in the spool out.
 
-:class:`EvidenceStage` opens, in order, what sealing needs (signing key, recipients, chain state,
-spool with recovery, audit log) and hands the recorder a storage gate. :class:`SealerThread` takes
+:class:`EvidenceStage` opens, in order, what sealing needs (signing key, recipients, chain state, audit
+log, spool with recovery, whose every action becomes a signed audit line) and hands the recorder a
+storage gate. If the agent stopped in the middle of an incident (crash, power loss), it seals that
+incident's end marker before anything new is recorded (agent.seal). :class:`SealerThread` takes
 segments from the recorder over a small bounded queue and streams each one's ciphertext into the
 spool as it is encrypted (no segment's ciphertext is ever whole in RAM). A slow card or a busy CPU
 pushes back on the recorder, whose frame queue then overflows visibly (an overrun alarm) instead of
@@ -69,6 +71,8 @@ class EvidenceStage:
         if self.sealer.catch_up(self.spool.newest_manifest()):
             logger.warning("chain head adopted from the spool (the agent stopped between writing a segment "
                            "and recording it in the chain state)")
+        #: The end marker sealed at this start for an incident the restart cut off, if any.
+        self.cut = self._close_cut_incident()
         self.disk = DiskPressure(st.spool_dir, st.warn_free_mib, st.critical_free_mib)
         self.key_ids = {"device": self.signing_key.key_id,
                         "recipients": sorted(recipient_key_id(r) for r in recipients)}
@@ -76,6 +80,31 @@ class EvidenceStage:
         #: For lines from threads that must not wait for the card (recorder, controls, sealer).
         self.audit_writer = AuditWriter(self.audit)
         self.audit_writer.start()
+
+    def _close_cut_incident(self):
+        """If the newest sealed segment is not its incident's final one, the agent stopped mid-incident:
+        the rest was in RAM. Say so in the chain itself, before anything new is sealed."""
+        newest = self.spool.newest_manifest()
+        if newest is None:
+            return None
+        last = verify_manifest(newest, self.signing_key.public)
+        if last.final:
+            return None
+        chain = self.sealer.chain
+        if last.seq != chain.seq:
+            logger.error("incident %s ends without a final segment at seq %d, but the chain head is at seq %d; "
+                         "cannot mark the cut", last.incident_id, last.seq, chain.seq)
+            return None
+        sealed = self.sealer.seal_end_marker(incident_id=last.incident_id, segment_index=last.segment_index + 1,
+                                             last_frame_time=last.end_time, reason="restart",
+                                             clock_sync=clock_sync_state())
+        self.spool.store(sealed)
+        self.sealer.commit(sealed)
+        self.audit.append(audit.INCIDENT_CUT, incident_id=last.incident_id, stem=sealed.stem, seq=sealed.seq,
+                          reason="restart", last_frame_time=last.end_time)
+        logger.warning("incident %s was cut by a restart after its segment %d (last frame sealed %s); sealed "
+                       "end marker %s", last.incident_id, last.segment_index, last.end_time, sealed.stem)
+        return sealed
 
     def _audit_recovery(self, report) -> None:
         """One signed line per file the spool's recovery removed or quarantined, naming it and why."""

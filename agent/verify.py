@@ -6,7 +6,9 @@ private key is involved. What it can and cannot prove:
 * each manifest was signed by an enrolled device and its ``.age`` file is the one the device sealed;
 * per device, sequence numbers are contiguous and each manifest names the hash of its predecessor, so a
   removed, inserted, reordered or swapped segment between two present ones is found;
-* per incident, segment indices run 0..final without holes and the final segment is present.
+* per incident, segment indices run 0..final without holes and the final segment is present;
+* an incident that a device restart cut off (crash, power loss) ends in a signed end marker instead of
+  its final segment: reported as a cut, with the restart time and a bound on what was lost, not as a gap.
 
 Segments before the first one in the set cannot be checked (a set may start mid-chain; that is a note,
 not a problem). Only manifests whose signature verifies are trusted for the chain and incident checks;
@@ -22,6 +24,7 @@ import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -59,7 +62,8 @@ class SegmentResult:
         d = {"stem": self.stem, "ok": self.ok, "problems": list(self.problems), "signature_ok": self.signature_ok,
              "manifest_path": _str(self.manifest_path), "ciphertext_path": _str(self.ciphertext_path)}
         if m is not None:
-            d.update(device_id=m.device_id, incident_id=m.incident_id, seq=m.seq, segment_index=m.segment_index,
+            d.update(kind="incident_end" if m.is_end_marker else "segment",
+                     device_id=m.device_id, incident_id=m.incident_id, seq=m.seq, segment_index=m.segment_index,
                      final=m.final, start_time=m.start_time, end_time=m.end_time, clock_sync=m.clock_sync,
                      frame_count=m.frame_count, manifest_sha256=m.sha256, ciphertext_sha256=m.ciphertext_sha256)
         return d
@@ -84,11 +88,43 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """An incident closed by a signed end marker: the device restarted while it was being recorded.
+
+    What was recorded after ``last_frame_time`` was in the device's RAM and is lost; the restart at
+    ``restart_time`` bounds it from above (``lost_up_to_s``; the device clock's, see ``clock_sync``).
+    """
+
+    device_id: str
+    incident_id: str
+    stem: str
+    reason: str
+    restart_time: str
+    last_frame_time: str
+    lost_up_to_s: float
+    clock_sync: str
+
+    @property
+    def message(self) -> str:
+        return (f"device {self.device_id}: incident {self.incident_id} cut by device {self.reason} at "
+                f"{self.restart_time}; last sealed frame ends {self.last_frame_time}, up to "
+                f"{self.lost_up_to_s:.1f} s lost (end marker {self.stem})")
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Report:
     segments: tuple[SegmentResult, ...]
     problems: tuple[Problem, ...]
     notes: tuple[str, ...] = ()
     devices_checked: tuple[str, ...] = field(default=())
+    #: Incidents that a device restart cut off, each closed by a signed end marker (not a problem).
+    cuts: tuple[Cut, ...] = ()
+
+    def cut_of(self, device_id: str, incident_id: str) -> Cut | None:
+        return next((c for c in self.cuts if (c.device_id, c.incident_id) == (device_id, incident_id)), None)
 
     @property
     def ok(self) -> bool:
@@ -123,13 +159,15 @@ class Report:
         incidents = []
         for (device, incident), segs in sorted(self.incidents().items()):
             problems = self.problems_for(device, incident)
+            cut = self.cut_of(device, incident)
             incidents.append({"device_id": device, "incident_id": incident, "segments": len(segs),
                               "start_time": min(s.manifest.start_time for s in segs),
                               "end_time": max(s.manifest.end_time for s in segs),
-                              "ok": not problems, "problems": problems})
+                              "ok": not problems, "problems": problems, "cut": cut.to_dict() if cut else None})
         return {"ok": self.ok, "segments_checked": len(self.segments),
                 "segments_bad": sum(not s.ok for s in self.segments), "devices": list(self.devices_checked),
                 "incidents": incidents, "problems": [p.to_dict() for p in self.problems],
+                "cuts": [c.to_dict() for c in self.cuts],
                 "notes": list(self.notes), "segments": [s.to_dict() for s in self.segments]}
 
     def to_json(self) -> str:
@@ -155,7 +193,8 @@ def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, Devic
     for device, manifests in sorted(by_device.items()):
         _check_chain(device, manifests, problems, notes)
         _check_incidents(device, manifests, problems)
-    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)))
+    cuts = tuple(_cut(m) for m in sorted(trusted, key=lambda m: (m.device_id, m.seq)) if m.is_end_marker)
+    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)), cuts)
     logger.info("verified %d segment(s): %d bad, %d set problem(s)", len(results),
                 sum(not r.ok for r in results), len(problems))
     return report
@@ -312,6 +351,17 @@ def _check_incidents(device: str, manifests: list[Manifest], problems: list[Prob
             if a.segment_index != b.segment_index and b.seq <= a.seq:
                 add("order", f"segment {b.segment_index} ({b.stem}) was sealed before segment {a.segment_index} "
                     f"({a.stem}); the order does not match the chain", b.stem)
+
+
+def _cut(marker: Manifest) -> Cut:
+    lost = max(0.0, parse_time(marker.sealed_time) - parse_time(marker.last_frame_time))
+    return Cut(marker.device_id, marker.incident_id, marker.stem, marker.reason, marker.sealed_time,
+               marker.last_frame_time, round(lost, 3), marker.clock_sync)
+
+
+def parse_time(text: str) -> float:
+    """A manifest's ISO 8601 UTC time (``2025-06-01T09:30:00.125Z``) as UNIX time."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _common_incident(ms: list[Manifest]) -> str | None:

@@ -11,6 +11,7 @@ from agent.demo import prepare_workdir
 from agent.keys import load_device_public_keys
 from agent.recorder import Action, Recorder, Trigger
 from agent.sealing import EvidenceStage, SealerThread
+from agent.verify import verify_paths
 from camera.ring import PreEventRing
 
 
@@ -94,3 +95,38 @@ def test_a_sealed_segment_whose_manifest_is_lost_is_quarantined_not_deleted(tmp_
     assert not (spool / "quarantine" / f"{interrupted}.age").exists()
     discarded = [line["fields"] for line in audit_lines(cfg) if line["event"] == audit.SEGMENT_DISCARDED]
     assert [d["name"] for d in discarded] == [f"{interrupted}.age"]
+
+
+def test_an_incident_cut_by_a_restart_is_closed_by_a_signed_end_marker(tmp_path, small_source):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    source = small_source()
+    frames = source.frames()
+    stage = EvidenceStage(cfg)
+    recorder = record(stage, source, frames, seconds=5, stop=False)  # the running segment dies with the process
+    cut_incident = recorder.incident_id
+    stage.close()
+    spool = Path(cfg.storage.spool_dir)
+    devices = load_device_public_keys([tmp_path / "device" / "keys" / "device.pub"])
+    before = verify_paths([spool], devices)
+    assert not before.ok and any("no final segment" in line for line in before.lines())
+
+    stage = EvidenceStage(cfg)  # the restart
+    marker = stage.cut
+    assert marker is not None and stage.sealer.chain.seq == marker.seq
+    stage.close()
+    report = verify_paths([spool], devices)
+    assert report.ok, report.lines()
+    [cut] = report.cuts
+    last_segment = json.loads((spool / f"{marker.stem[:-10]}{marker.seq - 1:010d}.manifest.json").read_bytes())
+    assert (cut.incident_id, cut.reason, cut.last_frame_time) == (cut_incident, "restart", last_segment["end_time"])
+    assert cut.lost_up_to_s >= 0 and "cut by device restart at" in cut.message
+    lines = audit_lines(cfg)
+    assert [line["fields"]["stem"] for line in lines if line["event"] == audit.INCIDENT_CUT] == [marker.stem]
+
+    stage = EvidenceStage(cfg)  # a second restart: the incident is closed already
+    assert stage.cut is None
+    stage.close()
+
+    (spool / f"{marker.stem}.manifest.json").unlink()  # removing the marker is noticed
+    (spool / f"{marker.stem}.age").unlink()
+    assert not verify_paths([spool], devices).ok

@@ -34,7 +34,7 @@ def test_an_untouched_set_verifies(env, sealed):
     assert doc["ok"] is True
     assert doc["incidents"] == [{"device_id": "kod-07", "incident_id": "inc-1", "segments": 6,
                                  "start_time": "2025-06-15T15:06:40.000Z", "end_time": "2025-06-15T15:06:42.000Z",
-                                 "ok": True, "problems": []}]
+                                 "ok": True, "problems": [], "cut": None}]
 
 
 def test_a_flipped_ciphertext_byte_names_the_segment(env, sealed):
