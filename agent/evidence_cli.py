@@ -7,17 +7,22 @@ damaged files, wrong key). Errors are one sentence on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import re
 import sys
+from pathlib import Path
 
 from .errors import BodycamError
 from .export import ExportRefused, export_incident, report_path_for
-from .keys import generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities
-from .verify import verify_paths
+from .keys import (generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities,
+                   load_receipt_public_key)
+from .verify import ChainHead, VerifyInputError, verify_paths
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def register(subparsers) -> None:
@@ -44,6 +49,13 @@ def register(subparsers) -> None:
     ver.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
     ver.add_argument("--devices", action="append", required=True, metavar="DIR_OR_FILE",
                      help="enrolled device.pub file or directory of *.pub files (repeat for more)")
+    ver.add_argument("--head", action="append", default=[], metavar="[DEVICE=]SEQ[:SHA256] | FILE.json",
+                     help="the chain head the device published (telemetry 'chain_head', or a saved telemetry "
+                          "message or status.json): what is missing after the newest segment is reported")
+    ver.add_argument("--first-seq", action="append", default=[], metavar="[DEVICE=]SEQ",
+                     help="the seq the set is meant to start at (e.g. a spool whose older segments were "
+                          "purged after upload); without it a set starting after seq 1 fails")
+    ver.add_argument("--receipt-key", metavar="receipt.pub", help="also check the receipts' signatures")
     ver.add_argument("--json", action="store_true", help="print the full report as JSON")
     ver.set_defaults(func=cmd_verify)
 
@@ -92,7 +104,10 @@ def cmd_keys_device(args) -> int:
 @_guard
 def cmd_verify(args) -> int:
     devices = load_device_public_keys(args.devices)
-    report = verify_paths(args.paths, devices)
+    receipt_key = load_receipt_public_key(args.receipt_key) if args.receipt_key else None
+    report = verify_paths(args.paths, devices, heads=[parse_chain_head(h) for h in args.head],
+                          first_seqs=dict(_device_value(v, "--first-seq", _seq) for v in args.first_seq),
+                          receipt_key=receipt_key)
     if args.json:
         print(report.to_json())
     else:
@@ -131,6 +146,47 @@ def cmd_export(args) -> int:
         state += f"; {result.report['cut']['message']}"
     print(f"wrote {result.mp4_path} ({state}) and {report_path_for(result.mp4_path)}")
     return EXIT_OK
+
+
+def parse_chain_head(text: str) -> ChainHead:
+    """``--head``: ``[DEVICE=]SEQ[:SHA256]``, or a JSON file with ``chain_head`` (telemetry, status.json)."""
+    if text.endswith(".json") or Path(text).is_file():
+        doc = _json_file(text)
+        head = doc.get("chain_head") if isinstance(doc, dict) else None
+        if not isinstance(head, dict):
+            raise VerifyInputError(f"{text}: no 'chain_head' in it (a telemetry message or the agent's status.json "
+                                   "has one)")
+        seq, digest = head.get("seq"), head.get("manifest_sha256")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or not (
+                digest is None or (isinstance(digest, str) and _HEX64.fullmatch(digest))):
+            raise VerifyInputError(f"{text}: 'chain_head' is not {{\"seq\": N, \"manifest_sha256\": hex}}")
+        device = doc.get("device")
+        return ChainHead(seq, digest, device if isinstance(device, str) else None)
+    device, value = _device_value(text, "--head", str)
+    seq, _, digest = value.partition(":")
+    if digest and not _HEX64.fullmatch(digest):
+        raise VerifyInputError(f"--head {text!r}: the manifest hash must be 64 lower-case hex digits")
+    return ChainHead(_seq(seq, "--head"), digest or None, device)
+
+
+def _device_value(text: str, option: str, convert=None):
+    device, sep, value = text.rpartition("=")
+    return (device if sep else None), (convert(value, option) if convert is not str else value)
+
+
+def _seq(text: str, option: str) -> int:
+    if not text.isdigit():
+        raise VerifyInputError(f"{option}: {text!r} is not a sequence number")
+    return int(text)
+
+
+def _json_file(path: str):
+    try:
+        return json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise VerifyInputError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError:
+        raise VerifyInputError(f"{path}: not a JSON document") from None
 
 
 class _ProgressBar:

@@ -404,6 +404,7 @@ class Agent:
             "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
             "sealed": self.sealer.sealed if self.sealer else 0,
             "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
+            "chain_head": self.stage.chain_head(),
             "faults": faults,
             "restarts": {w.name: w.restarts for w in self._workers},
         }

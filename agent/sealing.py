@@ -135,6 +135,12 @@ class EvidenceStage:
                     logger.warning("%s key changed: %s -> %s", which, previous.get(which), self.key_ids[which])
         durable_write(path, json.dumps(self.key_ids, sort_keys=True).encode() + b"\n")
 
+    def chain_head(self) -> dict:
+        """The newest sealed seq and its manifest hash, published (status, telemetry) so that a back office
+        can tell with ``bodycam verify --head`` whether segments after the newest one it holds are gone."""
+        seq, digest = self.sealer.chain.head()
+        return {"seq": seq, "manifest_sha256": digest}
+
     def storage_gate(self) -> str | None:
         """The recorder asks before each START: a reason to refuse when storage is critical."""
         snapshot = self.disk.measure()

@@ -10,13 +10,25 @@ private key is involved. What it can and cannot prove:
 * an incident that a device restart cut off (crash, power loss) ends in a signed end marker instead of
   its final segment: reported as a cut, with the restart time and a bound on what was lost, not as a gap.
 
-Segments before the first one in the set cannot be checked (a set may start mid-chain; that is a note,
-not a problem). Only manifests whose signature verifies are trusted for the chain and incident checks;
-a segment that fails verification therefore also shows up as a gap.
+What the chain alone cannot show is a deletion at either end: the oldest incidents (the set then simply
+starts later) or the newest (it simply ends earlier). So:
+
+* a set that starts after seq 1 is a finding, unless the caller names the seq it is meant to start at
+  (``first_seqs``, ``--first-seq``: a spool whose older segments were uploaded and purged);
+* the device publishes its chain head (seq and manifest hash, in telemetry and its status document);
+  given as ``heads`` (``--head``), everything after the newest segment held up to it is reported
+  missing, and a different manifest at the head's seq is a replaced chain;
+* the back office's receipts (``.receipts/*.receipt.json``, and the spool's ``*.receipt.json``) each
+  name a segment that was stored; a receipt whose segment is missing or different is a finding.
+
+Only manifests whose signature verifies are trusted for the chain and incident checks; a segment that
+fails verification therefore also shows up as a gap.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -31,6 +43,7 @@ from typing import Iterable, Mapping
 from .errors import BodycamError
 from .keys import DevicePublicKey
 from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
+from .spool import RECEIPT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +98,16 @@ class Problem:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """A device's published chain head: its newest sealed seq and (if known) that manifest's SHA-256."""
+
+    seq: int
+    manifest_sha256: str | None = None
+    #: The device it belongs to; None means "the one device in the set".
+    device_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,11 +197,17 @@ class Report:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
 
-def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey]) -> Report:
+def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey], *,
+                 heads: Iterable[ChainHead] = (), first_seqs: Mapping[str | None, int] | None = None,
+                 receipt_key=None) -> Report:
     """Verify every sealed segment found (recursively) under ``paths`` against the enrolled ``devices``.
 
-    ``devices`` maps key id to key, as :func:`agent.keys.load_device_public_keys` returns.
+    ``devices`` maps key id to key, as :func:`agent.keys.load_device_public_keys` returns. ``heads``:
+    chain heads the devices published; ``first_seqs``: the seq each device's set is meant to start at
+    (key None: the one device in the set); ``receipt_key``: the back office's receipt public key, to
+    check the receipts' signatures too (without it their content is still checked).
     """
+    paths = list(paths)
     files = find_segments(paths)
     if not files:
         raise VerifyInputError("no sealed segments (*.age, *.manifest.json) found in the given paths")
@@ -190,9 +219,14 @@ def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, Devic
     by_device: dict[str, list[Manifest]] = defaultdict(list)
     for m in trusted:
         by_device[m.device_id].append(m)
+    heads_by_device = _per_device({h.device_id: h for h in heads}, by_device, "--head")
+    first_by_device = _per_device(dict(first_seqs or {}), by_device, "--first-seq")
     for device, manifests in sorted(by_device.items()):
-        _check_chain(device, manifests, problems, notes)
+        _check_chain(device, manifests, problems, notes, first_by_device.get(device))
         _check_incidents(device, manifests, problems)
+    for device, head in sorted(heads_by_device.items()):
+        _check_head(device, head, by_device.get(device, []), problems)
+    _check_receipts(find_receipts(paths), trusted, problems, receipt_key)
     cuts = tuple(_cut(m) for m in sorted(trusted, key=lambda m: (m.device_id, m.seq)) if m.is_end_marker)
     report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)), cuts)
     logger.info("verified %d segment(s): %d bad, %d set problem(s)", len(results),
@@ -217,6 +251,26 @@ def find_segments(paths: Iterable[str | os.PathLike]) -> dict[str, tuple[list[Pa
             elif p.name.endswith(CIPHERTEXT_SUFFIX):
                 found[p.name[:-len(CIPHERTEXT_SUFFIX)]][1].append(p)
     return dict(found)
+
+
+def find_receipts(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Receipt files (``*.receipt.json``: the store's ``.receipts/`` and the spool's) under ``paths``."""
+    found = []
+    for raw in paths:
+        path = Path(raw)
+        candidates = path.rglob("*" + RECEIPT_SUFFIX) if path.is_dir() else [path]
+        found += [p for p in candidates if p.is_file() and p.name.endswith(RECEIPT_SUFFIX)]
+    return sorted(set(found))
+
+
+def _per_device(values: dict, by_device: Mapping[str, list], option: str) -> dict:
+    """Resolve values given without a device (key None) to the one device in the set."""
+    if None in values:
+        if len(by_device) != 1:
+            raise VerifyInputError(f"{option} without a device id needs a set of exactly one device; this one holds "
+                                   f"{len(by_device)}: write DEVICE=… ({', '.join(sorted(by_device)) or 'none'})")
+        values[next(iter(by_device))] = values.pop(None)
+    return values
 
 
 def _check_files(stem: str, manifests: list[Path], ciphertexts: list[Path],
@@ -288,8 +342,9 @@ def _mark_swaps(results: list[SegmentResult]) -> list[SegmentResult]:
     return out
 
 
-def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem], notes: list[str]) -> None:
-    """Contiguous seq and unbroken prev-hash links for one device."""
+def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem], notes: list[str],
+                 first_seq: int | None = None) -> None:
+    """Contiguous seq and unbroken prev-hash links for one device, from ``first_seq`` (default 1) on."""
     by_seq: dict[int, list[Manifest]] = defaultdict(list)
     for m in manifests:
         by_seq[m.seq].append(m)
@@ -300,9 +355,18 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
                                     _common_incident(ms), ms[0].stem))
     ordered = [ms[0] for _, ms in sorted(by_seq.items())]
     first = ordered[0]
-    if first.seq > 1:
-        notes.append(f"device {device}: this set starts at seq {first.seq}; seq 1..{first.seq - 1} "
-                     "are not included and cannot be checked")
+    if first_seq is None and first.seq > 1:
+        problems.append(Problem("start", f"device {device}: this set starts at seq {first.seq}; seq "
+                                f"{_span(1, first.seq - 1)} are not included (deleted, or uploaded and purged from "
+                                f"a spool); if it is meant to start there, say so with --first-seq {first.seq}",
+                                device, None, first.stem))
+    elif first_seq is not None and first.seq > first_seq:
+        problems.append(Problem("start", f"device {device}: seq {_span(first_seq, first.seq - 1)} missing before "
+                                f"the oldest segment held ({first.stem}); the set was to start at seq {first_seq}",
+                                device, None, first.stem))
+    elif first_seq is not None and first.seq > 1:
+        notes.append(f"device {device}: seq {_span(1, first.seq - 1)} are not included and cannot be checked "
+                     f"(--first-seq {first_seq})")
     for m in ordered:
         if (m.seq == 1) != (m.prev_manifest_sha256 is None):
             problems.append(Problem("chain", f"{m.stem}: seq {m.seq} with "
@@ -317,6 +381,57 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
         elif m.prev_manifest_sha256 != prev.sha256:
             problems.append(Problem("chain", f"{m.stem}: previous-manifest hash does not match {prev.stem} "
                                     "(chain broken: a segment was replaced)", device, same_incident, m.stem))
+
+
+def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problems: list[Problem]) -> None:
+    """What the device published as its newest seal must be here: report everything missing after the newest."""
+    newest = max(manifests, key=lambda m: m.seq, default=None)
+    published = f"the device published chain head seq {head.seq}"
+    if newest is None:
+        problems.append(Problem("end", f"device {device}: no verified segment in the set, but {published}", device))
+        return
+    if newest.seq < head.seq:
+        problems.append(Problem("end", f"device {device}: seq {_span(newest.seq + 1, head.seq)} missing after the "
+                                f"newest segment held ({newest.stem}); {published}", device, None, newest.stem))
+        return
+    at_head = [m for m in manifests if m.seq == head.seq]
+    if head.manifest_sha256 and at_head and all(m.sha256 != head.manifest_sha256 for m in at_head):
+        problems.append(Problem("end", f"device {device}: the manifest of seq {head.seq} here is not the one the "
+                                f"device published ({head.manifest_sha256[:16]}…): the chain was replaced", device,
+                                at_head[0].incident_id, at_head[0].stem))
+
+
+def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: list[Problem], receipt_key) -> None:
+    """Every receipt names a segment the back office stored: it must be in the set, with that manifest."""
+    from comms.receipts import ReceiptError, parse_receipt, verify_receipt  # back office format
+
+    held = {m.stem: m for m in trusted}
+    for path in receipts:
+        try:
+            data = path.read_bytes()
+            doc = json.loads(data)
+            if isinstance(doc, dict) and "receipt_b64" in doc:  # the spool's record wraps the receipt
+                data = base64.b64decode(doc["receipt_b64"], validate=True)
+            receipt = verify_receipt(data, receipt_key) if receipt_key else parse_receipt(data)[0]
+        except OSError as exc:
+            problems.append(Problem("receipt", f"{path}: cannot read ({exc.strerror})"))
+            continue
+        except (ValueError, binascii.Error, ReceiptError) as exc:
+            problems.append(Problem("receipt", f"{path}: not a valid receipt ({exc})"))
+            continue
+        m = held.get(receipt.stem)
+        stored = f"the store's receipt says it was stored ({receipt.received_time}, receiver {receipt.receiver_id})"
+        if m is None:
+            problems.append(Problem("receipt", f"{receipt.stem}: {stored}, but it is missing or failed verification",
+                                    receipt.device_id, receipt.incident_id, receipt.stem))
+        elif m.sha256 != receipt.manifest_sha256 or m.ciphertext_sha256 != receipt.ciphertext_sha256:
+            problems.append(Problem("receipt", f"{receipt.stem}: {stored} with manifest "
+                                    f"{receipt.manifest_sha256[:16]}…, but the set holds another one", m.device_id,
+                                    m.incident_id, m.stem))
+
+
+def _span(a: int, b: int) -> str:
+    return f"{a}" if a == b else f"{a}..{b}"
 
 
 def _check_incidents(device: str, manifests: list[Manifest], problems: list[Problem]) -> None:

@@ -141,7 +141,7 @@ def test_several_directories_and_identical_copies(env, sealed, tmp_path):
     assert "2 different ciphertext files" in bad(verify_paths([env.spool, copy], env.devices))[sealed[0].stem][0]
 
 
-def test_a_set_starting_mid_chain_is_a_note_not_a_problem(env, frames_60):
+def test_a_set_starting_mid_chain_fails_unless_the_caller_names_its_first_seq(env, frames_60):
     env.seal_all(cut(frames_60[:20], "inc-1"))
     later = env.seal_all(cut(frames_60[20:], "inc-2"))
     subset = env.root / "subset"
@@ -149,10 +149,18 @@ def test_a_set_starting_mid_chain_is_a_note_not_a_problem(env, frames_60):
     for s in later:
         (subset / s.manifest_name).write_bytes(s.manifest)
         (subset / s.ciphertext_name).write_bytes(s.ciphertext)
-    report = verify_paths([subset], env.devices)
-    assert report.ok
-    assert report.notes == ("device kod-07: this set starts at seq 3; seq 1..2 are not included and cannot be "
-                            "checked",)
+    report = verify_paths([subset], env.devices)  # the oldest incident deleted looks just like this
+    assert not report.ok
+    assert [p.kind for p in report.problems] == ["start"]
+    assert report.problems[0].message.startswith("device kod-07: this set starts at seq 3; seq 1..2 are not "
+                                                 "included")
+    report = verify_paths([subset], env.devices, first_seqs={None: 3})
+    assert report.ok, report.lines()
+    assert report.notes == ("device kod-07: seq 1..2 are not included and cannot be checked (--first-seq 3)",)
+    report = verify_paths([subset], env.devices, first_seqs={"kod-07": 2})
+    assert [p.message for p in report.problems] == [
+        "device kod-07: seq 2 missing before the oldest segment held (kod-07-0000000003); the set was to start at "
+        "seq 2"]
 
 
 def test_no_segments_is_an_input_error(env, tmp_path):
