@@ -1,4 +1,4 @@
-"""The ``bodycam keys|verify|export`` subcommands: thin wrappers that turn results into exit codes.
+"""The ``bodycam keys|verify|verify-audit|export`` subcommands: thin wrappers that turn results into exit codes.
 
 Exit codes: 0 all good; 1 verification failed (or export refused); 2 bad usage or input (missing or
 damaged files, wrong key). Errors are one sentence on stderr, never a traceback.
@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from .audit import AuditHead, verify_log
 from .errors import BodycamError
 from .export import ExportRefused, export_incident, report_path_for
 from .keys import (generate_device_key, generate_evidence_keys, load_device_public_keys, load_evidence_identities,
@@ -26,7 +27,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def register(subparsers) -> None:
-    """Add ``keys``, ``verify`` and ``export`` to the ``bodycam`` command's subparsers."""
+    """Add ``keys``, ``verify``, ``verify-audit`` and ``export`` to the ``bodycam`` command's subparsers."""
     keys = subparsers.add_parser("keys", help="create key pairs (municipality evidence key, device signing key)")
     kinds = keys.add_subparsers(dest="key_kind", required=True, metavar="{evidence,device,receiver,command}")
     ev = kinds.add_parser("evidence", help="create evidence.key (keep offline!) and evidence.pub (for devices)")
@@ -58,6 +59,16 @@ def register(subparsers) -> None:
     ver.add_argument("--receipt-key", metavar="receipt.pub", help="also check the receipts' signatures")
     ver.add_argument("--json", action="store_true", help="print the full report as JSON")
     ver.set_defaults(func=cmd_verify)
+
+    aud = subparsers.add_parser("verify-audit", help="verify a device's signed audit log with its enrolled public key")
+    aud.add_argument("log", metavar="AUDIT_LOG", help="the device's audit log (storage.audit_log, e.g. audit.jsonl)")
+    aud.add_argument("--devices", action="append", required=True, metavar="DIR_OR_FILE",
+                     help="enrolled device.pub file or directory of *.pub files (repeat for more)")
+    aud.add_argument("--device", metavar="ID", help="the device whose log it is (when several keys are given)")
+    aud.add_argument("--head", metavar="SEQ:HASH | FILE.json",
+                     help="the audit head the device published (telemetry 'audit_head', or a saved telemetry "
+                          "message or status.json): without it, lines cut off the end cannot be seen")
+    aud.set_defaults(func=cmd_verify_audit)
 
     exp = subparsers.add_parser("export", help="verify, decrypt and join one incident into an MP4")
     exp.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
@@ -148,6 +159,37 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+@_guard
+def cmd_verify_audit(args) -> int:
+    keys = [k for k in load_device_public_keys(args.devices).values() if args.device in (None, k.device_id)]
+    if not keys:
+        raise VerifyInputError(f"no enrolled key for device {args.device!r} in the given --devices")
+    head = parse_audit_head(args.head) if args.head else None
+    # The log does not name its key: take the enrolled key under which most of it verifies.
+    reports = [verify_log(args.log, k.key, expected_head=head) for k in keys]
+    report = max(reports, key=lambda r: (r.ok, r.lines))
+    for recovery in report.recoveries:
+        print(f"note line {recovery.line}: {recovery.reason}")
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def parse_audit_head(text: str) -> AuditHead:
+    """``--head`` of verify-audit: ``SEQ:HASH``, or a JSON file with ``audit_head`` (telemetry, status.json)."""
+    if text.endswith(".json") or Path(text).is_file():
+        doc = _json_file(text)
+        head = doc.get("audit_head") if isinstance(doc, dict) else None
+        seq, digest = (head.get("seq"), head.get("hash")) if isinstance(head, dict) else (None, None)
+        where = f"{text}: 'audit_head'"
+    else:
+        seq, _, digest = text.partition(":")
+        seq = int(seq) if seq.isdigit() else None
+        where = f"--head {text!r}"
+    if isinstance(seq, bool) or not isinstance(seq, int) or not (isinstance(digest, str) and _HEX64.fullmatch(digest)):
+        raise VerifyInputError(f"{where} must give a seq and a 64-hex-digit hash (SEQ:HASH)")
+    return AuditHead(seq, digest)
+
+
 def parse_chain_head(text: str) -> ChainHead:
     """``--head``: ``[DEVICE=]SEQ[:SHA256]``, or a JSON file with ``chain_head`` (telemetry, status.json)."""
     if text.endswith(".json") or Path(text).is_file():
@@ -190,19 +232,22 @@ def _json_file(path: str):
 
 
 class _ProgressBar:
-    """``[#####.....] 3/10 segments`` redrawn in place on stderr."""
+    """``[#####.....] 3/10 segments`` redrawn in place on a terminal; one line per step into a file or pipe
+    (a carriage return there would read as an empty line)."""
 
     WIDTH = 30
 
     def __init__(self, stream):
         self.stream = stream
         self.drawn = False
+        self.in_place = stream.isatty()
 
     def __call__(self, done: int, total: int) -> None:
         filled = self.WIDTH * done // max(total, 1)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} segments")
+        bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} segments"
+        self.stream.write(f"\r{bar}" if self.in_place else f"{bar}\n")
         self.stream.flush()
-        self.drawn = True
+        self.drawn = self.in_place
 
     def close(self) -> None:
         if self.drawn:

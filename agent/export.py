@@ -108,6 +108,12 @@ def export_incident(paths: Iterable[str | os.PathLike], *, devices: Mapping[str,
 def _choose(report: Report, incident_id, device_id) -> tuple[tuple[str, str], list[SegmentResult]]:
     groups = {k: v for k, v in report.incidents().items()
               if (incident_id is None or k[1] == incident_id) and (device_id is None or k[0] == device_id)}
+    claimed = [s for s in report.segments if s.manifest is not None and (incident_id is None or
+               s.manifest.incident_id == incident_id) and (device_id is None or s.manifest.device_id == device_id)]
+    if not groups and (not report.trusted() or claimed):  # there is something to export, and none of it verified
+        raise ExportRefused("no segment in the given paths verified; nothing to export",
+                            [line for s in (claimed or report.segments) for line in
+                             (f"{s.stem}: {p}" for p in s.problems)])
     if not groups:
         what = " ".join(x for x in (f"incident {incident_id}" if incident_id else "",
                                     f"device {device_id}" if device_id else "") if x) or "any incident"

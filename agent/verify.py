@@ -166,11 +166,30 @@ class Report:
         return {k: sorted(v, key=lambda s: (s.manifest.segment_index, s.manifest.seq)) for k, v in groups.items()}
 
     def problems_for(self, device_id: str, incident_id: str) -> list[str]:
-        """Everything wrong with one incident: its segments' problems and the gaps inside it."""
+        """Everything wrong with one incident: its segments' problems and the gaps inside it.
+
+        A segment whose manifest cannot even be read names no incident; when the incident has a gap
+        where it sits, its problems come first, as the root cause of that gap.
+        """
         found = [f"{s.stem}: {p}" for s in self.segments if s.manifest is not None
                  and (s.manifest.device_id, s.manifest.incident_id) == (device_id, incident_id) for p in s.problems]
         found += [p.message for p in self.problems if (p.device_id, p.incident_id) == (device_id, incident_id)]
-        return found
+        return self._unreadable_within(device_id, incident_id) + found if found else found
+
+    def _unreadable_within(self, device_id: str, incident_id: str) -> list[str]:
+        """Problems of unreadable manifests whose seq lies inside the incident or right after its last segment."""
+        seqs = [s.manifest.seq for s in self.trusted() if (s.manifest.device_id, s.manifest.incident_id)
+                == (device_id, incident_id)]
+        if not seqs:
+            return []
+        prefix = f"{device_id}-"
+        out = []
+        for s in self.segments:
+            tail = s.stem[len(prefix):]
+            if s.manifest is None and s.stem.startswith(prefix) and tail.isdigit() and len(tail) == 10 \
+                    and min(seqs) < int(tail) <= max(seqs) + 1:
+                out += [f"{s.stem}: {p}" for p in s.problems]
+        return out
 
     def lines(self) -> list[str]:
         """One line per bad segment and per set-level problem, for people."""
