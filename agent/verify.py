@@ -422,7 +422,8 @@ def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problem
 
 def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: list[Problem], receipt_key) -> None:
     """Every receipt names a segment the back office stored: it must be in the set, with that manifest."""
-    from comms.receipts import ReceiptError, parse_receipt, verify_receipt  # back office format
+    # The receipt format belongs to the back office, which lives in comms.
+    from comms.receipts import ReceiptError, parse_receipt, verify_receipt
 
     held = {m.stem: m for m in trusted}
     for path in receipts:
@@ -495,7 +496,7 @@ def _cut(marker: Manifest) -> Cut:
 
 def parse_time(text: str) -> float:
     """A manifest's ISO 8601 UTC time (``2025-06-01T09:30:00.125Z``) as UNIX time."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()
 
 
 def _common_incident(ms: list[Manifest]) -> str | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from comms_env import wait_until
+
 from agent.keys import load_device_public_keys
 from agent.verify import verify_paths
-from comms_env import wait_until
 
 
 def test_an_end_marker_is_uploaded_stored_and_verified_at_the_back_office(world):

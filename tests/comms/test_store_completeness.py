@@ -8,9 +8,9 @@ import json
 import shutil
 
 import pytest
+from comms_env import wait_until
 
 from agent.evidence_cli import main
-from comms_env import wait_until
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_a_store_with_its_newest_and_oldest_incidents_removed_fails_verify_head(
     assert ("this set starts at seq" in out) is False
 
     status = tmp_path / "status.json"  # what `bodycam status` or a telemetry message carries
-    status.write_text(json.dumps({"device": device.device_id, "chain_head": {"seq": chain.seq,
-                                                                             "manifest_sha256": chain.manifest_sha256}}))
+    head_doc = {"seq": chain.seq, "manifest_sha256": chain.manifest_sha256}
+    status.write_text(json.dumps({"device": device.device_id, "chain_head": head_doc}))
     code, out = verify(capsys, root, "--devices", pub, "--head", status, "--first-seq", middle[0].seq)
     assert code == 1 and f"seq {newest[0].seq}..{newest[-1].seq} missing after the newest" in out
