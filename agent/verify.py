@@ -116,6 +116,7 @@ class Cut:
 
     What was recorded after ``last_frame_time`` was in the device's RAM and is lost; the restart at
     ``restart_time`` bounds it from above (``lost_up_to_s``; the device clock's, see ``clock_sync``).
+    When the device clock at the restart was behind the last frame, there is no bound (None).
     """
 
     device_id: str
@@ -124,14 +125,15 @@ class Cut:
     reason: str
     restart_time: str
     last_frame_time: str
-    lost_up_to_s: float
+    lost_up_to_s: float | None
     clock_sync: str
 
     @property
     def message(self) -> str:
+        lost = (f"up to {self.lost_up_to_s:.1f} s lost" if self.lost_up_to_s is not None else
+                f"how much was lost is unknown (the device clock, {self.clock_sync}, was behind at the restart)")
         return (f"device {self.device_id}: incident {self.incident_id} cut by device {self.reason} at "
-                f"{self.restart_time}; last sealed frame ends {self.last_frame_time}, up to "
-                f"{self.lost_up_to_s:.1f} s lost (end marker {self.stem})")
+                f"{self.restart_time}; last sealed frame ends {self.last_frame_time}, {lost} (end marker {self.stem})")
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "message": self.message}
@@ -489,9 +491,9 @@ def _check_incidents(device: str, manifests: list[Manifest], problems: list[Prob
 
 
 def _cut(marker: Manifest) -> Cut:
-    lost = max(0.0, parse_time(marker.sealed_time) - parse_time(marker.last_frame_time))
+    lost = parse_time(marker.sealed_time) - parse_time(marker.last_frame_time)
     return Cut(marker.device_id, marker.incident_id, marker.stem, marker.reason, marker.sealed_time,
-               marker.last_frame_time, round(lost, 3), marker.clock_sync)
+               marker.last_frame_time, round(lost, 3) if lost >= 0 else None, marker.clock_sync)
 
 
 def parse_time(text: str) -> float:

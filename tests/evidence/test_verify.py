@@ -186,3 +186,33 @@ def test_a_replaced_segment_with_a_valid_signature_breaks_the_chain(env, frames_
     assert report.lines() == ["kod-07-0000000004: previous-manifest hash does not match kod-07-0000000003 "
                               "(chain broken: a segment was replaced)"]
     assert report.problems_for("kod-07", "inc-1") == report.lines()
+
+
+def test_an_end_marker_with_the_clock_behind_gives_no_bound(env, frames_60):
+    sealer = env.sealer()
+    sealed = env.seal_all(cut(frames_60[:20], "inc-1", final=False), sealer)
+    last = json.loads(sealed[-1].manifest)
+    marker = sealer.seal_end_marker(incident_id="inc-1", segment_index=2, reason="restart",
+                                    last_frame_time=last["end_time"], clock_sync="unsynchronized",
+                                    sealed_at=1_000_000_000.0)  # a Pi without RTC, before NTP
+    (env.spool / marker.ciphertext_name).write_bytes(marker.ciphertext)
+    (env.spool / marker.manifest_name).write_bytes(marker.manifest)
+    report = verify_paths([env.spool], env.devices)
+    assert report.ok, report.lines()
+    [found] = report.cuts
+    assert found.lost_up_to_s is None and "how much was lost is unknown" in found.message
+
+
+def test_an_altered_end_marker_does_not_close_the_incident(env, frames_60):
+    sealer = env.sealer()
+    sealed = env.seal_all(cut(frames_60[:20], "inc-1", final=False), sealer)
+    last = json.loads(sealed[-1].manifest)
+    marker = sealer.seal_end_marker(incident_id="inc-1", segment_index=2, reason="restart",
+                                    last_frame_time=last["end_time"], clock_sync="unsynchronized")
+    (env.spool / marker.ciphertext_name).write_bytes(b"")
+    forged = marker.manifest.replace(last["end_time"].encode(), b"2025-06-15T15:06:59.000Z")  # claim less was lost
+    (env.spool / marker.manifest_name).write_bytes(forged)
+    report = verify_paths([env.spool], env.devices)
+    assert not report.ok and report.cuts == ()
+    assert any("signature does not verify" in line for line in report.lines())
+    assert any("no final segment" in line for line in report.lines())
