@@ -3,7 +3,10 @@ manifest quarantined (never deleted), and an incident cut by the restart closed 
 
 import json
 import os
+import time
 from pathlib import Path
+
+import pytest
 
 from agent import audit, config
 from agent.audit import verify_log
@@ -11,7 +14,7 @@ from agent.demo import prepare_workdir
 from agent.keys import load_device_public_keys
 from agent.recorder import Action, Recorder, Trigger
 from agent.sealing import EvidenceStage, SealerThread
-from agent.verify import verify_paths
+from agent.verify import parse_time, verify_paths
 from camera.ring import PreEventRing
 
 
@@ -100,7 +103,7 @@ def test_a_sealed_segment_whose_manifest_is_lost_is_quarantined_not_deleted(tmp_
 def test_an_incident_cut_by_a_restart_is_closed_by_a_signed_end_marker(tmp_path, small_source):
     cfg = prepare_workdir(config.Config(), tmp_path)
     source = small_source()
-    frames = source.frames()
+    frames = source.frames(start_wall=time.time() - 60)  # recorded a minute ago (faster than real time)
     stage = EvidenceStage(cfg)
     recorder = record(stage, source, frames, seconds=5, stop=False)  # the running segment dies with the process
     cut_incident = recorder.incident_id
@@ -119,7 +122,8 @@ def test_an_incident_cut_by_a_restart_is_closed_by_a_signed_end_marker(tmp_path,
     [cut] = report.cuts
     last_segment = json.loads((spool / f"{marker.stem[:-10]}{marker.seq - 1:010d}.manifest.json").read_bytes())
     assert (cut.incident_id, cut.reason, cut.last_frame_time) == (cut_incident, "restart", last_segment["end_time"])
-    assert cut.lost_up_to_s >= 0 and "cut by device restart at" in cut.message
+    assert cut.lost_up_to_s == pytest.approx(parse_time(cut.restart_time) - parse_time(cut.last_frame_time), abs=1e-3)
+    assert 40 < cut.lost_up_to_s < 120 and "cut by device restart at" in cut.message
     lines = audit_lines(cfg)
     assert [line["fields"]["stem"] for line in lines if line["event"] == audit.INCIDENT_CUT] == [marker.stem]
 
