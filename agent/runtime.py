@@ -2,7 +2,8 @@
 and stops them in reverse.
 
 Start order follows the data, downstream first, so that nothing produces into a part that is not
-there yet: evidence stage (keys, chain, spool recovery, audit) → sealer → recorder → storage monitor
+there yet: evidence stage (keys, chain, audit log, spool recovery
+recorded in it, end marker for an incident a crash cut off) → sealer → recorder → storage monitor
 → camera. Stop order is the reverse: the camera stops, the recorder closes a running incident (its
 last segment goes to the sealer), the sealer seals what is queued, then the audit log is closed.
 
@@ -416,6 +417,7 @@ class Agent:
             "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
             "sealed": self.sealer.sealed if self.sealer else 0,
             "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
+            "chain_head": self.stage.chain_head(),
             "faults": faults,
             "restarts": {w.name: w.restarts for w in self._workers},
         }
