@@ -584,7 +584,7 @@ def check_broker(ctx: Context) -> Check:
                     "install the certificate the CA issued for this device's client.csr")
     except PermissionError:
         return warn("broker", f"cannot read {s.key} as this user", "run the doctor as root: sudo bodycam doctor")
-    return probe_broker(s, context, client_id=f"{ctx.config.device.id}-doctor")
+    return probe_broker(s, context, client_id=ctx.config.device.id)
 
 
 def _tls_files_problem(ctx: Context, s: BrokerSettings) -> Check | None:
@@ -621,7 +621,9 @@ def probe_broker(s: BrokerSettings, context: ssl.SSLContext, client_id: str,
 
     With TLS 1.3 the server checks the client certificate after the client's handshake is done, so the
     rejection arrives as an alert on the first read: the CONNACK is what proves the certificate was
-    accepted. The separate client id leaves the agent's own session alone.
+    accepted. The broker makes the certificate's CN the client id (docs/BROKER.md), so the probe
+    connects *as* the device: it asks to keep the session, so the receipts queued for the device stay,
+    and a running agent only reconnects.
     """
     where = f"{s.host}:{s.port}"
     try:
@@ -660,8 +662,8 @@ CONNACK_REASONS = {1: "unacceptable protocol version", 2: "client id rejected", 
 
 
 def mqtt_connect_packet(client_id: str, username: str | None = None, password: str | None = None) -> bytes:
-    """An MQTT 3.1.1 CONNECT: clean session, 10 s keep-alive."""
-    flags = 0x02
+    """An MQTT 3.1.1 CONNECT: keep the session (clean session 0), 10 s keep-alive."""
+    flags = 0x00
     payload = _mqtt_string(client_id)
     if username:
         flags |= 0x80

@@ -2,7 +2,8 @@
 and stops them in reverse.
 
 Start order follows the data, downstream first, so that nothing produces into a part that is not
-there yet: evidence stage (keys, chain, spool recovery, audit) → sealer → recorder → storage monitor
+there yet: evidence stage (keys, chain, audit log, spool recovery
+recorded in it, end marker for an incident a crash cut off) → sealer → recorder → storage monitor
 → camera. Stop order is the reverse: the camera stops, the recorder closes a running incident (its
 last segment goes to the sealer), the sealer seals what is queued, then the audit log is closed.
 
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 STATUS_PERIOD_S = 2.0
 #: Keys that a SIGHUP applies to the running agent; any other change needs a restart.
 RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds")}
+#: Keys that a remote 'set' applies to the running agent (comms.commands says which may be sent at all).
+LIVE_SETTINGS = {("recording", "pre_event_seconds"), ("telemetry", "interval_seconds"), ("display", "language")}
 
 
 @dataclass
@@ -238,9 +241,7 @@ class Agent:
 
     def _start_broker_link(self) -> None:
         """The one MQTT link, shared by the uplink and the broker channel (status, telemetry, events, cmd)."""
-        from comms.commands import CommandActions, CommandHandler, CommandVerifier
         from comms.device import BrokerChannelThread
-        from evidence.keys import load_command_public_key
         from comms.mqtt import MqttLink
         from comms.uplink import UplinkThread
 
@@ -251,14 +252,7 @@ class Agent:
         self.uplink = UplinkThread(self.link, self.stage.spool, site=site, device_id=dev, settings=cfg.uplink,
                                    receipt_key=load_receipt_public_key(cfg.uplink.receipt_key),
                                    purge_policy=cfg.storage.purge_policy, audit_log=self.stage.audit)
-        handler = None
-        if cfg.commands.enabled:
-            verifier = CommandVerifier(dev, load_command_public_key(cfg.commands.public_key),
-                                       pre_event_max_s=cfg.commands.pre_event_max_seconds,
-                                       max_age_s=cfg.commands.max_age_seconds)
-            handler = CommandHandler(verifier, CommandActions(self.trigger, self._identify,
-                                                              lambda: self.channel.request_telemetry(),
-                                                              self._apply_setting), self.stage.audit)
+        handler = self._command_handler() if cfg.commands.enabled else None
         tel = cfg.telemetry
         self.channel = BrokerChannelThread(self.link, site=site, device=dev, version=__version__,
                                            telemetry=self.telemetry, interval_s=tel.interval_seconds,
@@ -267,6 +261,18 @@ class Agent:
         self.uplink.start()
         self.channel.start()
         self.link.start()
+
+    def _command_handler(self):
+        """Remote commands: verified with the back office's key, applied by the methods below."""
+        from comms.commands import CommandActions, CommandHandler, CommandVerifier
+        from evidence.keys import load_command_public_key
+
+        cmds = self.cfg.commands
+        verifier = CommandVerifier(self.cfg.device.id, load_command_public_key(cmds.public_key),
+                                   pre_event_max_s=cmds.pre_event_max_seconds, max_age_s=cmds.max_age_seconds)
+        return CommandHandler(verifier, CommandActions(self.trigger, self._identify,
+                                                       lambda: self.channel.request_telemetry(),
+                                                       self._apply_setting), self.stage.audit)
 
     _identify_until = 0.0
     _view = None
@@ -282,21 +288,26 @@ class Agent:
     def _identifying(self) -> str | None:
         return self.cfg.device.id if time.monotonic() < self._identify_until else None
 
-    def _apply_setting(self, section: str, key: str, value) -> str | None:
-        """A validated remote 'set'; returns a refusal reason or None."""
-        if (section, key) == ("telemetry", "interval_seconds"):
-            self.channel.interval_s = value
-            self.cfg = config.replace(self.cfg, "telemetry", interval_seconds=value)
-            return None
-        if (section, key) == ("display", "language") and self._view is not None:
-            self._view.language = value  # read by the display thread at its next frame
-            self.cfg = config.replace(self.cfg, "display", language=value)
-            self.stage.audit.append(audit.CONFIG_CHANGED, source="command", applied=["display.language"])
-            return None
-        if (section, key) in RELOADABLE:
-            self.reload(config.replace(self.cfg, section, **{key: value}))
-            return None
-        return f"{section}.{key} cannot change while the agent runs; change the config file and restart"
+    def _apply_setting(self, section: str, key: str, value, source: str) -> str | None:
+        """A validated remote 'set'; returns a refusal reason or None. A change (not a repeat of the
+        current value) is one ``config_changed`` line naming ``source``, the key, its old and new value."""
+        if (section, key) not in LIVE_SETTINGS or (section == "display" and self._view is None):
+            return f"{section}.{key} cannot change while the agent runs; change the config file and restart"
+        new = config.replace(self.cfg, section, **{key: value})
+        if section == "telemetry" and self.channel is not None:
+            self.channel.interval_s = new.telemetry.interval_seconds
+        elif section == "display":
+            self._view.language = new.display.language  # read by the display thread at its next frame
+        elif section == "recording":
+            rec = new.recording
+            self.recorder_thread.call(lambda r: r.reconfigure(rec.pre_event_seconds, rec.post_event_seconds))
+        before, after = getattr(getattr(self.cfg, section), key), getattr(getattr(new, section), key)
+        self.cfg = new
+        if before != after:
+            name = f"{section}.{key}"
+            self.stage.audit.append(audit.CONFIG_CHANGED, source=source, applied=[name],
+                                    changes={name: {"old": before, "new": after}})
+        return None
 
     def _offer(self, frame) -> None:
         """Stable camera callback: survives a restart of the recorder thread."""
@@ -393,6 +404,8 @@ class Agent:
         faults = {w.name: w.fault() for w in self._workers if w.fault()}
         if self._link_fault:
             faults["uplink"] = self._link_fault
+        if self.channel is not None and self.channel.discovery_fault:
+            faults["homeassistant"] = self.channel.discovery_fault
         if self.stage.audit_writer.fault is not None:
             faults["audit"] = describe_fault(self.stage.audit_writer.fault)
         return {
@@ -406,6 +419,7 @@ class Agent:
             "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
             "sealed": self.sealer.sealed if self.sealer else 0,
             "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
+            "chain_head": self.stage.chain_head(),
             "faults": faults,
             "restarts": {w.name: w.restarts for w in self._workers},
         }

@@ -1,7 +1,9 @@
 """The evidence stage on the device: segments in, sealed files in the spool out.
 
-:class:`EvidenceStage` opens, in order, what sealing needs (signing key, recipients, chain state,
-spool with recovery, audit log) and hands the recorder a storage gate. :class:`SealerThread` takes
+:class:`EvidenceStage` opens, in order, what sealing needs (signing key, recipients, chain state, audit
+log, spool with recovery, whose every action becomes a signed audit line) and hands the recorder a
+storage gate. If the agent stopped in the middle of an incident (crash, power loss), it seals that
+incident's end marker before anything new is recorded (evidence.seal). :class:`SealerThread` takes
 segments from the recorder over a small bounded queue and streams each one's ciphertext into the
 spool as it is encrypted (no segment's ciphertext is ever whole in RAM). A slow card or a busy CPU
 pushes back on the recorder, whose frame queue then overflows visibly (an overrun alarm) instead of
@@ -58,14 +60,19 @@ class EvidenceStage:
         os.makedirs(ev.state_dir, exist_ok=True)
         chain = ChainState.load(ev.state_dir)
         public = self.signing_key.public
-        self.spool = Spool.open(st.spool_dir, verify_manifest=lambda m: verify_manifest(m, public))
+        # The audit log opens before the spool, so that what recovery removes or moves aside is signed.
+        os.makedirs(Path(st.audit_log).parent, exist_ok=True)
+        self.audit = AuditLog(st.audit_log, self.signing_key.private)
+        self.spool = Spool.open(st.spool_dir, verify_manifest=lambda m: verify_manifest(m, public),
+                                committed_seq=chain.seq)
+        self._audit_recovery(self.spool.last_recovery)
         self.sealer = Sealer(device_id=cfg.device.id, site=cfg.device.site, recipients=recipients,
                              signing_key=self.signing_key, chain=chain)
         if self.sealer.catch_up(self.spool.newest_manifest()):
             logger.warning("chain head adopted from the spool (the agent stopped between writing a segment "
                            "and recording it in the chain state)")
-        os.makedirs(Path(st.audit_log).parent, exist_ok=True)
-        self.audit = AuditLog(st.audit_log, self.signing_key.private)
+        #: The end marker sealed at this start for an incident the restart cut off, if any.
+        self.cut = self._close_cut_incident()
         self.disk = DiskPressure(st.spool_dir, st.warn_free_mib, st.critical_free_mib)
         self.key_ids = {"device": self.signing_key.key_id,
                         "recipients": sorted(recipient_key_id(r) for r in recipients)}
@@ -73,6 +80,41 @@ class EvidenceStage:
         #: For lines from threads that must not wait for the card (recorder, controls, sealer).
         self.audit_writer = AuditWriter(self.audit)
         self.audit_writer.start()
+
+    def _close_cut_incident(self):
+        """If the newest sealed segment is not its incident's final one, the agent stopped mid-incident:
+        the rest was in RAM. Say so in the chain itself, before anything new is sealed."""
+        newest = self.spool.newest_manifest()
+        if newest is None:
+            return None
+        last = verify_manifest(newest, self.signing_key.public)
+        if last.final:
+            return None
+        chain = self.sealer.chain
+        if last.seq != chain.seq:
+            logger.error("incident %s ends without a final segment at seq %d, but the chain head is at seq %d; "
+                         "cannot mark the cut", last.incident_id, last.seq, chain.seq)
+            return None
+        sealed = self.sealer.seal_end_marker(incident_id=last.incident_id, segment_index=last.segment_index + 1,
+                                             last_frame_time=last.end_time, reason="restart",
+                                             clock_sync=clock_sync_state())
+        self.spool.store(sealed)
+        self.sealer.commit(sealed)
+        self.audit.append(audit.INCIDENT_CUT, incident_id=last.incident_id, stem=sealed.stem, seq=sealed.seq,
+                          reason="restart", last_frame_time=last.end_time)
+        logger.warning("incident %s was cut by a restart after its segment %d (last frame sealed %s); sealed "
+                       "end marker %s", last.incident_id, last.segment_index, last.end_time, sealed.stem)
+        return sealed
+
+    def _audit_recovery(self, report) -> None:
+        """One signed line per file the spool's recovery removed or quarantined, naming it and why."""
+        for action in report.discarded:
+            self.audit.append(audit.SEGMENT_DISCARDED, name=action.name, reason=action.reason)
+        for action in report.quarantined:
+            self.audit.append(audit.SEGMENT_QUARANTINED, name=action.name, reason=action.reason)
+        if report.purges_completed:
+            self.audit.append(audit.SEGMENT_PURGED, stems=list(report.purges_completed),
+                              policy="interrupted purge completed at start-up")
 
     def _audit_key_changes(self, path: Path) -> None:
         """Compare the keys in use with the last run's; every difference becomes a key_changed line."""
@@ -92,6 +134,12 @@ class EvidenceStage:
                                       new_id=self.key_ids[which])
                     logger.warning("%s key changed: %s -> %s", which, previous.get(which), self.key_ids[which])
         durable_write(path, json.dumps(self.key_ids, sort_keys=True).encode() + b"\n")
+
+    def chain_head(self) -> dict:
+        """The newest sealed seq and its manifest hash, published (status, telemetry) so that a back office
+        can tell with ``bodycam verify --head`` whether segments after the newest one it holds are gone."""
+        seq, digest = self.sealer.chain.head()
+        return {"seq": seq, "manifest_sha256": digest}
 
     def storage_gate(self) -> str | None:
         """The recorder asks before each START: a reason to refuse when storage is critical."""

@@ -25,6 +25,7 @@ Schema 1, as ``Agent.status()`` writes it (every key but ``time`` is optional fo
       "storage": {"level": "ok", "free_bytes": 1, "total_bytes": 2, "reason": "…", "path": "…"},
       "backlog": {"segments": 0, "bytes": 0, "oldest_age_s": null},
       "sealed": 12, "audit_head": {"seq": 1, "hash": "…"},
+      "chain_head": {"seq": 42, "manifest_sha256": "…"},   # for `bodycam verify --head status.json`
       "faults": {"camera": "…"}, "restarts": {"camera": 0},
       "exit_code": 0                      # only in the last document, with "state": "stopped"
     }

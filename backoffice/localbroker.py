@@ -5,9 +5,10 @@ follows the same rules so that everything exercised locally is what runs in the 
 
 Everything lives in one temporary directory and on 127.0.0.1. :class:`Pki` makes a CA and issues
 broker and client certificates with ``cryptography`` (EC P-256: quick to make, quick handshakes).
-:class:`Broker` writes a mosquitto config and ACL that follow ``docs/BROKER.md`` (client certificates
-required, the certificate CN becomes the username, ACL patterns on ``%u``), starts mosquitto on a free
-port, and can be killed with SIGKILL and restarted on the same port and persistence directory.
+:class:`Broker` writes the mosquitto config and ACL of ``docs/BROKER.md`` (backoffice.brokerconf: client
+certificates required, the certificate CN becomes username and client id, ACL patterns on ``%u``) with
+local paths, starts mosquitto on a free port, and can be killed with SIGKILL and restarted on the same
+port and persistence directory.
 
 mosquitto's ``listener 0`` does not mean "pick a free port", so a free port is found by binding port
 0 in Python and handing the number over; the short race with other processes is acceptable in tests.
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .brokerconf import acl_text, mosquitto_conf
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HOST = "127.0.0.1"
@@ -99,24 +103,6 @@ class Pki:
         return Credentials(self.ca_path, cert_path, key_path, cn)
 
 
-#: The ACL of docs/BROKER.md: devices confined to their own namespace by certificate CN (%u); receivers
-#: (CN listed by name) read every device's uplink and write every device's downlink.
-def acl_text(receivers: list[str]) -> str:
-    lines = ["# devices: the certificate CN is the device id (use_identity_as_username)",
-             "pattern write bodycam/+/%u/up/#",
-             "pattern write bodycam/+/%u/status",
-             "pattern write bodycam/+/%u/telemetry",
-             "pattern write bodycam/+/%u/events",
-             "pattern write bodycam/+/%u/cmd/result",
-             "pattern read bodycam/+/%u/down/#",
-             "pattern read bodycam/+/%u/cmd", ""]
-    for name in receivers:
-        lines += [f"user {name}", "topic read bodycam/+/+/up/#", "topic write bodycam/+/+/down/#", ""]
-    lines += ["user control-room", "topic read bodycam/+/+/status", "topic read bodycam/+/+/telemetry",
-              "topic read bodycam/+/+/events", "topic read bodycam/+/+/cmd/result", "topic write bodycam/+/+/cmd", ""]
-    return "\n".join(lines)
-
-
 class Broker:
     """One mosquitto process with TLS client certificates, an ACL and persistence, on 127.0.0.1.
 
@@ -125,36 +111,28 @@ class Broker:
     """
 
     def __init__(self, directory: Path, pki: Pki, receivers: list[str], *, port: int | None = None,
-                 autosave_interval: int = 1, extra: str = ""):
+                 autosave_interval: int = 1, extra: str = "", control_rooms: Sequence[str] = ("control-room",),
+                 acl: str | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.server = pki.issue("localhost", server=True)
         self.acl_path = self.directory / "acl"
-        self.acl_path.write_text(acl_text(receivers))
+        self.acl_path.write_text(acl if acl is not None else acl_text(receivers, control_rooms))
         self.persistence = self.directory / "data"
         self.persistence.mkdir(exist_ok=True)
         self.log_path = self.directory / "mosquitto.log"
         self.conf_path = self.directory / "mosquitto.conf"
         user = "user root\n" if os.geteuid() == 0 else ""  # as root, mosquitto would switch to 'mosquitto'
+        # docs/BROKER.md's configuration with local paths, port and sizes (the largest MQTT packet: tests send
+        # oversize chunks to see the receiver refuse them), plus a log file.
         self.conf_path.write_text(
-            f"{user}per_listener_settings false\n"
-            "allow_anonymous false\n"
-            f"acl_file {self.acl_path}\n"
-            "persistence true\n"
-            f"persistence_location {self.persistence}/\n"
-            f"autosave_interval {autosave_interval}\n"
-            "max_queued_messages 100000\n"
-            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-            f"log_dest file {self.log_path}\n"
-            f"listener {self.port} {HOST}\n"
-            f"cafile {pki.ca_path}\n"
-            f"certfile {self.server.cert}\n"
-            f"keyfile {self.server.key}\n"
-            "require_certificate true\n"
-            "use_identity_as_username true\n"
-            "tls_version tlsv1.2\n"
-            f"{extra}")
+            user + mosquitto_conf(acl_file=str(self.acl_path), persistence_location=f"{self.persistence}/",
+                                  autosave_interval=autosave_interval, max_queued_messages=100000,
+                                  max_packet_size=268435455, listener=f"{self.port} {HOST}", cafile=str(pki.ca_path),
+                                  certfile=str(self.server.cert), keyfile=str(self.server.key))
+            + "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            f"log_dest file {self.log_path}\n{extra}")
         self.process: subprocess.Popen | None = None
         self.starts = 0
 

@@ -80,7 +80,8 @@ gap_report_s = 300.0
 host = "mqtt.example.city"
 port = 8883
 ca_file = "/etc/bodycam/mqtt/ca.crt"
-# Certificate CN must be listed as a receiver in the broker ACL.
+# Certificate CN must be listed as a receiver in the broker ACL; each receiver has its own (also in a
+# share group): the broker makes the CN the client id, so two receivers on one certificate evict each other.
 cert_file = "/etc/bodycam/mqtt/receiver-1.crt"
 key_file = "/etc/bodycam/mqtt/receiver-1.key"
 client_id = ""

@@ -11,8 +11,8 @@ filesystem can split a fleet's traffic, and a receiver restarted mid-transfer lo
     <incoming_dir>/<site>/<device>/<stem>.<chunk_size>/<index>.<sha256>.part  empty: "chunk <index> is in data"
 
 ``bodycam verify`` and ``bodycam export`` read the store unchanged: they look for ``*.age`` and
-``*.manifest.json`` recursively and ignore the receipts. ``<incident>`` is the incident id when it is a
-safe directory name, else ``incident-<sha256 of the id, 16 hex>``.
+``*.manifest.json`` recursively, and check that every receipt's segment is there. ``<incident>`` is the
+incident id when it is a safe directory name, else ``incident-<sha256 of the id, 16 hex>``.
 
 Writing and checking: a chunk's bytes are written at their offset into ``data``, then its marker is
 created, without fsync (a marker therefore means "written", not "durable"). When every marker is there

@@ -8,17 +8,23 @@ A command is one JSON object, signed by the back office's command key (Ed25519):
 
 The signature covers ``b"bodycam-command-v1\\n" + canonical(document without "sig")`` where canonical is
 ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``: the prefix keeps a command
-signature from ever passing as a receipt or manifest signature. A command is rejected when it is too
-large, not JSON, of an unknown version or command, has unknown or wrongly typed fields, is for another
-device, is older or newer than ``max_age_s``, was issued before this agent started (so a replay across
-a reboot fails too), repeats an id already seen, or its signature does not verify. Rejection changes
-nothing but the result message and the audit log. No command deletes evidence: there is none for it.
+signature from ever passing as a receipt or manifest signature. The payload on the wire must be exactly
+``canonical(document)``: the device re-serialises what it parsed and refuses the command unless the bytes
+are identical, so a byte-order mark, UTF-16, whitespace, needless escapes, another spelling of a number
+or a repeated key (refused while parsing) cannot make a reader of the raw message see another command
+than the one that runs. A command is rejected when it is too large, not JSON, of an unknown version or
+command, has unknown or wrongly typed fields, is for another device, is older or newer than
+``max_age_s``, was issued before this agent started (so a replay across a reboot fails too; ``ts`` has
+whole milliseconds, cut down, and is compared without grace), repeats an id already seen, or its
+signature does not verify. Rejection changes nothing but the result message and the audit log. No
+command deletes evidence: there is none for it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import logging
 import math
@@ -31,6 +37,8 @@ from typing import Callable
 from evidence import audit
 from base.errors import BodycamError
 from agent.recorder import Action, Trigger
+
+from .refusals import RefusalLog
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +85,16 @@ def canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
+def issued_at(t: float) -> float:
+    """A command's time stamp: whole milliseconds, cut down, so it never lies after the moment of signing
+    (rounding up could carry a command signed just before the agent started past its start check)."""
+    return math.floor(t * 1000) / 1000
+
+
 def sign_command(private_key, device: str, name: str, args: dict | None = None, *, command_id: str | None = None,
                  ts: float | None = None) -> bytes:
     """The back office's side: a signed command payload (``private_key`` is an Ed25519PrivateKey)."""
-    doc = {"v": VERSION, "id": command_id or secrets.token_hex(8), "ts": round(time.time() if ts is None else ts, 3),
+    doc = {"v": VERSION, "id": command_id or secrets.token_hex(8), "ts": issued_at(time.time() if ts is None else ts),
            "device": device, "cmd": name, "args": args or {}}
     doc["sig"] = base64.b64encode(private_key.sign(SIGNATURE_DOMAIN + canonical(doc))).decode("ascii")
     return canonical(doc)
@@ -161,14 +175,12 @@ class CommandVerifier:
         """The verified command, or :class:`CommandRejected` saying why not."""
         if len(payload) > MAX_COMMAND_BYTES:
             raise CommandRejected("too_large", f"command of {len(payload)} bytes exceeds {MAX_COMMAND_BYTES}")
-        try:
-            doc = json.loads(payload)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise CommandRejected("malformed", "command is not valid JSON") from None
+        doc = _parse_json(payload)
         if not isinstance(doc, dict):
             raise CommandRejected("malformed", "command must be a JSON object")
         command_id = doc.get("id") if _is_id(doc.get("id")) else None
         try:
+            _require_canonical(doc, payload)
             return self._check(doc, command_id)
         except CommandRejected as exc:
             exc.command_id = command_id
@@ -180,7 +192,7 @@ class CommandVerifier:
             missing, extra = expected - set(doc), set(doc) - expected
             raise CommandRejected("malformed", "command fields wrong: "
                                   + "; ".join(filter(None, [missing and f"missing {', '.join(sorted(missing))}",
-                                                            extra and f"unknown {', '.join(sorted(map(str, extra)))}"])))
+                                                            extra and f"unknown {', '.join(sorted(map(repr, extra)))}"])))
         if doc["v"] != VERSION or isinstance(doc["v"], bool):
             raise CommandRejected("unsupported_version", f"command version {doc['v']!r} is not supported (only {VERSION})")
         if command_id is None:
@@ -202,14 +214,14 @@ class CommandVerifier:
         if abs(now - ts) > self.max_age_s:
             raise CommandRejected("stale", f"command time is {now - ts:+.0f} s off this device's clock "
                                            f"(at most {self.max_age_s:g} s allowed)")
-        if ts < self.not_before - 1.0:
+        if ts < self.not_before:  # no grace: 'ts' is cut down to the ms, so nothing signed earlier passes
             raise CommandRejected("stale", "command was issued before this agent started")
         self._forget_old(now)
         if command_id in self._seen:
             raise CommandRejected("replayed", f"command id {command_id} was already received")
         args = schema(doc["args"])
         if set(doc["args"]) - set(args):
-            unknown = ", ".join(sorted(set(doc["args"]) - set(args)))
+            unknown = ", ".join(sorted(map(repr, set(doc["args"]) - set(args))))
             raise CommandRejected("invalid_args", f"{doc['cmd']}: unknown argument(s) {unknown}")
         self._seen[command_id] = ts
         return Command(command_id, float(ts), doc["device"], doc["cmd"], args)
@@ -219,6 +231,8 @@ class CommandVerifier:
             signature = base64.b64decode(doc["sig"], validate=True)
         except (binascii.Error, ValueError):
             raise CommandRejected("bad_signature", "'sig' is not valid base64") from None
+        if base64.b64encode(signature).decode("ascii") != doc["sig"]:  # spare bits set: a second spelling
+            raise CommandRejected("bad_signature", "'sig' is not canonical base64")
         body = {k: v for k, v in doc.items() if k != "sig"}
         try:
             signed = SIGNATURE_DOMAIN + canonical(body)
@@ -235,6 +249,51 @@ class CommandVerifier:
                 del self._seen[cid]
 
 
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _parse_json(payload: bytes):
+    """The JSON value of a UTF-8 payload; any other encoding and any repeated key is refused, not guessed at."""
+    if payload.startswith(_BOMS):
+        raise CommandRejected("malformed", "command starts with a byte-order mark; send the signed bytes unchanged")
+    if b"\0" in payload:
+        raise CommandRejected("malformed", "command holds NUL bytes (UTF-16 or UTF-32 text?); commands are UTF-8")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandRejected("malformed", "command is not UTF-8 text") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise CommandRejected("malformed", "command is not valid JSON") from None
+
+
+def _unique_keys(pairs: list) -> dict:
+    """json's default keeps the last of repeated keys, so two readers could see two commands: refuse."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise CommandRejected("malformed", f"command repeats the field {key!r}")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _require_canonical(doc: dict, payload: bytes) -> None:
+    """The signature covers the canonical bytes; only those bytes are accepted, so every reader of the
+    message sees exactly what was signed and what runs."""
+    try:
+        same = canonical(doc) == payload
+    except (ValueError, TypeError):  # a number too large for a float (1e999) has no canonical form
+        same = False
+    if not same:
+        raise CommandRejected("malformed", "command is not in canonical form (sorted keys, no whitespace, "
+                                           "ASCII with \\u escapes); send the signed bytes unchanged")
+
+
 def _is_id(value) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS
 
@@ -246,31 +305,41 @@ class CommandActions:
     trigger: Callable[[Trigger], None]
     identify: Callable[[int], None]
     request_telemetry: Callable[[], None]
-    apply_setting: Callable[[str, str, object], str | None]
+    apply_setting: Callable[[str, str, object, str], str | None]  # section, key, value, source for the audit
 
 
 class CommandHandler:
-    """Verify, execute, audit: every payload ends in exactly one result and one audit line; never raises."""
+    """Verify, execute, audit: every payload ends in exactly one result. An authenticated command gets its
+    own audit line; a rejected one is audited per burst (:class:`~comms.refusals.RefusalLog`), so junk
+    sent without the key cannot fill the card. Call :meth:`tick` now and then and :meth:`close` at the
+    end, from the same thread."""
 
-    def __init__(self, verifier: CommandVerifier, actions: CommandActions, audit_log=None):
+    def __init__(self, verifier: CommandVerifier, actions: CommandActions, audit_log=None, *,
+                 refusals: RefusalLog | None = None):
         self.verifier = verifier
         self.actions = actions
         self.audit_log = audit_log
+        self.refusals = RefusalLog(audit_log) if refusals is None else refusals
+
+    def tick(self) -> None:
+        self.refusals.tick()
+
+    def close(self) -> None:
+        self.refusals.close()
 
     def handle(self, payload: bytes) -> CommandResult:
         try:
             command = self.verifier.parse(payload)
         except CommandRejected as exc:
-            logger.warning("command rejected (%s): %s", exc.code, exc)
-            self._audit(audit.COMMAND_REJECTED, id=exc.command_id, code=exc.code, reason=str(exc),
-                        size=len(payload))
+            self.refusals.refused(exc.code, str(exc), id=exc.command_id, size=len(payload))
             return CommandResult(exc.command_id, False, exc.code, str(exc))
+        self.refusals.close()  # the burst's counts come before this command's lines
         refusal = self._execute(command)
         if refusal:
             self._audit(audit.COMMAND_REJECTED, id=command.id, cmd=command.name, code="refused", reason=refusal)
             return CommandResult(command.id, False, "refused", refusal)
         self._audit(audit.COMMAND_RECEIVED, id=command.id, cmd=command.name, args=command.args)
-        logger.info("command %s %s accepted", command.name, command.args or "")
+        logger.info("command %s %r accepted", command.name, command.args)
         return CommandResult(command.id, True, "accepted", f"{command.name} accepted")
 
     def _execute(self, command: Command) -> str | None:
@@ -285,7 +354,7 @@ class CommandHandler:
             act.request_telemetry()
         elif name == "set":
             setting = self.verifier.settings[args["key"]]
-            return act.apply_setting(setting.section, setting.key, args["value"])
+            return act.apply_setting(setting.section, setting.key, args["value"], f"remote command {command.id}")
         return None
 
     def _audit(self, event: str, **fields) -> None:

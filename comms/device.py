@@ -6,6 +6,11 @@ publishes retained telemetry every ``telemetry.interval_seconds`` and at once on
 (with a message expiry), publishes recording and alert events, answers commands on ``cmd/result``,
 and re-announces Home Assistant discovery when Home Assistant's birth message arrives. paho's
 callbacks only enqueue; everything here runs on this thread.
+
+Discovery goes out at QoS 1 so that a broker's refusal is seen: an ACL without the discovery lines
+makes Home Assistant show nothing and nobody else complains, so each refused config is logged and
+:attr:`BrokerChannelThread.discovery_fault` says so until the broker accepts it (the runtime turns it
+into the ``homeassistant_refused`` alert).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Callable
 from .commands import CommandHandler
 from .events import EventTracker
 from .homeassistant import discovery_messages, is_birth
-from .mqtt import Connected, Message, MqttLink
+from .mqtt import Connected, Message, MqttLink, Published
 from .telemetry import significant
 
 logger = logging.getLogger(__name__)
@@ -47,6 +52,10 @@ class BrokerChannelThread(threading.Thread):
         self._last_sent: dict | None = None
         self._due = 0.0
         self.fault: str | None = None
+        #: Set while the broker refuses Home Assistant discovery configs (a sentence; read by the runtime).
+        self.discovery_fault: str | None = None
+        self._discovery_mids: dict[int, str] = {}  # message id -> topic of the latest announcement
+        self._discovery_refused: dict[str, str] = {}  # topic -> why
         filters = [topic(site, device, "cmd")] + ([f"{homeassistant_prefix}/status"] if homeassistant_prefix else [])
         self._filters = filters
         link.add_listener(self._inbox, tuple(filters))
@@ -76,11 +85,18 @@ class BrokerChannelThread(threading.Thread):
             try:
                 if item is not None:
                     self._handle(item)
+                if self.commands is not None:
+                    self.commands.tick()  # a burst of refused commands that went quiet gets its summary line
                 self._maybe_send_telemetry()
                 self.fault = None
             except Exception as exc:  # a bad payload or a bug must not silence the device's reporting
                 logger.exception("broker channel failed on %r", item)
                 self.fault = f"{type(exc).__name__}: {exc}"
+        if self.commands is not None:
+            try:
+                self.commands.close()  # the counts of a burst still open reach the audit log
+            except Exception:
+                logger.exception("the last summary of refused commands was not written")
 
     def _handle(self, item) -> None:
         if isinstance(item, Connected):
@@ -88,6 +104,10 @@ class BrokerChannelThread(threading.Thread):
             self.link.subscribe([(f, 1) for f in self._filters])
             self._announce_discovery()
             self._wanted.set()
+        elif isinstance(item, Published):
+            ha_topic = self._discovery_mids.pop(item.mid, None)  # PUBACKs of every user of the link come here
+            if ha_topic is not None:
+                self._discovery_answered(ha_topic, item)
         elif isinstance(item, Message):
             if item.topic == topic(self.site, self.device, "cmd") and self.commands is not None:
                 result = self.commands.handle(item.payload)
@@ -118,6 +138,35 @@ class BrokerChannelThread(threading.Thread):
                           qos=1)
 
     def _announce_discovery(self) -> None:
-        if self.ha_prefix:
-            for ha_topic, payload in discovery_messages(self.site, self.device, self.version, self.ha_prefix):
-                self.link.publish(ha_topic, payload, qos=1, retain=True)
+        if not self.ha_prefix:
+            return
+        self._discovery_mids = {}  # answers to an earlier announcement no longer matter
+        for ha_topic, payload in discovery_messages(self.site, self.device, self.version, self.ha_prefix):
+            mid = self.link.publish(ha_topic, payload, qos=1, retain=True)
+            if mid is None:
+                self._discovery_failed(ha_topic, "not accepted by the MQTT client")
+            else:
+                self._discovery_mids[mid] = ha_topic
+
+    def _discovery_answered(self, ha_topic: str, puback: Published) -> None:
+        if puback.failed:
+            self._discovery_failed(ha_topic, f"refused by the broker: {puback.reason} (0x{puback.reason_code:02X})")
+        elif self._discovery_refused.pop(ha_topic, None) is not None:
+            logger.info("Home Assistant discovery %s accepted by the broker again", ha_topic)
+            self._update_discovery_fault()
+
+    def _discovery_failed(self, ha_topic: str, why: str) -> None:
+        if self._discovery_refused.get(ha_topic) != why:
+            logger.error("Home Assistant discovery %s %s: Home Assistant will not show this entity; check the "
+                         "broker's ACL (docs/BROKER.md)", ha_topic, why)
+        self._discovery_refused[ha_topic] = why
+        self._update_discovery_fault()
+
+    def _update_discovery_fault(self) -> None:
+        refused = self._discovery_refused
+        if not refused:
+            self.discovery_fault = None
+            return
+        ha_topic, why = next(iter(refused.items()))
+        self.discovery_fault = (f"Home Assistant discovery {why} for {len(refused)} config(s), e.g. {ha_topic}: "
+                                "check the broker's ACL (docs/BROKER.md)")

@@ -1,14 +1,22 @@
 """Home Assistant MQTT discovery: a fleet shows up in Home Assistant with no manual setup.
 
-Each device announces retained configs under ``<prefix>/<component>/bodycam_<site>_<device>/<object>/config``
+Each device announces retained configs under ``<prefix>/<component>/<node id>/<object>/config``
 that point Home Assistant at the device's own telemetry and status topics. The runtime publishes them
 on connect and again whenever Home Assistant's birth message (``<prefix>/status`` = ``online``) says
 it restarted.
+
+The node id is the device id, which is the device certificate's CN: the broker's ACL line
+``pattern write homeassistant/+/%u/+/config`` (docs/BROKER.md) then lets a device write its own
+configs and nobody else's (mosquitto substitutes ``%u`` only for a whole topic level, so the node id
+cannot carry a prefix). Device ids are unique across the broker and one Home Assistant talks to one
+broker, so the node id needs no site, and unique ids built from it with a separator that device ids
+cannot contain never collide (``kod-07`` and ``kod_07`` stay two devices).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 #: (component, object id, name, value template, extra fields)
 ENTITIES = [
@@ -29,18 +37,31 @@ ENTITIES = [
 ]
 
 
+#: Device ids (agent.config's "id" rule); a subset of what Home Assistant allows in a node id.
+_DEVICE_ID = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+def node_id(device: str) -> str:
+    """The discovery node id of ``device``: the device id itself (= the certificate CN the ACL's %u stands for)."""
+    if not _DEVICE_ID.fullmatch(device):
+        raise ValueError(f"device id {device!r} cannot be a Home Assistant node id (1-64 of a-z 0-9 - _)")
+    return device
+
+
 def discovery_messages(site: str, device: str, version: str, prefix: str = "homeassistant") -> list[tuple[str, bytes]]:
     """(topic, retained payload) for every entity of one device."""
     base = f"bodycam/{site}/{device}"
-    node = f"bodycam_{site}_{device}".replace("-", "_")
-    device_block = {"identifiers": [node], "name": f"Bodycam {device} ({site})", "manufacturer": "bodycam project",
-                    "model": "KOD body camera", "sw_version": version}
+    node = node_id(device)
+    device_block = {"identifiers": [f"bodycam:{node}"], "name": f"Bodycam {device} ({site})",
+                    "manufacturer": "bodycam project", "model": "KOD body camera", "sw_version": version}
     messages = []
     for component, obj, name, template, extra in ENTITIES:
         config = {
             "name": name,
-            "unique_id": f"{node}_{obj}",
-            "object_id": f"{node}_{obj}",
+            # ':' is no device id character, so (node, object) -> unique id is one-to-one.
+            "unique_id": f"bodycam:{node}:{obj}",
+            # Only suggests the entity id (Home Assistant slugifies it and adds a suffix on a clash).
+            "object_id": f"bodycam_{node}_{obj}",
             "state_topic": f"{base}/telemetry",
             "value_template": template,
             "availability_topic": f"{base}/status",

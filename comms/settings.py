@@ -25,7 +25,8 @@ class MqttSettings:
                             "This client's certificate; its CN is the broker username (the device id).")
     key_file: str = option("/etc/bodycam/mqtt/client.key", "This client's private key (mode 0600).")
     client_id: str = option("", "MQTT client id; empty means the device id (or receiver id). Must stay "
-                                "stable: the broker keeps the session under it.")
+                                "stable: the broker keeps the session under it. A broker set up as "
+                                "docs/BROKER.md replaces it with the certificate's CN.")
     keepalive_s: int = option(30, "Seconds between pings; a silent link is detected after 1.5 times this.",
                               min=2, max=3600)
     session_expiry_s: int = option(

@@ -67,6 +67,7 @@ def build_telemetry(status: dict, *, clock_sync: str, battery=None, battery_low_
         "system": {"cpu_temperature_c": cpu_temperature_c, "throttling": throttling, "link": link},
         "alerts": [a.as_dict() for a in alerts],
         "audit_head": status.get("audit_head"),
+        "chain_head": status.get("chain_head"),
     }
 
 

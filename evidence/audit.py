@@ -62,23 +62,26 @@ RECORDING_STOPPED = "recording_stopped"        # incident_id, reason (button/com
 RECORDING_REFUSED = "recording_refused"        # reason (storage_critical, camera_fault ...)
 BUTTON_GESTURE = "button_gesture"              # gesture (hold/double/...), action
 COMMAND_RECEIVED = "command_received"          # command, origin, command_id
-COMMAND_REJECTED = "command_rejected"          # command, origin, reason
+COMMAND_REJECTED = "command_rejected"          # command, origin, reason (the first of a burst)
+COMMAND_REJECTIONS = "command_rejections"      # counts (per code), total, bytes, since, until, ended (the rest)
 SEGMENT_SEALED = "segment_sealed"              # stem, seq, ciphertext_sha256, bytes
 SEGMENT_UPLOADED = "segment_uploaded"          # stem, ciphertext_sha256
 SEGMENT_ACKNOWLEDGED = "segment_acknowledged"  # stem, ciphertext_sha256, receipt_sha256
 SEGMENT_PURGED = "segment_purged"              # stem, ciphertext_sha256, policy
 SEGMENT_DISCARDED = "segment_discarded"        # name, reason (spool recovery: incomplete write)
 SEGMENT_QUARANTINED = "segment_quarantined"    # name, reason (spool recovery: untrusted evidence)
+INCIDENT_CUT = "incident_cut"                  # incident_id, stem, seq, reason, last_frame_time (end marker)
 STORAGE_PRESSURE = "storage_pressure"          # level, free_bytes, reason (on level changes)
 FRAMES_DROPPED = "frames_dropped"              # count, where (capture overrun)
-CONFIG_CHANGED = "config_changed"              # keys, old_digest, new_digest, origin
+CONFIG_CHANGED = "config_changed"              # source (file, "remote command <id>"), applied, changes, needs_restart
 KEY_CHANGED = "key_changed"                    # which (device/recipient), old_id, new_id
 
 EVENTS = frozenset({
     LOG_CREATED, LOG_RECOVERED, AGENT_STARTED, AGENT_STOPPING, AGENT_STOPPED, RECORDING_STARTED,
     RECORDING_STOPPED, RECORDING_REFUSED, BUTTON_GESTURE, COMMAND_RECEIVED, COMMAND_REJECTED,
     SEGMENT_SEALED, SEGMENT_UPLOADED, SEGMENT_ACKNOWLEDGED, SEGMENT_PURGED, SEGMENT_DISCARDED,
-    SEGMENT_QUARANTINED, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED,
+    SEGMENT_QUARANTINED, INCIDENT_CUT, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED,
+    COMMAND_REJECTIONS,
 })
 
 

@@ -5,7 +5,9 @@ identity and remuxed, not re-encoded, so the MP4 holds the device's own H.264 by
 from the signed manifests (per-frame times relative to the segment start, and the segment start on the
 device's media clock), so playback timing is the recording's, not a guess from a frame rate.
 
-An incident with a gap, a bad signature or a damaged ciphertext is refused; with ``allow_gaps=True`` only
+An incident that a device restart cut off ends in a signed end marker (no video): it exports, and the
+report's ``cut`` says when and how much may be missing at its end. An incident with a gap, a bad
+signature or a damaged ciphertext is refused; with ``allow_gaps=True`` only
 the segments that verified are joined and the report lists what is missing. The report is written
 beside the MP4 as ``<name>.report.json``. The MP4 appears under its final name only when complete.
 """
@@ -29,7 +31,7 @@ from base import __version__
 from base.errors import BodycamError
 from .keys import DevicePublicKey
 from .seal import Manifest, decrypt
-from .verify import Report, SegmentResult, verify_paths
+from .verify import Report, SegmentResult, parse_time, verify_paths
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,12 @@ def export_incident(paths: Iterable[str | os.PathLike], *, devices: Mapping[str,
 def _choose(report: Report, incident_id, device_id) -> tuple[tuple[str, str], list[SegmentResult]]:
     groups = {k: v for k, v in report.incidents().items()
               if (incident_id is None or k[1] == incident_id) and (device_id is None or k[0] == device_id)}
+    claimed = [s for s in report.segments if s.manifest is not None and (incident_id is None or
+               s.manifest.incident_id == incident_id) and (device_id is None or s.manifest.device_id == device_id)]
+    if not groups and (not report.trusted() or claimed):  # there is something to export, and none of it verified
+        raise ExportRefused("no segment in the given paths verified; nothing to export",
+                            [line for s in (claimed or report.segments) for line in
+                             (f"{s.stem}: {p}" for p in s.problems)])
     if not groups:
         what = " ".join(x for x in (f"incident {incident_id}" if incident_id else "",
                                     f"device {device_id}" if device_id else "") if x) or "any incident"
@@ -120,7 +128,7 @@ def _usable(segments: list[SegmentResult]) -> list[SegmentResult]:
     """Verified segments with intact ciphertext, one per index, in index order."""
     chosen: dict[int, SegmentResult] = {}
     for s in segments:
-        if s.ok and s.manifest.segment_index not in chosen:
+        if s.ok and not s.manifest.is_end_marker and s.manifest.segment_index not in chosen:
             chosen[s.manifest.segment_index] = s
     return [chosen[i] for i in sorted(chosen)]
 
@@ -144,7 +152,7 @@ def _remux(segments: list[SegmentResult], identities, path: Path, progress: Prog
 
     timeline: list[dict] = []
     base_pts = segments[0].manifest.start_pts_us
-    base_wall = _parse_time(segments[0].manifest.start_time)
+    base_wall = parse_time(segments[0].manifest.start_time)
     prev_end = 0
     total = len(segments)
     if progress:
@@ -156,7 +164,7 @@ def _remux(segments: list[SegmentResult], identities, path: Path, progress: Prog
             plaintext = _open_segment(seg, identities)
             offset = m.start_pts_us - base_pts
             if offset < prev_end:  # media clock restarted (reboot inside an incident): fall back to wall clock
-                offset = max(prev_end, round((_parse_time(m.start_time) - base_wall) * 1e6))
+                offset = max(prev_end, round((parse_time(m.start_time) - base_wall) * 1e6))
             pts = [offset + p for p in m.frame_pts_us]
             frame_us = round(1_000_000 / float(m.codec["fps"]))
             with av.open(io.BytesIO(plaintext), "r", format="h264") as source:
@@ -208,10 +216,6 @@ def _decode_times(pts: list[int]) -> list[int]:
     return [o - shift for o in ordered]
 
 
-def _parse_time(text: str) -> float:
-    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def _report(report: Report, device, incident, segments, usable, timeline, problems, allow_gaps, out,
             mp4_sha256) -> dict:
     used = {s.stem for s in usable}
@@ -219,7 +223,8 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
     rows = []
     for s in segments:
         m: Manifest = s.manifest
-        row = {"stem": s.stem, "seq": m.seq, "segment_index": m.segment_index, "final": m.final,
+        row = {"stem": s.stem, "kind": "incident_end" if m.is_end_marker else "segment",
+               "seq": m.seq, "segment_index": m.segment_index, "final": m.final,
                "included": s.stem in used, "start_time": m.start_time, "end_time": m.end_time,
                "clock_sync": m.clock_sync, "frame_count": m.frame_count, "dropped_frames": m.dropped_frames,
                "pre_event_frames": m.pre_event_frames, "plaintext_bytes": m.plaintext_bytes,
@@ -233,11 +238,12 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
     gaps = []
     for a, b in zip(usable, usable[1:]):
         missing = b.manifest.segment_index - a.manifest.segment_index - 1
-        seconds = _parse_time(b.manifest.start_time) - _parse_time(a.manifest.end_time)
+        seconds = parse_time(b.manifest.start_time) - parse_time(a.manifest.end_time)
         if missing or b.manifest.seq != a.manifest.seq + 1:
             gaps.append({"after": a.stem, "before": b.stem, "missing_segments": missing,
                          "missing_seq": b.manifest.seq - a.manifest.seq - 1, "wall_clock_gap_s": round(seconds, 3)})
     first, last = usable[0].manifest, usable[-1].manifest
+    cut = report.cut_of(device, incident)
     return {
         "format": REPORT_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -247,6 +253,7 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
         "allow_gaps": allow_gaps,
         "problems": problems,
         "gaps": gaps,
+        "cut": cut.to_dict() if cut else None,
         "start_time": first.start_time, "end_time": last.end_time,
         "frames": sum(s.manifest.frame_count for s in usable),
         "duration_s": timeline[-1]["end_s"] if timeline else 0.0,

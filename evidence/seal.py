@@ -8,6 +8,17 @@ A sealed segment is two files with one stem, ``<device_id>-<seq:010d>``:
   :data:`MANIFEST_FIELDS`). The signature sits inside the document, in ``"signature"``, so the spool and
   the uplink move one JSON file and can read ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
 
+**The incident end marker** (``bodycam-incident-end/1``) is a chain entry without video: when the agent
+restarts after a crash or power loss in the middle of an incident, it seals one before it records
+anything new, naming the cut incident, the ``reason`` (``restart``) and ``last_frame_time`` (the end of
+the last frame sealed before the cut); its ``sealed_time`` is the restart. It takes the incident's next
+segment index with ``final: true``, so the incident verifies as closed, and it is signed and chained
+like a segment, so it can neither be forged nor removed unnoticed. Its ``<stem>.age`` is empty
+(``ciphertext_bytes`` 0, ``ciphertext_sha256`` of no bytes), so spool, uplink, receiver and store move
+it like any segment. :class:`Manifest` parses both formats; for a marker the video fields hold neutral
+values (no frames, ``start_time`` = ``end_time`` = ``last_frame_time``) and :attr:`Manifest.is_end_marker`
+is true.
+
 **Canonical form.** The manifest file is exactly ``canonical(document) + "\\n"`` where ``canonical`` is
 ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``; the signature is Ed25519 over
 ``canonical(document without "signature")`` (no newline). Strings are printable ASCII and numbers are
@@ -57,6 +68,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FORMAT = "bodycam-segment/1"
+END_FORMAT = "bodycam-incident-end/1"
+#: Why an incident ended without its final segment, as an end marker says.
+END_REASONS = ("restart",)
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CIPHERTEXT_SUFFIX = ".age"
 MANIFEST_SUFFIX = ".manifest.json"
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -129,6 +144,25 @@ MANIFEST_FIELDS: dict[str, Callable[[object], object]] = {
     "signature": lambda v: isinstance(v, str) and len(v) == 88,
 }
 
+#: The fields of an incident end marker (see the module docstring).
+END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
+    **{k: MANIFEST_FIELDS[k] for k in ("device_id", "site", "incident_id", "segment_index", "seq",
+                                       "prev_manifest_sha256", "sealed_time", "clock_sync", "software_version",
+                                       "signing_key_id", "signature")},
+    "format": lambda v: v == END_FORMAT,
+    "final": lambda v: v is True,
+    "reason": lambda v: v in END_REASONS,
+    "last_frame_time": lambda v: isinstance(v, str) and _TIME.fullmatch(v),
+    "ciphertext_bytes": lambda v: _is_int(v) and v == 0,
+    "ciphertext_sha256": lambda v: v == EMPTY_SHA256,
+}
+
+_FIELDS_BY_FORMAT = {FORMAT: MANIFEST_FIELDS, END_FORMAT: END_MARKER_FIELDS}
+#: What a marker's :class:`Manifest` holds in the fields that describe video.
+_NO_VIDEO = {"codec": {}, "frame_count": 0, "first_frame_seq": 0, "last_frame_seq": 0, "pre_event_frames": 0,
+             "dropped_frames": 0, "start_pts_us": 0, "frame_pts_us": (), "plaintext_bytes": 0,
+             "recipient_key_ids": ()}
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -163,10 +197,17 @@ class Manifest:
     signature: str
     raw: bytes = field(repr=False)
     sha256: str
+    #: End markers only: why the incident ended (``restart``) and when its last sealed frame ended.
+    reason: str | None = None
+    last_frame_time: str | None = None
 
     @property
     def stem(self) -> str:
         return stem_for(self.device_id, self.seq)
+
+    @property
+    def is_end_marker(self) -> bool:
+        return self.format == END_FORMAT
 
     def signed_bytes(self) -> bytes:
         doc = json.loads(self.raw)
@@ -182,22 +223,27 @@ class Manifest:
             raise ManifestError("manifest is not valid JSON") from None
         if not isinstance(doc, dict):
             raise ManifestError("manifest is not a JSON object")
-        if doc.get("format") != FORMAT:
-            raise ManifestError(f"manifest format {str(doc.get('format'))[:40]!r} is not {FORMAT!r}")
-        missing = [k for k in MANIFEST_FIELDS if k not in doc]
+        fields = _FIELDS_BY_FORMAT.get(doc.get("format"))
+        if fields is None:
+            raise ManifestError(f"manifest format {str(doc.get('format'))[:40]!r} is not {FORMAT!r} "
+                                f"or {END_FORMAT!r}")
+        missing = [k for k in fields if k not in doc]
         if missing:
             raise ManifestError(f"manifest lacks field(s) {', '.join(missing)}")
-        unknown = sorted(set(doc) - set(MANIFEST_FIELDS))
+        unknown = sorted(set(doc) - set(fields))
         if unknown:
             raise ManifestError(f"manifest has unknown field(s) {', '.join(unknown)[:80]}")
-        for key, check in MANIFEST_FIELDS.items():
+        for key, check in fields.items():
             if not check(doc[key]):
                 raise ManifestError(f"manifest field {key!r} has an invalid value")
         if data != canonical_json(doc) + b"\n":
             raise ManifestError("manifest is not in canonical form (was it reformatted or edited?)")
-        if len(doc["frame_pts_us"]) != doc["frame_count"]:
-            raise ManifestError("manifest lists a different number of frame times than frame_count")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+        if fields is END_MARKER_FIELDS:
+            values = {**_NO_VIDEO, "start_time": doc["last_frame_time"], "end_time": doc["last_frame_time"],
+                      **values}
+        elif len(doc["frame_pts_us"]) != doc["frame_count"]:
+            raise ManifestError("manifest lists a different number of frame times than frame_count")
         return cls(**values, raw=bytes(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -334,6 +380,45 @@ class Sealer:
         logger.debug("sealed %s (%d bytes, %d frames) in %.1f ms", sealed.stem, plaintext_bytes,
                      segment.frame_count, (time.perf_counter() - started) * 1e3)
         return sealed
+
+    def seal_end_marker(self, *, incident_id: str, segment_index: int, last_frame_time: str, reason: str,
+                        clock_sync: str, sealed_at: float | None = None) -> SealedSegment:
+        """Sign an incident end marker as the next chain entry (store it, then :meth:`commit` it).
+
+        ``segment_index`` is the one after the incident's last sealed segment; ``last_frame_time`` is
+        that segment's ``end_time``.
+        """
+        if reason not in END_REASONS:
+            raise SealError(f"end-marker reason {reason!r} is not one of {', '.join(END_REASONS)}")
+        seq, prev = self.chain.head()
+        seq += 1
+        doc = {
+            "format": END_FORMAT,
+            "device_id": self.device_id,
+            "site": self.site,
+            "incident_id": incident_id,
+            "segment_index": segment_index,
+            "final": True,
+            "seq": seq,
+            "prev_manifest_sha256": prev,
+            "reason": reason,
+            "last_frame_time": last_frame_time,
+            "sealed_time": iso_utc(time.time() if sealed_at is None else sealed_at),
+            "clock_sync": clock_sync,
+            "ciphertext_bytes": 0,
+            "ciphertext_sha256": EMPTY_SHA256,
+            "software_version": __version__,
+            "signing_key_id": self._key.key_id,
+        }
+        for key, check in END_MARKER_FIELDS.items():
+            if key != "signature" and not check(doc[key]):
+                raise SealError(f"cannot seal an end marker: {key} = {doc[key]!r} is not a valid value")
+        doc["signature"] = base64.b64encode(self._key.sign(canonical_json(doc))).decode("ascii")
+        manifest = canonical_json(doc) + b"\n"
+        return SealedSegment(
+            stem=stem_for(self.device_id, seq), ciphertext=b"", manifest=manifest, seq=seq, incident_id=incident_id,
+            segment_index=segment_index, final=True, ciphertext_sha256=EMPTY_SHA256,
+            manifest_sha256=hashlib.sha256(manifest).hexdigest(), ciphertext_bytes=0)
 
     def commit(self, sealed: SealedSegment) -> None:
         """Advance the chain head to ``sealed`` once the spool holds it durably."""

@@ -10,7 +10,10 @@ Rules the rest of the agent may rely on:
 * Nothing is deleted unless it provably is not evidence: a stray ``.tmp`` file or a ciphertext
   without a manifest (the segment being written at the crash) is removed at recovery with a WARNING;
   a manifest whose ciphertext is missing, mismatched or fails ``verify_manifest`` is moved to
-  ``quarantine/`` and reported, never deleted.
+  ``quarantine/`` and reported, never deleted. Given the chain head (``committed_seq``), recovery
+  tells the segment being written (seq one past the head) from a committed one whose manifest was
+  lost (seq at or below the head): only the first is removed, the second is quarantined. Every
+  action is in :class:`RecoveryReport`, which the caller writes to the signed audit log.
 * :meth:`Spool.purge` deletes a segment only when a durable receipt names that exact ciphertext
   SHA-256. Whether to purge at once on acknowledgement or only when space is needed is the caller's
   policy.
@@ -206,8 +209,10 @@ class Spool:
     """The directory of sealed segments; see the module docstring for the guarantees."""
 
     def __init__(self, directory: str | os.PathLike, verify_manifest: ManifestVerifier | None = None, *,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, committed_seq: int | None = None):
         self.directory = Path(directory)
+        #: The chain head's seq when the spool was opened: segments up to it had their manifest committed.
+        self.committed_seq = committed_seq
         self.quarantine_dir = self.directory / QUARANTINE_DIR
         self._verify_manifest = verify_manifest
         self._clock = clock
@@ -220,9 +225,10 @@ class Spool:
 
     @classmethod
     def open(cls, directory: str | os.PathLike, verify_manifest: ManifestVerifier | None = None, *,
-             clock: Callable[[], float] = time.time) -> Spool:
-        """Create the directory if needed, recover it, and return the ready spool."""
-        spool = cls(directory, verify_manifest, clock=clock)
+             clock: Callable[[], float] = time.time, committed_seq: int | None = None) -> Spool:
+        """Create the directory if needed, recover it, and return the ready spool (its report is
+        :attr:`last_recovery`). ``committed_seq``: the chain head's seq (see the module docstring)."""
+        spool = cls(directory, verify_manifest, clock=clock, committed_seq=committed_seq)
         spool.recover()
         return spool
 
@@ -282,6 +288,8 @@ class Spool:
             if has_age and has_receipt:
                 self._quarantine(r, stem, "ciphertext and receipt without a manifest (not a state the "
                                  "agent writes; the manifest was lost or removed)")
+            elif has_age and (committed := self._committed_reason(stem)):
+                self._quarantine(r, stem, committed)
             elif has_age and several_orphans:
                 self._quarantine(r, stem, "ciphertext without a manifest, and more than one such file: "
                                  "not explained by one interrupted write")
@@ -320,6 +328,25 @@ class Spool:
             self._quarantine(r, stem, "receipt does not name this segment's ciphertext; the segment "
                              "stays pending", suffixes=(RECEIPT_SUFFIX,))
         r.index[stem] = self._info(stem, seq, sha, len(manifest), acknowledged=receipt_ok)
+
+    def _committed_reason(self, stem: str) -> str | None:
+        """Why a ciphertext without a manifest cannot be the segment being written at the crash, or None.
+
+        The sealer advances the chain head only after the manifest is durable, and writes segment
+        head + 1 next; so only that one may lack its manifest after a crash.
+        """
+        if self.committed_seq is None:
+            return None
+        seq = _seq_of(stem)
+        if seq is None:
+            return "ciphertext without a manifest, and its name carries no sequence number"
+        if seq <= self.committed_seq:
+            return (f"ciphertext of seq {seq} without its manifest, although the chain head (seq "
+                    f"{self.committed_seq}) says the manifest was committed: it was lost or removed")
+        if seq > self.committed_seq + 1:
+            return (f"ciphertext of seq {seq} without a manifest, beyond the segment being written at a crash "
+                    f"(seq {self.committed_seq + 1})")
+        return None
 
     def _recover_chain_head(self, r: _Recovery) -> None:
         path = self.directory / CHAIN_HEAD_NAME
@@ -850,6 +877,12 @@ def _stem_of(name: str) -> str | None:
             stem = name[: -len(suffix)]
             return stem if _STEM_RE.fullmatch(stem) else None
     return None
+
+
+def _seq_of(stem: str) -> int | None:
+    """The sequence number a sealed segment's stem ends in (``<device>-<seq:010d>``), or None."""
+    match = re.fullmatch(r".+-(\d{10})", stem)
+    return int(match.group(1)) if match else None
 
 
 def _tmp_reason(name: str) -> str:

@@ -6,15 +6,29 @@ private key is involved. What it can and cannot prove:
 * each manifest was signed by an enrolled device and its ``.age`` file is the one the device sealed;
 * per device, sequence numbers are contiguous and each manifest names the hash of its predecessor, so a
   removed, inserted, reordered or swapped segment between two present ones is found;
-* per incident, segment indices run 0..final without holes and the final segment is present.
+* per incident, segment indices run 0..final without holes and the final segment is present;
+* an incident that a device restart cut off (crash, power loss) ends in a signed end marker instead of
+  its final segment: reported as a cut, with the restart time and a bound on what was lost, not as a gap.
 
-Segments before the first one in the set cannot be checked (a set may start mid-chain; that is a note,
-not a problem). Only manifests whose signature verifies are trusted for the chain and incident checks;
-a segment that fails verification therefore also shows up as a gap.
+What the chain alone cannot show is a deletion at either end: the oldest incidents (the set then simply
+starts later) or the newest (it simply ends earlier). So:
+
+* a set that starts after seq 1 is a finding, unless the caller names the seq it is meant to start at
+  (``first_seqs``, ``--first-seq``: a spool whose older segments were uploaded and purged);
+* the device publishes its chain head (seq and manifest hash, in telemetry and its status document);
+  given as ``heads`` (``--head``), everything after the newest segment held up to it is reported
+  missing, and a different manifest at the head's seq is a replaced chain;
+* the back office's receipts (``.receipts/*.receipt.json``, and the spool's ``*.receipt.json``) each
+  name a segment that was stored; a receipt whose segment is missing or different is a finding.
+
+Only manifests whose signature verifies are trusted for the chain and incident checks; a segment that
+fails verification therefore also shows up as a gap.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -22,12 +36,14 @@ import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from base.errors import BodycamError
 from .keys import DevicePublicKey
 from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
+from .spool import RECEIPT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +75,8 @@ class SegmentResult:
         d = {"stem": self.stem, "ok": self.ok, "problems": list(self.problems), "signature_ok": self.signature_ok,
              "manifest_path": _str(self.manifest_path), "ciphertext_path": _str(self.ciphertext_path)}
         if m is not None:
-            d.update(device_id=m.device_id, incident_id=m.incident_id, seq=m.seq, segment_index=m.segment_index,
+            d.update(kind="incident_end" if m.is_end_marker else "segment",
+                     device_id=m.device_id, incident_id=m.incident_id, seq=m.seq, segment_index=m.segment_index,
                      final=m.final, start_time=m.start_time, end_time=m.end_time, clock_sync=m.clock_sync,
                      frame_count=m.frame_count, manifest_sha256=m.sha256, ciphertext_sha256=m.ciphertext_sha256)
         return d
@@ -84,11 +101,55 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class ChainHead:
+    """A device's published chain head: its newest sealed seq and (if known) that manifest's SHA-256."""
+
+    seq: int
+    manifest_sha256: str | None = None
+    #: The device it belongs to; None means "the one device in the set".
+    device_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """An incident closed by a signed end marker: the device restarted while it was being recorded.
+
+    What was recorded after ``last_frame_time`` was in the device's RAM and is lost; the restart at
+    ``restart_time`` bounds it from above (``lost_up_to_s``; the device clock's, see ``clock_sync``).
+    When the device clock at the restart was behind the last frame, there is no bound (None).
+    """
+
+    device_id: str
+    incident_id: str
+    stem: str
+    reason: str
+    restart_time: str
+    last_frame_time: str
+    lost_up_to_s: float | None
+    clock_sync: str
+
+    @property
+    def message(self) -> str:
+        lost = (f"up to {self.lost_up_to_s:.1f} s lost" if self.lost_up_to_s is not None else
+                f"how much was lost is unknown (the device clock, {self.clock_sync}, was behind at the restart)")
+        return (f"device {self.device_id}: incident {self.incident_id} cut by device {self.reason} at "
+                f"{self.restart_time}; last sealed frame ends {self.last_frame_time}, {lost} (end marker {self.stem})")
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Report:
     segments: tuple[SegmentResult, ...]
     problems: tuple[Problem, ...]
     notes: tuple[str, ...] = ()
     devices_checked: tuple[str, ...] = field(default=())
+    #: Incidents that a device restart cut off, each closed by a signed end marker (not a problem).
+    cuts: tuple[Cut, ...] = ()
+
+    def cut_of(self, device_id: str, incident_id: str) -> Cut | None:
+        return next((c for c in self.cuts if (c.device_id, c.incident_id) == (device_id, incident_id)), None)
 
     @property
     def ok(self) -> bool:
@@ -107,11 +168,30 @@ class Report:
         return {k: sorted(v, key=lambda s: (s.manifest.segment_index, s.manifest.seq)) for k, v in groups.items()}
 
     def problems_for(self, device_id: str, incident_id: str) -> list[str]:
-        """Everything wrong with one incident: its segments' problems and the gaps inside it."""
+        """Everything wrong with one incident: its segments' problems and the gaps inside it.
+
+        A segment whose manifest cannot even be read names no incident; when the incident has a gap
+        where it sits, its problems come first, as the root cause of that gap.
+        """
         found = [f"{s.stem}: {p}" for s in self.segments if s.manifest is not None
                  and (s.manifest.device_id, s.manifest.incident_id) == (device_id, incident_id) for p in s.problems]
         found += [p.message for p in self.problems if (p.device_id, p.incident_id) == (device_id, incident_id)]
-        return found
+        return self._unreadable_within(device_id, incident_id) + found if found else found
+
+    def _unreadable_within(self, device_id: str, incident_id: str) -> list[str]:
+        """Problems of unreadable manifests whose seq lies inside the incident or right after its last segment."""
+        seqs = [s.manifest.seq for s in self.trusted() if (s.manifest.device_id, s.manifest.incident_id)
+                == (device_id, incident_id)]
+        if not seqs:
+            return []
+        prefix = f"{device_id}-"
+        out = []
+        for s in self.segments:
+            tail = s.stem[len(prefix):]
+            if s.manifest is None and s.stem.startswith(prefix) and tail.isdigit() and len(tail) == 10 \
+                    and min(seqs) < int(tail) <= max(seqs) + 1:
+                out += [f"{s.stem}: {p}" for p in s.problems]
+        return out
 
     def lines(self) -> list[str]:
         """One line per bad segment and per set-level problem, for people."""
@@ -123,24 +203,32 @@ class Report:
         incidents = []
         for (device, incident), segs in sorted(self.incidents().items()):
             problems = self.problems_for(device, incident)
+            cut = self.cut_of(device, incident)
             incidents.append({"device_id": device, "incident_id": incident, "segments": len(segs),
                               "start_time": min(s.manifest.start_time for s in segs),
                               "end_time": max(s.manifest.end_time for s in segs),
-                              "ok": not problems, "problems": problems})
+                              "ok": not problems, "problems": problems, "cut": cut.to_dict() if cut else None})
         return {"ok": self.ok, "segments_checked": len(self.segments),
                 "segments_bad": sum(not s.ok for s in self.segments), "devices": list(self.devices_checked),
                 "incidents": incidents, "problems": [p.to_dict() for p in self.problems],
+                "cuts": [c.to_dict() for c in self.cuts],
                 "notes": list(self.notes), "segments": [s.to_dict() for s in self.segments]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
 
-def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey]) -> Report:
+def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey], *,
+                 heads: Iterable[ChainHead] = (), first_seqs: Mapping[str | None, int] | None = None,
+                 receipt_key=None) -> Report:
     """Verify every sealed segment found (recursively) under ``paths`` against the enrolled ``devices``.
 
-    ``devices`` maps key id to key, as :func:`evidence.keys.load_device_public_keys` returns.
+    ``devices`` maps key id to key, as :func:`evidence.keys.load_device_public_keys` returns. ``heads``:
+    chain heads the devices published; ``first_seqs``: the seq each device's set is meant to start at
+    (key None: the one device in the set); ``receipt_key``: the back office's receipt public key, to
+    check the receipts' signatures too (without it their content is still checked).
     """
+    paths = list(paths)
     files = find_segments(paths)
     if not files:
         raise VerifyInputError("no sealed segments (*.age, *.manifest.json) found in the given paths")
@@ -152,10 +240,16 @@ def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, Devic
     by_device: dict[str, list[Manifest]] = defaultdict(list)
     for m in trusted:
         by_device[m.device_id].append(m)
+    heads_by_device = _per_device({h.device_id: h for h in heads}, by_device, "--head")
+    first_by_device = _per_device(dict(first_seqs or {}), by_device, "--first-seq")
     for device, manifests in sorted(by_device.items()):
-        _check_chain(device, manifests, problems, notes)
+        _check_chain(device, manifests, problems, notes, first_by_device.get(device))
         _check_incidents(device, manifests, problems)
-    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)))
+    for device, head in sorted(heads_by_device.items()):
+        _check_head(device, head, by_device.get(device, []), problems)
+    _check_receipts(find_receipts(paths), trusted, problems, receipt_key)
+    cuts = tuple(_cut(m) for m in sorted(trusted, key=lambda m: (m.device_id, m.seq)) if m.is_end_marker)
+    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)), cuts)
     logger.info("verified %d segment(s): %d bad, %d set problem(s)", len(results),
                 sum(not r.ok for r in results), len(problems))
     return report
@@ -178,6 +272,26 @@ def find_segments(paths: Iterable[str | os.PathLike]) -> dict[str, tuple[list[Pa
             elif p.name.endswith(CIPHERTEXT_SUFFIX):
                 found[p.name[:-len(CIPHERTEXT_SUFFIX)]][1].append(p)
     return dict(found)
+
+
+def find_receipts(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Receipt files (``*.receipt.json``: the store's ``.receipts/`` and the spool's) under ``paths``."""
+    found = []
+    for raw in paths:
+        path = Path(raw)
+        candidates = path.rglob("*" + RECEIPT_SUFFIX) if path.is_dir() else [path]
+        found += [p for p in candidates if p.is_file() and p.name.endswith(RECEIPT_SUFFIX)]
+    return sorted(set(found))
+
+
+def _per_device(values: dict, by_device: Mapping[str, list], option: str) -> dict:
+    """Resolve values given without a device (key None) to the one device in the set."""
+    if None in values:
+        if len(by_device) != 1:
+            raise VerifyInputError(f"{option} without a device id needs a set of exactly one device; this one holds "
+                                   f"{len(by_device)}: write DEVICE=… ({', '.join(sorted(by_device)) or 'none'})")
+        values[next(iter(by_device))] = values.pop(None)
+    return values
 
 
 def _check_files(stem: str, manifests: list[Path], ciphertexts: list[Path],
@@ -249,8 +363,9 @@ def _mark_swaps(results: list[SegmentResult]) -> list[SegmentResult]:
     return out
 
 
-def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem], notes: list[str]) -> None:
-    """Contiguous seq and unbroken prev-hash links for one device."""
+def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem], notes: list[str],
+                 first_seq: int | None = None) -> None:
+    """Contiguous seq and unbroken prev-hash links for one device, from ``first_seq`` (default 1) on."""
     by_seq: dict[int, list[Manifest]] = defaultdict(list)
     for m in manifests:
         by_seq[m.seq].append(m)
@@ -261,9 +376,18 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
                                     _common_incident(ms), ms[0].stem))
     ordered = [ms[0] for _, ms in sorted(by_seq.items())]
     first = ordered[0]
-    if first.seq > 1:
-        notes.append(f"device {device}: this set starts at seq {first.seq}; seq 1..{first.seq - 1} "
-                     "are not included and cannot be checked")
+    if first_seq is None and first.seq > 1:
+        problems.append(Problem("start", f"device {device}: this set starts at seq {first.seq}; seq "
+                                f"{_span(1, first.seq - 1)} are not included (deleted, or uploaded and purged from "
+                                f"a spool); if it is meant to start there, say so with --first-seq {first.seq}",
+                                device, None, first.stem))
+    elif first_seq is not None and first.seq > first_seq:
+        problems.append(Problem("start", f"device {device}: seq {_span(first_seq, first.seq - 1)} missing before "
+                                f"the oldest segment held ({first.stem}); the set was to start at seq {first_seq}",
+                                device, None, first.stem))
+    elif first_seq is not None and first.seq > 1:
+        notes.append(f"device {device}: seq {_span(1, first.seq - 1)} are not included and cannot be checked "
+                     f"(--first-seq {first_seq})")
     for m in ordered:
         if (m.seq == 1) != (m.prev_manifest_sha256 is None):
             problems.append(Problem("chain", f"{m.stem}: seq {m.seq} with "
@@ -278,6 +402,58 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
         elif m.prev_manifest_sha256 != prev.sha256:
             problems.append(Problem("chain", f"{m.stem}: previous-manifest hash does not match {prev.stem} "
                                     "(chain broken: a segment was replaced)", device, same_incident, m.stem))
+
+
+def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problems: list[Problem]) -> None:
+    """What the device published as its newest seal must be here: report everything missing after the newest."""
+    newest = max(manifests, key=lambda m: m.seq, default=None)
+    published = f"the device published chain head seq {head.seq}"
+    if newest is None:
+        problems.append(Problem("end", f"device {device}: no verified segment in the set, but {published}", device))
+        return
+    if newest.seq < head.seq:
+        problems.append(Problem("end", f"device {device}: seq {_span(newest.seq + 1, head.seq)} missing after the "
+                                f"newest segment held ({newest.stem}); {published}", device, None, newest.stem))
+        return
+    at_head = [m for m in manifests if m.seq == head.seq]
+    if head.manifest_sha256 and at_head and all(m.sha256 != head.manifest_sha256 for m in at_head):
+        problems.append(Problem("end", f"device {device}: the manifest of seq {head.seq} here is not the one the "
+                                f"device published ({head.manifest_sha256[:16]}…): the chain was replaced", device,
+                                at_head[0].incident_id, at_head[0].stem))
+
+
+def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: list[Problem], receipt_key) -> None:
+    """Every receipt names a segment the back office stored: it must be in the set, with that manifest."""
+    # The receipt format belongs to the back office, which lives in comms.
+    from comms.receipts import ReceiptError, parse_receipt, verify_receipt
+
+    held = {m.stem: m for m in trusted}
+    for path in receipts:
+        try:
+            data = path.read_bytes()
+            doc = json.loads(data)
+            if isinstance(doc, dict) and "receipt_b64" in doc:  # the spool's record wraps the receipt
+                data = base64.b64decode(doc["receipt_b64"], validate=True)
+            receipt = verify_receipt(data, receipt_key) if receipt_key else parse_receipt(data)[0]
+        except OSError as exc:
+            problems.append(Problem("receipt", f"{path}: cannot read ({exc.strerror})"))
+            continue
+        except (ValueError, binascii.Error, ReceiptError) as exc:
+            problems.append(Problem("receipt", f"{path}: not a valid receipt ({exc})"))
+            continue
+        m = held.get(receipt.stem)
+        stored = f"the store's receipt says it was stored ({receipt.received_time}, receiver {receipt.receiver_id})"
+        if m is None:
+            problems.append(Problem("receipt", f"{receipt.stem}: {stored}, but it is missing or failed verification",
+                                    receipt.device_id, receipt.incident_id, receipt.stem))
+        elif m.sha256 != receipt.manifest_sha256 or m.ciphertext_sha256 != receipt.ciphertext_sha256:
+            problems.append(Problem("receipt", f"{receipt.stem}: {stored} with manifest "
+                                    f"{receipt.manifest_sha256[:16]}…, but the set holds another one", m.device_id,
+                                    m.incident_id, m.stem))
+
+
+def _span(a: int, b: int) -> str:
+    return f"{a}" if a == b else f"{a}..{b}"
 
 
 def _check_incidents(device: str, manifests: list[Manifest], problems: list[Problem]) -> None:
@@ -312,6 +488,17 @@ def _check_incidents(device: str, manifests: list[Manifest], problems: list[Prob
             if a.segment_index != b.segment_index and b.seq <= a.seq:
                 add("order", f"segment {b.segment_index} ({b.stem}) was sealed before segment {a.segment_index} "
                     f"({a.stem}); the order does not match the chain", b.stem)
+
+
+def _cut(marker: Manifest) -> Cut:
+    lost = parse_time(marker.sealed_time) - parse_time(marker.last_frame_time)
+    return Cut(marker.device_id, marker.incident_id, marker.stem, marker.reason, marker.sealed_time,
+               marker.last_frame_time, round(lost, 3) if lost >= 0 else None, marker.clock_sync)
+
+
+def parse_time(text: str) -> float:
+    """A manifest's ISO 8601 UTC time (``2025-06-01T09:30:00.125Z``) as UNIX time."""
+    return datetime.fromisoformat(text).timestamp()
 
 
 def _common_incident(ms: list[Manifest]) -> str | None:

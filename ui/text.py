@@ -52,7 +52,8 @@ _TEXT = {
 
 #: Alert codes that share one text; a code not listed here nor in the table shows "alert.other".
 _ALERT_ALIASES = {"recorder_fault": "system_fault", "sealer_fault": "system_fault",
-                  "storage_monitor_fault": "system_fault", "audit_log_failing": "system_fault"}
+                  "storage_monitor_fault": "system_fault", "audit_log_failing": "system_fault",
+                  "homeassistant_refused": "system_fault"}
 
 
 def _table(language: str) -> MappingProxyType:

@@ -72,6 +72,16 @@ def test_an_audit_log_the_card_refuses_is_an_alert_the_officer_sees_as_a_system_
     assert alert_text("audit_log_failing") == alert_text("system_fault") != alert_text("some_future_code")
 
 
+def test_a_refused_home_assistant_discovery_is_an_alert_the_officer_sees_as_a_system_fault():
+    from agent.alerts import derive_alerts
+    from ui.text import alert_text
+
+    fault = "Home Assistant discovery refused by the broker: Not authorized (0x87) for 7 config(s)"
+    alerts = derive_alerts({"faults": {"homeassistant": fault}})
+    assert [(a.code, a.as_dict()["severity"], a.text) for a in alerts] == [("homeassistant_refused", "warning", fault)]
+    assert alert_text("homeassistant_refused") == alert_text("system_fault")
+
+
 @pytest.mark.parametrize("status, alert", [
     (UplinkStatus(state="idle", link_up=True), None),
     (UplinkStatus(state="sending", link_up=True), None),

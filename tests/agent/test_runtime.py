@@ -183,7 +183,7 @@ def test_remote_settings_reach_the_display_and_identify_blinks_the_led_and_the_d
     agent.start()
     try:
         assert agent._view.language == "de"
-        assert agent._apply_setting("display", "language", "en") is None
+        assert agent._apply_setting("display", "language", "en", "test") is None
         assert agent._view.language == "en" and agent.cfg.display.language == "en"
         assert not agent.indicators._alerting() or agent.alerts
         agent.refresh_alerts()
@@ -196,9 +196,9 @@ def test_remote_settings_reach_the_display_and_identify_blinks_the_led_and_the_d
         agent._identify(2)
         assert agent.indicators._alerting()
         assert agent._view().identify == cfg.device.id and screen_for(agent._view()) == IDENTIFY
-        assert agent._apply_setting("recording", "pre_event_seconds", 1.5) is None
+        assert agent._apply_setting("recording", "pre_event_seconds", 1.5, "test") is None
         assert wait_for(lambda: agent.recorder_thread.status.ring.window_seconds == 1.5)
-        assert "restart" in agent._apply_setting("camera", "fps", 25)
+        assert "restart" in agent._apply_setting("camera", "fps", 25, "test")
     finally:
         agent.stop()
 

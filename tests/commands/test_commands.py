@@ -38,7 +38,7 @@ class Recorded:
             trigger=lambda t: self.effects.append(("trigger", t.action, t.origin)),
             identify=lambda s: self.effects.append(("identify", s)),
             request_telemetry=lambda: self.effects.append(("telemetry",)),
-            apply_setting=lambda sec, key, val: refuse_setting or self.effects.append(("set", sec, key, val)))
+            apply_setting=lambda sec, key, val, source: refuse_setting or self.effects.append(("set", sec, key, val)))
 
     def append(self, event, **fields):
         self.audit.append((event, fields))
@@ -191,3 +191,87 @@ def test_signature_is_domain_separated(keys):
     signature = base64.b64decode(payload["sig"])
     with pytest.raises(Exception):
         keys[0].public_key().verify(signature, body)  # without the domain prefix the signature is useless
+
+
+FORGED_LINE = "x\nCRITICAL agent.runtime: evidence spool wiped"
+
+
+@pytest.mark.parametrize("make", [
+    lambda k: canonical({**json.loads(cmd(k[0], "start")), FORGED_LINE: 1}),  # an unknown field's name
+    lambda k: cmd(k[0], "start", {FORGED_LINE: True}),  # an unknown argument's name (signed)
+    lambda k: cmd(k[0], "start", device=FORGED_LINE),  # another device's name
+])
+def test_peer_supplied_names_cannot_write_a_log_line_of_their_own(setup, keys, caplog, make):
+    handler, _, _ = setup
+    with caplog.at_level("DEBUG"):
+        result = handler.handle(make(keys))
+    assert not result.ok and caplog.records
+    for record in caplog.records:
+        assert "\n" not in record.getMessage(), record.getMessage()
+
+
+@pytest.mark.parametrize("alter, why", [
+    # a reader taking the first 'cmd' sees "stop"; a last-wins parser would run the signed "set"
+    (lambda p: p.replace(b'"cmd":"set"', b'"cmd":"stop","cmd":"set"'), "repeats the field 'cmd'"),
+    (lambda p: p.replace(b'"key":', b'"key":"telemetry.interval_seconds","key":'), "repeats the field 'key'"),
+    (lambda p: p.decode().encode("utf-16"), "byte-order mark"),
+    (lambda p: p.decode().encode("utf-16-le"), "UTF-16"),
+    (lambda p: p.decode().encode("utf-32"), "byte-order mark"),
+    (lambda p: b"\xef\xbb\xbf" + p, "byte-order mark"),
+    (lambda p: b"\xc3" + p, "not UTF-8"),
+    (lambda p: json.dumps(json.loads(p), indent=2, sort_keys=True).encode(), "canonical form"),
+    (lambda p: p + b"\n", "canonical form"),
+    (lambda p: json.dumps(json.loads(p)).encode(), "canonical form"),  # keys in signing order, with spaces
+    (lambda p: p.replace(b'"cmd":"set"', b'"cmd":"s\\u0065t"'), "canonical form"),  # an escape where none is due
+    (lambda p: p.replace(b'"ts":1800000000.0', b'"ts":1.8e9'), "canonical form"),  # another spelling of the number
+])
+def test_only_the_exact_signed_bytes_are_accepted(setup, keys, alter, why):
+    handler, rec, _ = setup
+    signed = cmd(keys[0], "set", {"key": "display.language", "value": "en"})
+    payload = alter(signed)
+    assert payload != signed
+    result = handler.handle(payload)
+    assert not result.ok and result.code == "malformed" and why in result.reason, result
+    assert rec.effects == []
+    assert handler.handle(signed).ok  # the bytes as signed still run
+
+
+@pytest.mark.parametrize("before", [0.001, 0.5, 0.999, 30])
+def test_a_command_issued_any_time_before_the_agent_started_is_refused(keys, before):
+    rec = Recorded()
+    verifier = CommandVerifier("kod-07", Verifier(keys[0].public_key()), pre_event_max_s=30, clock=lambda: NOW + 1,
+                               not_before=NOW)
+    result = CommandHandler(verifier, rec.actions(), rec).handle(cmd(keys[0], "start", ts=NOW - before))
+    assert result.code == "stale" and "before this agent started" in result.reason and not rec.effects
+
+
+def test_the_start_time_is_compared_at_the_grain_of_ts(keys):
+    """'ts' has whole milliseconds, cut down: a command stamped at or after the start runs; one signed in
+    the start's millisecond but after it is refused too (the device has not even subscribed by then)."""
+    rec = Recorded()
+    verifier = CommandVerifier("kod-07", Verifier(keys[0].public_key()), pre_event_max_s=30, clock=lambda: NOW + 1,
+                               not_before=NOW)
+    assert CommandHandler(verifier, rec.actions(), rec).handle(cmd(keys[0], "start", ts=NOW)).ok
+    verifier.not_before = NOW + 0.0004  # the device's clock has a finer grain than 'ts'
+    late = CommandHandler(verifier, rec.actions(), rec).handle(cmd(keys[0], "stop", ts=NOW + 0.0009))
+    assert late.code == "stale" and len(rec.effects) == 1
+
+
+def test_the_issue_time_is_cut_to_the_millisecond_never_rounded_up(keys):
+    """A command signed before the start must never carry a time stamp after it."""
+    assert json.loads(cmd(keys[0], "start", ts=NOW + 0.0009))["ts"] == NOW
+    assert json.loads(cmd(keys[0], "start", ts=NOW + 0.0123456))["ts"] == NOW + 0.012
+
+
+def test_only_the_canonical_spelling_of_the_signature_is_accepted(setup, keys):
+    """Base64 has spare bits in its last character: a second spelling of the same signature is refused."""
+    handler, rec, _ = setup
+    signed = cmd(keys[0], "start")
+    sig = json.loads(signed)["sig"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = sig.rstrip("=")[-1]
+    twin = sig.rstrip("=")[:-1] + alphabet[alphabet.index(last) | 1] + "=="  # same decoded bytes
+    assert twin != sig and base64.b64decode(twin) == base64.b64decode(sig)
+    result = handler.handle(signed.replace(sig.encode(), twin.encode()))
+    assert not result.ok and result.code == "bad_signature" and "canonical base64" in result.reason
+    assert rec.effects == []

@@ -195,3 +195,26 @@ def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_a_flood_of_junk_commands_leaves_two_audit_lines(agent_setup, control_room):
+    path, _ = agent_setup
+    link, inbox = control_room
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, GPIOZERO_PIN_FACTORY="mock"))
+    try:
+        assert next_message(inbox, f"{BASE}/status", where=lambda m: m.payload == b"online")
+        for i in range(300):  # no key needed
+            link.publish(f"{BASE}/cmd", b"{oops" if i % 2 else b"x" * 5000, qos=1)
+        for _ in range(300):
+            assert not json.loads(next_message(inbox, f"{BASE}/cmd/result").payload)["ok"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    audit_lines = [json.loads(line) for line in Path(config.load(path).storage.audit_log).read_text().splitlines()]
+    refusals = [(a["event"], a["fields"]) for a in audit_lines if a["event"].startswith("command_reject")]
+    assert [event for event, _ in refusals] == ["command_rejected", "command_rejections"]
+    assert refusals[0][1]["code"] == "too_large"  # the first one, in full
+    assert refusals[1][1]["counts"] == {"malformed": 150, "too_large": 149} and refusals[1][1]["ended"]

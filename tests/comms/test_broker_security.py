@@ -12,7 +12,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from comms.mqtt import Connected, Message, MqttLink, Published, Subscribed
+from comms.mqtt import Connected, Disconnected, Message, MqttLink, Published, Subscribed
 from comms_env import test_uplink_settings, wait_until
 from mqtt_harness import HOST, Pki
 
@@ -27,7 +27,7 @@ class Client:
         self.filters = filters
         self.seen: list = []
         self.link.start()
-        self.wait(lambda e: isinstance(e, Connected), "CONNACK")
+        self.connack: Connected = self.wait(lambda e: isinstance(e, Connected), "CONNACK")
         if filters:
             self.link.subscribe([(f, 1) for f in filters])
             self.wait(lambda e: isinstance(e, Subscribed), "SUBACK")
@@ -96,8 +96,7 @@ def test_a_device_cannot_read_another_devices_namespace(settings_for, clients):
                                                      "bodycam/duisburg/kod-07/up/#"])
     receiver = clients(settings_for("bo-recv-1"), "bo-recv-1")
     assert receiver.publish("bodycam/duisburg/kod-07/down/seg/receipt", b"for kod-07").reason_code == 0
-    kod07_sender = clients(settings_for("kod-07"), "kod-07-b")
-    kod07_sender.publish("bodycam/duisburg/kod-07/up/seg/offer", b"kod-07 upload")
+    kod07.publish("bodycam/duisburg/kod-07/up/seg/offer", b"kod-07 upload")
     assert [m.payload for m in kod07.messages()] == [b"for kod-07"]
     assert spy.messages() == []
 
@@ -107,6 +106,54 @@ def test_the_client_id_is_no_identity_the_certificate_is(settings_for, clients):
     impostor = clients(settings_for("kod-08"), "kod-07")  # kod-08's certificate, kod-07's client id
     assert impostor.publish("bodycam/duisburg/kod-07/up/seg/offer", b"forged").reason_code == 0x87
     assert receiver.messages() == []
+
+
+@pytest.mark.parametrize("impostor_cn", ["kod-08", "control-room"])
+def test_another_clients_id_does_not_hand_over_its_stored_session(settings_for, clients, impostor_cn):
+    """A receipt queued for an offline device stays queued for it, whoever connects with its client id."""
+    down = "bodycam/duisburg/kod-07/down/seg/+"
+    kod07 = clients(settings_for("kod-07"), "kod-07", [down])
+    kod07.stop()  # offline; the broker keeps its session and queues for it
+    receiver = clients(settings_for("bo-recv-1"), "bo-recv-1")
+    assert receiver.publish("bodycam/duisburg/kod-07/down/seg/receipt", b"receipt").reason_code == 0
+    impostor = clients(settings_for(impostor_cn), "kod-07")  # a valid certificate, kod-07's client id
+    assert not impostor.connack.session_present
+    impostor.link.subscribe([(down, 1)])
+    assert impostor.messages() == []
+    impostor.stop()
+    back = clients(settings_for("kod-07"), "kod-07", [down])
+    assert back.connack.session_present
+    assert [(m.topic, m.payload) for m in back.messages()] == [("bodycam/duisburg/kod-07/down/seg/receipt",
+                                                                 b"receipt")]
+
+
+@pytest.mark.parametrize("victim", ["bo-recv-1", "kod-07"])
+def test_another_clients_id_does_not_disconnect_the_running_client(settings_for, clients, victim):
+    real = clients(settings_for(victim), victim)
+    impostor = clients(settings_for("kod-08"), victim)
+    own = "bodycam/duisburg/kod-08/status"
+    assert impostor.publish(own, b"online").reason_code < 0x80
+    # A round trip of the real client after the impostor's CONNACK: a takeover would have closed its link first.
+    probe = "bodycam/duisburg/kod-07/status" if victim == "kod-07" else "bodycam/duisburg/kod-07/down/seg/receipt"
+    assert real.publish(probe, b"still here").reason_code < 0x80
+    assert not [e for e in real.seen if isinstance(e, Disconnected)]
+    assert not [e for e in impostor.seen if isinstance(e, Disconnected)]
+
+
+def test_the_doctors_broker_probe_leaves_the_devices_session_alone(settings_for, clients):
+    """The broker makes the CN the client id, so `bodycam doctor` connects *as* the device: it must not
+    discard the device's session (the receipts queued for it)."""
+    from agent import doctor
+    down = "bodycam/duisburg/kod-07/down/seg/+"
+    kod07 = clients(settings_for("kod-07"), "kod-07", [down])
+    kod07.stop()
+    receiver = clients(settings_for("bo-recv-1"), "bo-recv-1")
+    assert receiver.publish("bodycam/duisburg/kod-07/down/seg/receipt", b"receipt").reason_code == 0
+    settings = doctor.broker_settings(settings_for("kod-07"))
+    check = doctor.probe_broker(settings, doctor.tls_context(settings), client_id="kod-07-doctor")
+    assert check.level is doctor.Level.OK, check
+    back = clients(settings_for("kod-07"), "kod-07", [down])
+    assert [m.payload for m in back.messages()] == [b"receipt"]
 
 
 def test_clients_without_a_valid_certificate_are_refused(tmp_path, broker, pki):
@@ -151,3 +198,19 @@ def test_the_uplink_stops_and_raises_a_fault_when_the_broker_says_not_authorized
     time.sleep(1.0)
     assert up.thread.status.chunks_sent == sent and up.thread.is_alive()  # stopped sending, still reporting
     assert len(device.spool.pending()) == 2  # nothing deleted
+
+
+def _conf_block_after(text: str, heading: str) -> str:
+    start = text.index("```conf\n", text.index(heading)) + len("```conf\n")
+    return text[start:text.index("```\n", start)]
+
+
+def test_broker_md_shows_the_configuration_the_tests_run():
+    """docs/BROKER.md and backoffice.brokerconf (which the local broker writes) cannot drift apart."""
+    from pathlib import Path
+
+    from backoffice.brokerconf import acl_text, mosquitto_conf
+    doc = (Path(__file__).parents[2] / "docs" / "BROKER.md").read_text(encoding="utf-8")
+    assert _conf_block_after(doc, "## mosquitto.conf") == mosquitto_conf()
+    assert _conf_block_after(doc, "## ACL") == acl_text()
+    assert "use_username_as_clientid true" in mosquitto_conf()

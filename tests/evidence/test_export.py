@@ -101,3 +101,21 @@ def test_media_clock_restart_inside_an_incident_falls_back_to_wall_clock(env, tm
     env.seal_all(segments)
     frames, _ = decoded(export(env, tmp_path / "x.mp4").mp4_path)
     assert [round(f.time, 3) for f in frames] == [round(i / FPS, 3) for i in range(20)]
+
+
+def test_an_incident_cut_by_a_restart_exports_and_the_report_says_where_it_was_cut(env, frames_60, tmp_path):
+    sealer = env.sealer()
+    sealed = env.seal_all(cut(frames_60[:40], "inc-cut", final=False), sealer)
+    last = json.loads(sealed[-1].manifest)
+    marker = sealer.seal_end_marker(incident_id="inc-cut", segment_index=len(sealed), reason="restart",
+                                    last_frame_time=last["end_time"], clock_sync="unsynchronized",
+                                    sealed_at=1_750_000_100.0)
+    (env.spool / marker.ciphertext_name).write_bytes(marker.ciphertext)
+    (env.spool / marker.manifest_name).write_bytes(marker.manifest)
+    result = export(env, tmp_path / "cut.mp4")
+    frames, _ = decoded(result.mp4_path)
+    assert len(frames) == 40
+    assert result.complete and result.report["cut"]["stem"] == marker.stem
+    assert result.report["cut"]["restart_time"] == "2025-06-15T15:08:20.000Z"
+    assert result.report["cut"]["lost_up_to_s"] == pytest.approx(100.0 - 40 / FPS, abs=0.01)
+    assert [r["kind"] for r in result.report["segments"]] == ["segment"] * 4 + ["incident_end"]

@@ -34,7 +34,7 @@ def test_an_untouched_set_verifies(env, sealed):
     assert doc["ok"] is True
     assert doc["incidents"] == [{"device_id": "kod-07", "incident_id": "inc-1", "segments": 6,
                                  "start_time": "2025-06-15T15:06:40.000Z", "end_time": "2025-06-15T15:06:42.000Z",
-                                 "ok": True, "problems": []}]
+                                 "ok": True, "problems": [], "cut": None}]
 
 
 def test_a_flipped_ciphertext_byte_names_the_segment(env, sealed):
@@ -141,7 +141,7 @@ def test_several_directories_and_identical_copies(env, sealed, tmp_path):
     assert "2 different ciphertext files" in bad(verify_paths([env.spool, copy], env.devices))[sealed[0].stem][0]
 
 
-def test_a_set_starting_mid_chain_is_a_note_not_a_problem(env, frames_60):
+def test_a_set_starting_mid_chain_fails_unless_the_caller_names_its_first_seq(env, frames_60):
     env.seal_all(cut(frames_60[:20], "inc-1"))
     later = env.seal_all(cut(frames_60[20:], "inc-2"))
     subset = env.root / "subset"
@@ -149,10 +149,18 @@ def test_a_set_starting_mid_chain_is_a_note_not_a_problem(env, frames_60):
     for s in later:
         (subset / s.manifest_name).write_bytes(s.manifest)
         (subset / s.ciphertext_name).write_bytes(s.ciphertext)
-    report = verify_paths([subset], env.devices)
-    assert report.ok
-    assert report.notes == ("device kod-07: this set starts at seq 3; seq 1..2 are not included and cannot be "
-                            "checked",)
+    report = verify_paths([subset], env.devices)  # the oldest incident deleted looks just like this
+    assert not report.ok
+    assert [p.kind for p in report.problems] == ["start"]
+    assert report.problems[0].message.startswith("device kod-07: this set starts at seq 3; seq 1..2 are not "
+                                                 "included")
+    report = verify_paths([subset], env.devices, first_seqs={None: 3})
+    assert report.ok, report.lines()
+    assert report.notes == ("device kod-07: seq 1..2 are not included and cannot be checked (--first-seq 3)",)
+    report = verify_paths([subset], env.devices, first_seqs={"kod-07": 2})
+    assert [p.message for p in report.problems] == [
+        "device kod-07: seq 2 missing before the oldest segment held (kod-07-0000000003); the set was to start at "
+        "seq 2"]
 
 
 def test_no_segments_is_an_input_error(env, tmp_path):
@@ -178,3 +186,33 @@ def test_a_replaced_segment_with_a_valid_signature_breaks_the_chain(env, frames_
     assert report.lines() == ["kod-07-0000000004: previous-manifest hash does not match kod-07-0000000003 "
                               "(chain broken: a segment was replaced)"]
     assert report.problems_for("kod-07", "inc-1") == report.lines()
+
+
+def test_an_end_marker_with_the_clock_behind_gives_no_bound(env, frames_60):
+    sealer = env.sealer()
+    sealed = env.seal_all(cut(frames_60[:20], "inc-1", final=False), sealer)
+    last = json.loads(sealed[-1].manifest)
+    marker = sealer.seal_end_marker(incident_id="inc-1", segment_index=2, reason="restart",
+                                    last_frame_time=last["end_time"], clock_sync="unsynchronized",
+                                    sealed_at=1_000_000_000.0)  # a Pi without RTC, before NTP
+    (env.spool / marker.ciphertext_name).write_bytes(marker.ciphertext)
+    (env.spool / marker.manifest_name).write_bytes(marker.manifest)
+    report = verify_paths([env.spool], env.devices)
+    assert report.ok, report.lines()
+    [found] = report.cuts
+    assert found.lost_up_to_s is None and "how much was lost is unknown" in found.message
+
+
+def test_an_altered_end_marker_does_not_close_the_incident(env, frames_60):
+    sealer = env.sealer()
+    sealed = env.seal_all(cut(frames_60[:20], "inc-1", final=False), sealer)
+    last = json.loads(sealed[-1].manifest)
+    marker = sealer.seal_end_marker(incident_id="inc-1", segment_index=2, reason="restart",
+                                    last_frame_time=last["end_time"], clock_sync="unsynchronized")
+    (env.spool / marker.ciphertext_name).write_bytes(b"")
+    forged = marker.manifest.replace(last["end_time"].encode(), b"2025-06-15T15:06:59.000Z")  # claim less was lost
+    (env.spool / marker.manifest_name).write_bytes(forged)
+    report = verify_paths([env.spool], env.devices)
+    assert not report.ok and report.cuts == ()
+    assert any("signature does not verify" in line for line in report.lines())
+    assert any("no final segment" in line for line in report.lines())

@@ -302,7 +302,7 @@ def test_broker_accepts_the_device(device, pki, broker):
     b = broker()
     result = doctor.check_broker(mqtt_ctx(device, pki, b.port))
     assert result.level is Level.OK and "client certificate accepted" in result.title
-    assert b.client_ids == ["cam-0042-doctor"]
+    assert b.client_ids == ["cam-0042"]
 
 
 def test_broker_refuses_the_mqtt_connection(device, pki, broker):
@@ -357,9 +357,9 @@ def test_broker_not_configured(device, pki):
 
 
 def test_connect_packet_matches_mqtt_311():
-    packet = doctor.mqtt_connect_packet("cam-0042-doctor", "u", "p")
+    packet = doctor.mqtt_connect_packet("cam-0042", "u", "p")
     assert packet[0] == 0x10 and packet[1] == len(packet) - 2
-    assert packet[2:10] == b"\x00\x04MQTT\x04" + bytes([0xC2])
+    assert packet[2:10] == b"\x00\x04MQTT\x04" + bytes([0xC0])  # user, password; clean session 0
 
 
 # --- spool and backlog ----------------------------------------------------------------------------

@@ -162,3 +162,14 @@ def test_corrupt_chain_head_is_quarantined(tmp_path):
     report = sp.recover()
     assert [a.name for a in report.quarantined] == ["chain_head.json"]
     assert sp.newest_manifest() is None
+
+
+@pytest.mark.parametrize("committed, expect", [(1, "discarded"), (2, "quarantined"), (0, "quarantined")])
+def test_the_chain_head_tells_an_interrupted_write_from_a_lost_manifest(tmp_path, sealed, committed, expect):
+    """Only seq head + 1 can be the segment being written at a crash; any other orphan ciphertext is kept."""
+    s = sealed(2)
+    (tmp_path / f"{s.stem}.age").write_bytes(s.ciphertext)
+    report = Spool(tmp_path, committed_seq=committed).recover()
+    assert [a.name for a in getattr(report, expect)] == [f"{s.stem}.age"]
+    if expect == "quarantined":
+        assert (tmp_path / "quarantine" / f"{s.stem}.age").read_bytes() == s.ciphertext

@@ -60,6 +60,8 @@ def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     standby = build_telemetry(agent.status(), clock_sync="unsynchronized")
     check.validate(standby)
     assert standby["recorder"]["state"] == "standby" and standby["battery"] is None  # no gauge: unknown
+    seq, digest = agent.stage.sealer.chain.head()
+    assert standby["chain_head"] == {"seq": seq, "manifest_sha256": digest}  # for `bodycam verify --head`
     agent.trigger(Trigger(Action.START, "test"))
     assert wait_for(lambda: agent.recorder_thread.status.state.recording)
     recording = build_telemetry(agent.status(), clock_sync="ntp-synchronized", battery=BatteryReading(9.0, 3.4),
