@@ -68,6 +68,7 @@ SEGMENT_ACKNOWLEDGED = "segment_acknowledged"  # stem, ciphertext_sha256, receip
 SEGMENT_PURGED = "segment_purged"              # stem, ciphertext_sha256, policy
 SEGMENT_DISCARDED = "segment_discarded"        # name, reason (spool recovery: incomplete write)
 SEGMENT_QUARANTINED = "segment_quarantined"    # name, reason (spool recovery: untrusted evidence)
+SEGMENT_LOST = "segment_lost"                  # incident_id, segment_index, frames, reason (not stored at shutdown)
 STORAGE_PRESSURE = "storage_pressure"          # level, free_bytes, reason (on level changes)
 FRAMES_DROPPED = "frames_dropped"              # count, where (capture overrun)
 CONFIG_CHANGED = "config_changed"              # keys, old_digest, new_digest, origin
@@ -77,7 +78,7 @@ EVENTS = frozenset({
     LOG_CREATED, LOG_RECOVERED, AGENT_STARTED, AGENT_STOPPING, AGENT_STOPPED, RECORDING_STARTED,
     RECORDING_STOPPED, RECORDING_REFUSED, BUTTON_GESTURE, COMMAND_RECEIVED, COMMAND_REJECTED,
     SEGMENT_SEALED, SEGMENT_UPLOADED, SEGMENT_ACKNOWLEDGED, SEGMENT_PURGED, SEGMENT_DISCARDED,
-    SEGMENT_QUARANTINED, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED,
+    SEGMENT_QUARANTINED, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED, SEGMENT_LOST,
 })
 
 
