@@ -22,7 +22,11 @@ LOCK_FILE = "agent.lock"
 
 
 class AlreadyRunningError(BodycamError):
-    """Another process holds the state directory's lock."""
+    """Another process holds the state directory's lock; ``holder`` is its PID (or 'unknown')."""
+
+    def __init__(self, message: str, holder: str, state_dir: str):
+        super().__init__(message)
+        self.holder, self.state_dir = holder, state_dir
 
 
 class InstanceLock:
@@ -54,7 +58,7 @@ class InstanceLock:
             raise AlreadyRunningError(
                 f"another bodycam agent is already running (PID {holder}) on the state directory {state_dir}; "
                 "two agents would fork the evidence chain and the audit log. Stop it first "
-                "('systemctl stop bodycam-agent')") from None
+                "('systemctl stop bodycam-agent')", holder, os.fspath(state_dir)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return cls(fd, path)
