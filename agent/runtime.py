@@ -242,6 +242,7 @@ class Agent:
         from comms.commands import CommandActions, CommandHandler, CommandVerifier
         from comms.device import BrokerChannelThread, load_command_public_key
         from comms.mqtt import MqttLink
+        from comms.openevents import FILE_NAME as OPEN_EVENTS, OpenEventsFile
         from comms.uplink import UplinkThread
 
         from .keys import load_receipt_public_key
@@ -260,10 +261,12 @@ class Agent:
                                                               lambda: self.channel.request_telemetry(),
                                                               self._apply_setting), self.stage.audit)
         tel = cfg.telemetry
+        open_events = OpenEventsFile(Path(cfg.evidence.state_dir) / OPEN_EVENTS, dev, site)  # survives a crash
         self.channel = BrokerChannelThread(self.link, site=site, device=dev, version=__version__,
                                            telemetry=self.telemetry, interval_s=tel.interval_seconds,
                                            expiry_s=tel.expiry_seconds, commands=handler,
-                                           homeassistant_prefix=tel.homeassistant_prefix if tel.homeassistant else None)
+                                           homeassistant_prefix=tel.homeassistant_prefix if tel.homeassistant else None,
+                                           open_events=open_events)
         self.uplink.start()
         self.channel.start()
         self.link.start()
