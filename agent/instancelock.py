@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+from typing import Self
 
 from .errors import BodycamError
 
@@ -68,7 +69,7 @@ class InstanceLock:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing the last descriptor releases the flock
 
-    def __enter__(self) -> InstanceLock:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -242,7 +242,8 @@ class Agent:
         from comms.commands import CommandActions, CommandHandler, CommandVerifier
         from comms.device import BrokerChannelThread, load_command_public_key
         from comms.mqtt import MqttLink
-        from comms.openevents import FILE_NAME as OPEN_EVENTS, OpenEventsFile
+        from comms.openevents import FILE_NAME as OPEN_EVENTS
+        from comms.openevents import OpenEventsFile
         from comms.uplink import UplinkThread
 
         from .keys import load_receipt_public_key

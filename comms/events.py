@@ -9,7 +9,7 @@ kept on the card (comms.openevents), so the next agent ends what a crash left op
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from agent.recorder import StateChanged
 

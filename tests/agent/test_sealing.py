@@ -4,6 +4,7 @@ import errno
 import json
 import subprocess
 import threading
+from pathlib import Path
 
 from agent import audit, config
 from agent.audit import verify_log
@@ -155,8 +156,8 @@ def test_a_sealer_facing_a_card_that_keeps_refusing_stops_within_its_bound_and_r
     stage.close()
     # every segment not stored is reported as lost, in the audit log too; nothing was stored or deleted
     assert sealer.lost == len(segments) >= 4 and sealer.sealed == 0
-    lost = [json.loads(line)["fields"] for line in open(cfg.storage.audit_log)
-            if json.loads(line)["event"] == audit.SEGMENT_LOST]
+    lines = [json.loads(line) for line in Path(cfg.storage.audit_log).read_text().splitlines()]
+    lost = [line["fields"] for line in lines if line["event"] == audit.SEGMENT_LOST]
     assert sorted(f["segment_index"] for f in lost) == [s.index for s in segments]
     key = next(iter(load_device_public_keys([tmp_path / "device" / "keys" / "device.pub"]).values())).key
     assert verify_log(cfg.storage.audit_log, key).ok
