@@ -51,6 +51,28 @@ def _cmd_run(args) -> int:
     return run_agent(cfg, args.config)
 
 
+def _cmd_display_off(args) -> int:
+    from ui.display import switch_off
+
+    from .instancelock import AlreadyRunningError, InstanceLock
+
+    cfg = config.load(args.config)
+    try:
+        lock = InstanceLock.acquire(cfg.evidence.state_dir)
+    except AlreadyRunningError as exc:
+        print(f"bodycam: display left on: an agent is running (PID {exc.holder}) and drives it", file=sys.stderr)
+        return 1
+    except BodycamError as exc:  # an unwritable state directory must not keep a stale picture on the panel
+        logger.warning("%s; switching the display off anyway", exc)
+        lock = None
+    try:
+        switch_off(cfg.display)
+    finally:
+        if lock is not None:
+            lock.release()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bodycam", description="Body-cam edge agent for municipal enforcement.")
     parser.add_argument("--version", action="version", version=f"bodycam {__version__}")
@@ -77,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, help="override camera.width")
     p.add_argument("--height", type=int, help="override camera.height")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("display-off", help="clear and switch off the front display (the service runs this "
+                                           "after the agent ends, also after a crash)")
+    p.add_argument("--config", metavar="FILE", help="config file (default: embedded defaults)")
+    p.set_defaults(func=_cmd_display_off)
 
     evidence_cli.register(sub)
     doctor_cli.register(sub)

@@ -33,6 +33,7 @@ from .alerts import derive_alerts
 from .config import Config
 from base.errors import BodycamError, ConfigError
 from .health import StorageMonitor
+from .instancelock import AlreadyRunningError, InstanceLock
 from .memory import release_free_heap
 from .pipeline import RecorderThread
 from .recorder import Recorder, Trigger
@@ -44,6 +45,8 @@ from .statusfile import write_status
 logger = logging.getLogger(__name__)
 
 STATUS_PERIOD_S = 2.0
+#: After the sealer stopped: how long a recorder that waited on it may take to end.
+RECORDER_LATE_JOIN_S = 5.0
 #: Keys that a SIGHUP applies to the running agent; any other change needs a restart.
 RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds")}
 #: Keys that a remote 'set' applies to the running agent (comms.commands says which may be sent at all).
@@ -243,6 +246,8 @@ class Agent:
         """The one MQTT link, shared by the uplink and the broker channel (status, telemetry, events, cmd)."""
         from comms.device import BrokerChannelThread
         from comms.mqtt import MqttLink
+        from comms.openevents import FILE_NAME as OPEN_EVENTS
+        from comms.openevents import OpenEventsFile
         from comms.uplink import UplinkThread
 
         from evidence.keys import load_receipt_public_key
@@ -254,10 +259,12 @@ class Agent:
                                    purge_policy=cfg.storage.purge_policy, audit_log=self.stage.audit)
         handler = self._command_handler() if cfg.commands.enabled else None
         tel = cfg.telemetry
+        open_events = OpenEventsFile(Path(cfg.evidence.state_dir) / OPEN_EVENTS, dev, site)  # survives a crash
         self.channel = BrokerChannelThread(self.link, site=site, device=dev, version=__version__,
                                            telemetry=self.telemetry, interval_s=tel.interval_seconds,
                                            expiry_s=tel.expiry_seconds, commands=handler,
-                                           homeassistant_prefix=tel.homeassistant_prefix if tel.homeassistant else None)
+                                           homeassistant_prefix=tel.homeassistant_prefix if tel.homeassistant else None,
+                                           open_events=open_events)
         self.uplink.start()
         self.channel.start()
         self.link.start()
@@ -335,11 +342,15 @@ class Agent:
         for thread in (self.recorder_thread, self.monitor, self.sealer, self.display, self.uplink, self.channel):
             if thread is not None:
                 thread.stop()
+        if self.recorder_thread is not None and self.recorder_thread.is_alive():
+            # It was waiting to hand its last segment to a sealer that has now given up (and reported it lost).
+            self.recorder_thread.join(RECORDER_LATE_JOIN_S)
         if self.link is not None:
             self.link.stop(final=b"stopped")  # retained: a clean stop, not a lost device
         if self.indicators is not None:
             self.indicators.stop()  # last: the red LED stays on until the recording is sealed
-        self.stage.audit_writer.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0)
+        self.stage.audit_writer.append(audit.AGENT_STOPPED, sealed=self.sealer.sealed if self.sealer else 0,
+                                       lost=self.sealer.lost if self.sealer else 0)
         self.stage.close()  # writes the queued audit lines first
 
     def trigger(self, trigger: Trigger) -> None:
@@ -427,7 +438,16 @@ class Agent:
 
 def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event | None = None,
               source_factory: Callable[[object], FrameSource] = open_source) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code."""
+    """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code.
+
+    The state directory's lock (agent.instancelock) is taken before anything is opened: a second
+    agent on the same config exits 1 without touching the chain, the spool or the audit log.
+    """
+    try:
+        lock = InstanceLock.acquire(cfg.evidence.state_dir)
+    except AlreadyRunningError as exc:
+        logger.critical("%s", exc)
+        return 1
     stop = stop or threading.Event()
     reload_wanted = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -467,8 +487,13 @@ def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event
     finally:
         notifier.stopping()
         agent.stop()
+        if agent.sealer is not None and agent.sealer.lost:
+            logger.critical("%d segment(s) could not be stored before the agent stopped; see the audit log's "
+                            "segment_lost lines", agent.sealer.lost)
+            code = code or 1
         _write_status_safely(cfg.runtime.status_file, {**_stopped_status(cfg), "exit_code": code})
         notifier.close()
+        lock.release()
     return code
 
 

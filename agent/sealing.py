@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 from camera.segment import Segment
@@ -36,6 +37,10 @@ from evidence.spool import Spool
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0
+#: How often a recorder waiting for room in the full sealer queue looks again.
+PUT_POLL_S = 0.05
+#: After giving up: how long the sealer may take to finish the write it is in.
+GIVE_UP_JOIN_S = 10.0
 KEYS_FILE = "keys.json"
 _STOP = object()
 
@@ -166,35 +171,101 @@ class EvidenceStage:
 
 
 class SealerThread(threading.Thread):
-    """Seals each segment, stores it durably, advances the chain, writes the audit line."""
+    """Seals each segment, stores it durably, advances the chain, writes the audit line.
+
+    Stopping is bounded, whatever the card does. :meth:`stop` lets the sealer finish what is queued
+    for ``timeout`` seconds; a card that keeps refusing would make it retry forever, so after that
+    it gives up: the segment being retried and every segment still queued or handed over later is
+    reported lost (log and a ``segment_lost`` audit line; :attr:`lost` counts them), and :meth:`put`
+    stops blocking. Nothing already stored is touched.
+
+    A note on locking: ``_lock`` makes "the queue is closed" and "a segment was queued" exclusive, so
+    no segment can slip into the queue after the sealer has taken its last one.
+    """
 
     def __init__(self, stage: EvidenceStage, queue_segments: int = 2):
         super().__init__(name="SealerThread", daemon=True)
         self.stage = stage
         self._queue: queue.Queue = queue.Queue(maxsize=queue_segments)
+        self._lock = threading.Lock()
+        self._closed = False
         self._stopping = threading.Event()
         self.sealed = 0
+        #: Segments given up at shutdown, each reported in the log and the audit log.
+        self.lost = 0
         #: The last error, shown as a fault until a segment is stored again.
         self.fault: BaseException | None = None
 
     def put(self, segment: Segment) -> None:
-        """The recorder's segment sink. Blocks while the queue is full: that is the back-pressure."""
-        self._queue.put(segment)
+        """The recorder's segment sink. Blocks while the queue is full (that is the back-pressure), but not
+        past a :meth:`stop` that gave up: a segment arriving then is reported lost."""
+        if not self._offer(segment, deadline=None):
+            self._report_lost(segment, "arrived after the sealer had stopped")
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Seal what is queued, then end."""
-        self._queue.put(_STOP)
-        self.join(timeout)
+        """Seal what is queued, then end; after ``timeout`` seconds give up on what is left (reported lost)."""
+        deadline = time.monotonic() + timeout
+        if self._offer(_STOP, deadline):
+            self.join(max(0.0, deadline - time.monotonic()))
+        if not self.is_alive():
+            return
+        logger.error("sealer did not finish within %.0f s (%s); giving up on the segments it still holds",
+                     timeout, self.fault or "still sealing")
+        self._stopping.set()
+        with self._lock:
+            self._closed = True
+            left = self._take_all()
+            self._queue.put_nowait(_STOP)  # there is room: the queue was just emptied
+        for segment in left:
+            self._report_lost(segment, f"not stored before shutdown ({self.fault or 'sealer busy'})")
+        self.join(GIVE_UP_JOIN_S)
         if self.is_alive():
-            self._stopping.set()
-            logger.error("sealer thread did not finish within %.0f s", timeout)
+            logger.error("sealer thread still busy %.0f s after giving up; the segment it holds may be lost",
+                         GIVE_UP_JOIN_S)
 
     def run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
+                with self._lock:  # close: from now on put() reports instead of queueing
+                    self._closed = True
+                    late = self._take_all()
+                for segment in late:  # handed over just after the stop request
+                    self._seal_until_stored(segment)
                 return
             self._seal_until_stored(item)
+
+    def _offer(self, item, deadline: float | None) -> bool:
+        """Queue ``item``, waiting for room until ``deadline`` (None: until closed); False if it was not."""
+        while deadline is None or time.monotonic() < deadline:
+            with self._lock:
+                if self._closed:
+                    return False
+                try:
+                    self._queue.put_nowait(item)
+                    return True
+                except queue.Full:
+                    pass
+            self._stopping.wait(PUT_POLL_S)
+        return False
+
+    def _take_all(self) -> list[Segment]:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return [i for i in items if i is not _STOP]
+            items.append(item)
+
+    def _report_lost(self, segment: Segment, reason: str) -> None:
+        with self._lock:
+            self.lost += 1
+        logger.error("segment %d of incident %s (%d frames from %s) is lost: %s", segment.index,
+                     segment.incident_id, segment.frame_count, _iso(segment.start_wall), reason)
+        self.stage.audit_writer.append(audit.SEGMENT_LOST, incident_id=segment.incident_id,
+                                       segment_index=segment.index, frames=segment.frame_count,
+                                       start_time=_iso(segment.start_wall), reason=reason)
 
     def _seal_until_stored(self, segment: Segment) -> None:
         """Never give up on a segment while the agent runs: its plaintext exists nowhere else."""
@@ -220,5 +291,8 @@ class SealerThread(threading.Thread):
             logger.info("sealed %s (incident %s, segment %d%s)", sealed.stem, segment.incident_id,
                         segment.index, ", final" if segment.final else "")
             return
-        logger.error("shutdown while segment %d of incident %s could not be stored: it is lost",
-                     segment.index, segment.incident_id)
+        self._report_lost(segment, f"not stored before shutdown ({self.fault})")
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 COUNTER_BITS = 32
 PREVIEW_WIDTH = 128
+#: A real-time source this far behind its schedule says so (once) in the log.
+BEHIND_WARN_S = 0.5
 
 
 def _import_av():
@@ -169,6 +171,9 @@ def _copy_plane(plane, data: np.ndarray) -> None:
 class SyntheticSource(FrameSource):
     """The test-pattern camera: real-time paced or as fast as the machine encodes.
 
+    Real-time frames are stamped with the time they are handed over (like a camera's sensor
+    timestamps); :meth:`frames` (unpaced) stamps the nominal rate.
+
     With ``replay_seconds`` it encodes that much once and then replays the packets with fresh
     timestamps, so long soaks and benchmarks cost almost no CPU; frame numbers then repeat per loop.
     """
@@ -283,15 +288,28 @@ class SyntheticSource(FrameSource):
     def _run(self, on_frame: FrameCallback) -> None:
         t0 = time.monotonic()
         period = 1.0 / self.info.fps
+        behind_logged = False
         try:
             for frame in self.frames(self.max_frames, start_wall=time.time()):
                 if self._stopping.is_set():
                     break
                 if self.realtime:
-                    delay = t0 + frame.seq * period - time.monotonic()
+                    due = t0 + frame.seq * period
+                    delay = due - time.monotonic()
                     if delay > 0 and self._stopping.wait(delay):
                         break
-                    frame = EncodedFrame(frame.data, frame.pts_us, frame.keyframe, time.time(), frame.seq)
+                    # Stamped when handed over, as a camera stamps the exposure: a machine that cannot
+                    # encode at the nominal rate yields fewer frames per second, never a video that is
+                    # shorter than the time it recorded (export times every frame by its own pts).
+                    now = time.monotonic()
+                    frame = EncodedFrame(frame.data, round((now - t0) * 1e6), frame.keyframe, time.time(),
+                                         frame.seq)
+                    if not behind_logged and now - due > BEHIND_WARN_S:
+                        behind_logged = True
+                        logger.warning("synthetic camera cannot keep up with %g fps (about %.1f fps on this "
+                                       "machine): frames carry their real capture times, so recordings keep "
+                                       "their true length with fewer frames per second", self.info.fps,
+                                       frame.seq / max(now - t0, 1e-6))
                 on_frame(frame)
                 self.frames_emitted += 1
         except Exception as exc:  # a dying camera thread must become a visible fault, not a silent stop

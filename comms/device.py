@@ -27,6 +27,7 @@ from .commands import CommandHandler
 from .events import EventTracker
 from .homeassistant import discovery_messages, is_birth
 from .mqtt import Connected, Message, MqttLink, Published
+from .openevents import OpenEventsFile
 from .telemetry import significant
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,13 @@ def topic(site: str, device: str, kind: str) -> str:
 class BrokerChannelThread(threading.Thread):
     def __init__(self, link: MqttLink, *, site: str, device: str, version: str, telemetry: Callable[[], dict],
                  interval_s: float, expiry_s: int, commands: CommandHandler | None = None,
-                 homeassistant_prefix: str | None = None):
+                 homeassistant_prefix: str | None = None, open_events: OpenEventsFile | None = None):
         super().__init__(name="BrokerChannelThread", daemon=True)
         self.link, self.site, self.device, self.version = link, site, device, version
         self.telemetry, self.interval_s, self.expiry_s = telemetry, interval_s, expiry_s
         self.commands = commands
         self.ha_prefix = homeassistant_prefix
-        self.events = EventTracker(device, site)
+        self.events = EventTracker(device, site, open_events)
         self._inbox: queue.Queue = queue.Queue(maxsize=1000)
         self._stopping = threading.Event()
         self._wanted = threading.Event()
@@ -77,6 +78,8 @@ class BrokerChannelThread(threading.Thread):
 
     # -- this thread ----------------------------------------------------------------------------------
     def run(self) -> None:
+        for message in self.events.end_interrupted():  # a recording the last agent's end cut short
+            self._publish_event(message)
         while not self._stopping.is_set():
             try:
                 item = self._inbox.get(timeout=0.25)
@@ -121,7 +124,8 @@ class BrokerChannelThread(threading.Thread):
     def _maybe_send_telemetry(self) -> None:
         now = time.monotonic()
         doc = self.telemetry()
-        if not (self._wanted.is_set() or now >= self._due or significant(self._last_sent, doc)):
+        if not (self._wanted.is_set() or now >= self._due or significant(self._last_sent, doc)
+                or self.events.reconcile_due):
             return
         self._wanted.clear()
         self._due = now + self.interval_s

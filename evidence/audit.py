@@ -71,6 +71,7 @@ SEGMENT_PURGED = "segment_purged"              # stem, ciphertext_sha256, policy
 SEGMENT_DISCARDED = "segment_discarded"        # name, reason (spool recovery: incomplete write)
 SEGMENT_QUARANTINED = "segment_quarantined"    # name, reason (spool recovery: untrusted evidence)
 INCIDENT_CUT = "incident_cut"                  # incident_id, stem, seq, reason, last_frame_time (end marker)
+SEGMENT_LOST = "segment_lost"                  # incident_id, segment_index, frames, reason (not stored at shutdown)
 STORAGE_PRESSURE = "storage_pressure"          # level, free_bytes, reason (on level changes)
 FRAMES_DROPPED = "frames_dropped"              # count, where (capture overrun)
 CONFIG_CHANGED = "config_changed"              # source (file, "remote command <id>"), applied, changes, needs_restart
@@ -81,7 +82,7 @@ EVENTS = frozenset({
     RECORDING_STOPPED, RECORDING_REFUSED, BUTTON_GESTURE, COMMAND_RECEIVED, COMMAND_REJECTED,
     SEGMENT_SEALED, SEGMENT_UPLOADED, SEGMENT_ACKNOWLEDGED, SEGMENT_PURGED, SEGMENT_DISCARDED,
     SEGMENT_QUARANTINED, INCIDENT_CUT, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED,
-    COMMAND_REJECTIONS,
+    COMMAND_REJECTIONS, SEGMENT_LOST,
 })
 
 

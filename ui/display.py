@@ -93,8 +93,9 @@ def open_device(cfg: DisplayConfig, bus=None):
 def switch_off(cfg: DisplayConfig, bus=None) -> None:
     """Blank the panel and power it down.
 
-    For systemd's ExecStopPost (and start-up): after a crash or SIGKILL the OLED controller keeps
-    showing the last frame it got — possibly "AUFNAHME" — for as long as it has power.
+    ``bodycam display-off``, the agent unit's ExecStopPost: after a crash or SIGKILL the OLED controller
+    keeps showing the last frame it got — possibly "AUFNAHME" — for as long as it has power. The dummy
+    and the emulator have nothing to switch off.
     """
     if cfg.driver in DRIVER_SIZES:
         open_device(cfg, bus).cleanup()

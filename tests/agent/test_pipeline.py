@@ -1,6 +1,5 @@
 """The capture thread never waits for the recorder: a slow sink shows up as a counted overrun alarm."""
 
-import threading
 import time
 
 from agent.pipeline import RecorderThread
@@ -69,4 +68,4 @@ def test_triggers_are_never_lost_behind_a_full_frame_queue(small_source):
     assert thread.status.state is State.RECORDING
     thread.stop()
     assert segments and segments[-1].final
-    assert threading.active_count() >= 1
+    assert not thread.is_alive()  # stop() ended the thread: it does not linger after the pipeline is gone

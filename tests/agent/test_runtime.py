@@ -220,3 +220,89 @@ def test_a_device_not_yet_enrolled_records_and_spools_and_shows_the_uplink_fault
     finally:
         agent.stop()
     assert list(Path(cfg.storage.spool_dir).glob("*.age"))  # the evidence is on the card
+
+
+def read_status(cfg):
+    try:
+        return json.loads(Path(cfg.runtime.status_file).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_a_second_agent_on_the_same_state_directory_refuses_to_start(agent_config):
+    cfg, path = agent_config
+    first = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+                             stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: read_status(cfg).get("frames_seen", 0) > 0, 30)
+        second = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert second.returncode == 1
+        assert f"already running (PID {first.pid})" in second.stderr and cfg.evidence.state_dir in second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.poll() is None and read_status(cfg)["state"] == "standby"  # the first runs on, undisturbed
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=20) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    events = [json.loads(line)["event"] for line in Path(cfg.storage.audit_log).read_text().splitlines()]
+    assert events.count("agent_started") == 1  # one writer: the audit log did not fork
+    assert verify_log(cfg.storage.audit_log, next(iter(public_key(cfg).values())).key).ok
+
+
+#: `bodycam run` on a card that refuses every segment write (as after a remount read-only), recording
+#: from the start, as if the officer had pressed the button.
+REFUSING_CARD = """
+import errno, sys
+from agent import runtime, spool
+from agent.diskspace import storage_error
+from agent.recorder import Action, Trigger
+
+def refuse(self, stem):
+    raise storage_error(OSError(errno.EROFS, "Read-only file system"), self.directory / stem, "writing " + stem)
+
+spool.Spool.begin = refuse
+start = runtime.Agent.start
+
+def start_recording(self):
+    start(self)
+    self.trigger(Trigger(Action.START, "button"))
+
+runtime.Agent.start = start_recording
+from agent.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def recorder_stalled(cfg, seconds=4.0) -> bool:
+    """True when the recorder took in no frame for ``seconds`` (status.json is rewritten every 2 s)."""
+    before = read_status(cfg).get("frames_seen")
+    time.sleep(seconds)
+    return before is not None and read_status(cfg).get("frames_seen") == before
+
+
+@pytest.mark.system
+def test_sigterm_ends_the_agent_within_its_stop_timeout_when_the_card_keeps_refusing(agent_config):
+    cfg, path = agent_config
+    proc = subprocess.Popen([sys.executable, "-c", REFUSING_CARD, "run", "--config", str(path)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # the sealer retries, its queue fills and the recorder waits on it: frames stop being taken in
+        assert wait_for(lambda: "sealer" in read_status(cfg).get("faults", {}), 60)
+        assert wait_for(lambda: recorder_stalled(cfg), 60)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=80)  # TimeoutStopSec is 90: systemd would have to SIGKILL a hung agent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    err = proc.stderr.read()
+    assert code == 1, err[-3000:]  # not a clean stop: evidence was lost
+    assert "Traceback" not in err and "is lost" in err
+    lines = [json.loads(line) for line in Path(cfg.storage.audit_log).read_text().splitlines()]
+    lost = [line["fields"] for line in lines if line["event"] == "segment_lost"]
+    assert lost and all(f["reason"] for f in lost)
+    assert lines[-1]["event"] == "agent_stopped" and lines[-1]["fields"]["lost"] == len(lost)
+    assert verify_log(cfg.storage.audit_log, next(iter(public_key(cfg).values())).key).ok
+    assert read_status(cfg)["exit_code"] == 1

@@ -1,13 +1,17 @@
 """The device's evidence stage end to end: recorder → SealerThread → spool, checked like the back office."""
 
+import errno
 import json
 import subprocess
+import threading
+from pathlib import Path
 
 from evidence import audit
 from agent import config
 from base.errors import ConfigError
 from evidence.audit import verify_log
 from agent.demo import prepare_workdir
+from base.errors import storage_error
 from evidence.keys import load_device_public_keys
 from agent.recorder import Action, Recorder, State, Trigger
 from agent.sealing import EvidenceStage, SealerThread
@@ -123,3 +127,43 @@ def test_a_changed_recipient_or_device_key_is_audited(tmp_path):
                if json.loads(line)["event"] == audit.KEY_CHANGED]
     assert len(changes) == 1 and changes[0]["which"] == "recipients"
     assert len(changes[0]["new_id"]) == 2 and len(changes[0]["old_id"]) == 1
+
+
+def test_a_sealer_facing_a_card_that_keeps_refusing_stops_within_its_bound_and_reports_the_loss(
+        tmp_path, small_source):
+    cfg = prepare_workdir(config.Config(), tmp_path)
+    stage = EvidenceStage(cfg)
+    stage.spool.begin = refuse_writes  # the card went read-only: every store fails, for good
+    source = small_source()
+    segments = []
+    recorder = Recorder(source.info, PreEventRing(1.0, 16 << 20), 2.0, segments.append)
+    recorder.handle_trigger(Trigger(Action.START, "button"))
+    for frame in source.frames(300):  # 10 s: five segments, more than the sealer's queue holds
+        recorder.handle_frame(frame)
+    recorder.handle_trigger(Trigger(Action.STOP, "button"))
+    sealer = SealerThread(stage)
+    sealer.start()
+    recorder_side = threading.Thread(target=lambda: [sealer.put(s) for s in segments], daemon=True)
+    recorder_side.start()  # blocks once the queue is full: the back-pressure on the recorder
+    recorder_side.join(1.0)
+    assert recorder_side.is_alive() and sealer.fault is not None
+
+    stopping = threading.Thread(target=sealer.stop, kwargs={"timeout": 1.0}, daemon=True)
+    stopping.start()
+    stopping.join(30)
+    assert not stopping.is_alive(), "SealerThread.stop() waits forever on a full queue"
+    recorder_side.join(10)
+    assert not recorder_side.is_alive()  # the recorder's hand-over returned too
+    assert not sealer.is_alive()
+    stage.close()
+    # every segment not stored is reported as lost, in the audit log too; nothing was stored or deleted
+    assert sealer.lost == len(segments) >= 4 and sealer.sealed == 0
+    lines = [json.loads(line) for line in Path(cfg.storage.audit_log).read_text().splitlines()]
+    lost = [line["fields"] for line in lines if line["event"] == audit.SEGMENT_LOST]
+    assert sorted(f["segment_index"] for f in lost) == [s.index for s in segments]
+    key = next(iter(load_device_public_keys([tmp_path / "device" / "keys" / "device.pub"]).values())).key
+    assert verify_log(cfg.storage.audit_log, key).ok
+
+
+def refuse_writes(stem):
+    raise storage_error(OSError(errno.EROFS, "Read-only file system"), stem, f"writing segment {stem}")

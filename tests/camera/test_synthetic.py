@@ -1,6 +1,9 @@
+import itertools
+import logging
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +88,36 @@ def test_realtime_thread_paces_frames_and_stops(small_source):
     assert 0.3 < span < 1.5, span  # 14 frame periods at 30 fps ≈ 0.47 s, generous for a busy CI
     assert source.preview() is not None and source.preview().ndim == 2
     assert len(got) == count  # nothing arrives after stop()
+
+
+class SlowMachineSource(SyntheticSource):
+    """Encodes at half the nominal rate, as an emulated Pi manages 18-22 of 30 fps."""
+
+    def frames(self, count=None, start_wall=None):
+        for frame in super().frames(count, start_wall):
+            time.sleep(2.0 / self.info.fps)
+            yield frame
+
+
+def test_a_camera_slower_than_its_nominal_rate_stamps_real_time_and_says_so(caplog):
+    source = SlowMachineSource(160, 120, 30.0, 300_000, 30, realtime=True)
+    got, enough = [], threading.Event()
+
+    def on_frame(frame):
+        got.append(frame)
+        if len(got) == 40:
+            enough.set()
+
+    with caplog.at_level(logging.WARNING, logger="camera.synthetic"):
+        source.start(on_frame)
+        assert enough.wait(30.0)
+        source.stop()
+    # the media clock runs with real time, so a segment (and the MP4) lasts as long as was recorded
+    pts_span = (got[-1].pts_us - got[0].pts_us) / 1e6
+    wall_span = got[-1].wall_time - got[0].wall_time
+    assert pts_span == pytest.approx(wall_span, rel=0.05, abs=0.02), (pts_span, wall_span)
+    assert all(b.pts_us > a.pts_us for a, b in itertools.pairwise(got))
+    assert any("cannot keep up" in r.getMessage() for r in caplog.records)  # and the log says why
 
 
 def test_replay_clip_is_encoded_outside_this_process():

@@ -218,3 +218,54 @@ def test_a_flood_of_junk_commands_leaves_two_audit_lines(agent_setup, control_ro
     assert [event for event, _ in refusals] == ["command_rejected", "command_rejections"]
     assert refusals[0][1]["code"] == "too_large"  # the first one, in full
     assert refusals[1][1]["counts"] == {"malformed": 150, "too_large": 149} and refusals[1][1]["ended"]
+
+
+def events_until(inbox, where, timeout=60.0) -> list[dict]:
+    """Every event message up to and including the first that ``where`` accepts."""
+    seen = []
+    while True:
+        seen.append(json.loads(next_message(inbox, f"{BASE}/events", timeout=timeout).payload))
+        if where(seen[-1]):
+            return seen
+
+
+def test_alerts_open_when_the_agent_was_killed_are_ended_or_kept_by_the_next_agent(agent_setup, control_room):
+    path, _ = agent_setup
+    _, inbox = control_room
+    check = schema("event.schema.json")
+    cfg = config.load(path)
+    faulty_panel = config.replace(cfg, "display", driver="ssd1306", i2c_port=9)  # display_fault, in both runs
+    before, after = path.with_name("before.toml"), path.with_name("after.toml")
+    before.write_text(config.dumps(config.replace(faulty_panel, "storage", warn_free_mib=1_048_576.0)))  # storage_low
+    after.write_text(config.dumps(faulty_panel))
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+
+    def run(config_path):
+        return subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
+                                stderr=subprocess.DEVNULL, env=env)
+
+    def is_new(code):
+        return lambda e: e["type"] == "new" and e["after"].get("code") == code
+
+    proc = run(before)
+    try:
+        first = events_until(inbox, is_new("storage_low"))
+        if not any(map(is_new("display_fault"), first)):
+            first += events_until(inbox, is_new("display_fault"))
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no goodbye: nothing can be published on the way out
+        proc.wait(timeout=10)
+    raised = {e["after"]["code"]: e["after"]["id"] for e in first if e["type"] == "new" and e["after"]["kind"] == "alert"}
+
+    proc = run(after)
+    try:
+        second = events_until(inbox, lambda e: e["type"] == "end" and e["after"].get("code") == "storage_low")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    for message in first + second:
+        check.validate(message)
+    assert second[-1]["after"]["id"] == raised["storage_low"]  # the very alert that was open ends
+    assert second[-1]["after"]["end_time"] is not None
+    # still open after the restart: the same alert goes on, neither ended nor raised a second time
+    assert not [e for e in second if e["after"].get("code") == "display_fault"]

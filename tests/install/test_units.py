@@ -79,6 +79,8 @@ def test_agent_service_contract():
     assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert int(d["TimeoutStopSec"][0]) > 60  # the longest segment is 60 s
     assert d["RuntimeDirectory"] == ["bodycam"]  # /run/bodycam/status.json for 'bodycam status'
+    # after any end of the agent, a crash or SIGKILL included, the panel must not keep "AUFNAHME" or a face
+    assert d["ExecStopPost"] == ["-/opt/bodycam/venv/bin/bodycam display-off --config /etc/bodycam/agent.toml"]
 
 
 def test_receiver_contract():
