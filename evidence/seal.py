@@ -47,7 +47,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import pyrage
 from cryptography.hazmat.primitives import serialization
@@ -62,10 +62,43 @@ from .chain import ChainState
 from base.errors import BodycamError
 from .keys import DevicePublicKey, DeviceSigningKey, recipient_bytes, recipient_key_id
 
-if TYPE_CHECKING:
-    from camera.segment import Segment
 
 logger = logging.getLogger(__name__)
+
+class _Frame(Protocol):
+    pts_us: int
+    data: bytes
+
+
+class _Stream(Protocol):
+    def as_dict(self) -> dict: ...
+
+
+class Segment(Protocol):
+    """What the sealer reads of a segment: :class:`camera.segment.Segment` is one. The format is shared by
+    two programs, so it names what it needs instead of importing the camera's type."""
+
+    incident_id: str
+    index: int
+    final: bool
+    pre_event_frames: int
+    dropped_frames: int
+    stream: _Stream
+    frames: Sequence[_Frame]
+
+    @property
+    def start_pts_us(self) -> int: ...
+    @property
+    def start_wall(self) -> float: ...
+    @property
+    def end_wall(self) -> float: ...
+    @property
+    def frame_count(self) -> int: ...
+    @property
+    def first_seq(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+
 
 FORMAT = "bodycam-segment/1"
 END_FORMAT = "bodycam-incident-end/1"
