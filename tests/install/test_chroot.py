@@ -1,11 +1,11 @@
 """install.sh for real, in a throw-away Debian 12 root: files, user, permissions, unit; the installed
-system booted (systemd-nspawn) to start the real unit; a second run changes nothing; uninstall keeps
-evidence and keys; purge is refused while evidence waits.
+system booted (systemd-nspawn) to start the real unit; a second run changes nothing; uninstall keeps evidence and keys; purge is refused while evidence waits.
 
 Needs root, debootstrap, unshare and chroot (systemd-nspawn for the boot), and reaches Debian's
-mirror and PyPI (package registries). All of it takes 2-2.5 min here (debootstrap 30-60 s, first
-install 35 s, boot 14 s, reinstall 22 s), so it runs with the default tests. Off a Pi install.sh
-picks simulation mode, which is what runs here; the Pi-only steps are covered by the --dry-run tests.
+mirror and PyPI (package registries). All of it takes about 2.5 min here (debootstrap 30 s, once a week:
+tests/install/debian.py caches the root; first install 30 s, boot 15 s, reinstall 20 s), so it is a
+system test, left out of the fast loop (-m "not system"). Off a Pi install.sh picks simulation mode,
+which is what runs here; the Pi-only steps are covered by the --dry-run tests.
 """
 
 from __future__ import annotations
@@ -23,61 +23,28 @@ import pytest
 from agent import config as config_mod
 from agent.keys import generate_evidence_keys, generate_receipt_key
 
-from .conftest import REPO, SUMMARY, UNITS, add_segment, need_tool
+from .conftest import SUMMARY, UNITS, add_segment, need_tool
+from .debian import copy_checkout, in_root, make_root, need_root_tools
 
-pytestmark = pytest.mark.timeout(1500)  # downloads: Debian packages, then the agent's wheels
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1500)]  # downloads: Debian packages, the agent's wheels
 
-MIRROR = "http://deb.debian.org/debian"
-ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
-       "PIP_CERT=/tmp/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK=1"]
 TIMINGS: dict[str, float] = {}
-
-
-def in_root(root: Path, *cmd: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run ``cmd`` chrooted into ``root`` with /dev and /proc; the mounts vanish with the namespace."""
-    script = 'mount --rbind /dev "$0/dev" && mount -t proc proc "$0/proc" && exec chroot "$0" "$@"'
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(root),
-                           "env", "-i", *ENV, *cmd], capture_output=True, text=True, timeout=timeout)
 
 
 def install(root: Path, *args: str) -> subprocess.CompletedProcess:
     start = time.monotonic()
     out = in_root(root, "/src/install.sh", *args)
-    TIMINGS[f"run {len(TIMINGS)}: install.sh {' '.join(args)}"[:60]] = time.monotonic() - start
+    runs = sum(name.startswith("run ") for name in TIMINGS)
+    TIMINGS[f"run {runs + 1}: install.sh {' '.join(args)}"[:60]] = time.monotonic() - start
     return out
-
-
-def build_root(root: Path) -> None:
-    """A minimal Debian 12 (debootstrap minbase, about 30 s and 300 MB) with the checkout in /src."""
-    start = time.monotonic()
-    out = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root), MIRROR],
-                         capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    TIMINGS["debootstrap"] = time.monotonic() - start
-    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-    # pip inside the root trusts what this machine trusts (a registry proxy's CA, if there is one).
-    shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "tmp/host-ca.crt")
-    copy_checkout(root / "src")
-
-
-def copy_checkout(target: Path) -> None:
-    """The checkout as IT would have it: no venv, no caches, no git."""
-    target.mkdir()
-    pack = subprocess.Popen(["tar", "-C", str(REPO), "--exclude=./.git", "--exclude=./.venv", "--exclude=__pycache__",
-                             "--exclude=*.egg-info", "--exclude=.pytest_cache", "--exclude=./bodycam-demo",
-                             "-cf", "-", "."], stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-C", str(target), "-xf", "-"], stdin=pack.stdout, check=True, timeout=120)
-    assert pack.wait(timeout=120) == 0
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (chroot, mounts)")
-    for tool, package in (("debootstrap", "debootstrap"), ("unshare", "util-linux"), ("chroot", "coreutils")):
-        need_tool(tool, package)
+    need_root_tools()
     path = tmp_path_factory.mktemp("debian") / "root"
-    build_root(path)
+    make_root(path, TIMINGS)
+    copy_checkout(path / "src")
     office = tmp_path_factory.mktemp("office")
     generate_evidence_keys(office)
     shutil.copy(office / "evidence.pub", path / "tmp/evidence.pub")
