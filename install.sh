@@ -30,6 +30,10 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly DROPIN_DIR=$UNIT_DIR/$SERVICE.d
 readonly SERVICE_USER=bodycam
 readonly HARDWARE_GROUPS=(video i2c gpio)
+# The Python wheels the agent needs (numpy, pillow, cffi, pyrage, pygame, PyAV) exist on PyPI for
+# these only; on 32-bit Raspberry Pi OS (armhf) pip would try to compile them and fail.
+readonly SUPPORTED_ARCHITECTURES=(arm64 amd64)
+readonly SUPPORTED_OS="bodycam installs on Raspberry Pi OS Bookworm (64-bit) on a Raspberry Pi 4 or 5, and for the simulation on 64-bit Debian 12 (amd64 or arm64)."
 readonly BASE_PACKAGES=(python3 python3-venv ca-certificates openssl i2c-tools procps systemd)
 readonly PI_PACKAGES=(python3-picamera2 python3-lgpio raspi-config)
 # Used only by --dry-run before python3 is installed; otherwise the paths come from the config.
@@ -133,6 +137,7 @@ parse_args() {
 }
 
 preflight() {
+    ((UNINSTALL)) || check_architecture
     if ((!DRY_RUN)) && ((EUID != 0)); then
         die "run as root (sudo ./install.sh), or add --dry-run to only see the plan"
     fi
@@ -146,6 +151,15 @@ preflight() {
         MODE=simulation
         if is_raspberry_pi; then MODE=pi; fi
     fi
+}
+
+# Refuse a system the agent's wheels do not exist for, before anything is done or planned.
+check_architecture() {
+    local arch
+    command -v dpkg >/dev/null || die "dpkg not found: this is not a Debian system. $SUPPORTED_OS"
+    arch=$(dpkg --print-architecture)
+    [[ " ${SUPPORTED_ARCHITECTURES[*]} " == *" $arch "* ]] ||
+        die "unsupported architecture ($arch): the agent's Python packages (numpy, pillow, cffi, pyrage, pygame) have no wheels for it on PyPI, so installing would need compilers and fail. $SUPPORTED_OS On a Pi, install Raspberry Pi OS (64-bit) and run install.sh again."
 }
 
 is_raspberry_pi() {

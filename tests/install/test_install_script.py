@@ -175,3 +175,49 @@ def test_simulation_sets_the_ui_sections_when_the_example_has_them(tmp_path):
     assert doc["display"]["driver"] == "dummy" and doc["controls"]["pin_factory"] == "mock"
     assert doc["camera"]["backend"] == "synthetic" and doc["device"]["id"] == "cam-7"
     assert doc["controls"]["button_pin"] == 17
+
+SUPPORTED_OS = ("bodycam installs on Raspberry Pi OS Bookworm (64-bit) on a Raspberry Pi 4 or 5, and for the "
+                "simulation on 64-bit Debian 12 (amd64 or arm64).")
+
+
+# --- the architectures it installs on (#11.23) --------------------------------------------------
+
+def fake_dpkg(tmp_path: Path, architecture: str) -> dict[str, str]:
+    """An environment whose dpkg says ``architecture`` (everything else goes to the real dpkg)."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    dpkg = shim / "dpkg"
+    dpkg.write_text(f'#!/bin/sh\n[ "$1" = --print-architecture ] && {{ echo {architecture}; exit 0; }}\n'
+                    f'exec {need_tool("dpkg", "dpkg")} "$@"\n')
+    dpkg.chmod(0o755)
+    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("architecture", ["armhf", "armel", "i386"])
+def test_refuses_a_32_bit_system_before_doing_anything(tmp_path, architecture):
+    """numpy, pillow, cffi, pyrage and pygame have no 32-bit wheels: say so instead of a compiler error."""
+    out = subprocess.run(["bash", str(INSTALL_SH), "--dry-run"], capture_output=True, text=True, timeout=60,
+                         cwd="/", env=fake_dpkg(tmp_path, architecture))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert SUPPORTED_OS in out.stderr and f"({architecture})" in out.stderr, out.stderr
+    assert out.stdout == ""  # refused before the plan
+
+
+@pytest.mark.parametrize("architecture", ["arm64", "amd64"])
+def test_installs_on_64_bit_systems(tmp_path, architecture):
+    out = subprocess.run(["bash", str(INSTALL_SH), "--dry-run"], capture_output=True, text=True, timeout=60,
+                         cwd="/", env=fake_dpkg(tmp_path, architecture))
+    assert out.returncode == 0, out.stderr
+    assert SUPPORTED_OS not in out.stderr
+
+
+def test_install_md_names_the_supported_system():
+    assert SUPPORTED_OS in " ".join((REPO / "docs" / "INSTALL.md").read_text().split())
+
+
+def test_uninstall_is_never_refused_for_the_architecture(tmp_path):
+    out = subprocess.run(["bash", str(INSTALL_SH), "--uninstall", "--dry-run"], capture_output=True, text=True,
+                         timeout=60, cwd="/", env=fake_dpkg(tmp_path, "armhf"))
+    assert out.returncode in (0, 1), out.stderr  # 1: this machine holds unacknowledged segments
+    assert SUPPORTED_OS not in out.stderr
+
