@@ -405,7 +405,8 @@ render_config() {
     local out=$1 id=$2
     {
         printf '# Written by install.sh from the documented example (%s mode). Edit freely: install.sh\n' "$MODE"
-        printf '# never overwrites this file. Check it with: bodycam config --check %s\n\n' "$CONFIG"
+        printf '# never overwrites this file; it only fills in evidence.recipients while that lists none\n'
+        printf '# and --recipients is given. Check it with: bodycam config --check %s\n\n' "$CONFIG"
         cat "$SOURCE_DIR/agent/agent.example.toml"
     } >"$out"
     set_toml_key "$out" device id "\"$id\""
@@ -419,6 +420,52 @@ render_config() {
         if toml_has_key "$out" controls pin_factory; then set_toml_key "$out" controls pin_factory '"mock"'; fi
     fi
     return 0
+}
+
+# enable_recipients FILE RECIPIENT: a config that lists no evidence recipients gets RECIPIENT as its one
+# recipient (a later run with --recipients is the documented way to enable recording). Only that key
+# changes; every other line and comment stays. The result must load with the agent's own loader and
+# list a recipient, else FILE stays as it was and install.sh stops.
+enable_recipients() {
+    local file=$1 draft values
+    draft=$(mktemp "$file.XXXXXX")
+    RECIPIENTS_VALUE="[\"$2\"]" awk '
+        function is_header(line) { return line ~ /^[ \t]*\[/ }
+        function is_evidence(line) { return line ~ /^[ \t]*\[[ \t]*evidence[ \t]*\][ \t]*(#.*)?$/ }
+        function is_key(line) { return line ~ /^[ \t]*recipients[ \t]*=/ }
+        BEGIN { value = "recipients = " ENVIRON["RECIPIENTS_VALUE"] }
+        NR == FNR {  # first pass: does [evidence] have the key?
+            if (is_header($0)) inside = is_evidence($0)
+            else if (inside && is_key($0)) has_key = 1
+            next
+        }
+        FNR == 1 { inside = 0 }
+        skipping { if (index($0, "]")) skipping = 0; next }  # the rest of a multi-line array
+        is_header($0) {
+            inside = is_evidence($0)
+            print
+            if (inside && !has_key && !done) { print value; done = 1 }
+            next
+        }
+        inside && !done && is_key($0) {
+            print value
+            done = 1
+            rest = $0
+            sub(/^[^=]*=[ \t]*/, "", rest)
+            sub(/[ \t]*#.*$/, "", rest)
+            if (substr(rest, 1, 1) == "[" && !index(rest, "]")) skipping = 1
+            next
+        }
+        { print }
+        END { if (!done) printf "\n[evidence]\n%s\n", value }
+    ' "$file" "$file" >"$draft"
+    if ! values=$(config_values "$draft" 2>&1) || [[ $values != *$'\n'RECIPIENTS=[1-9]* ]]; then
+        rm -f "$draft"
+        die "could not list $2 in evidence.recipients of $file (${values##*$'\n'}); add it there by hand and run install.sh again"
+    fi
+    chmod --reference="$file" "$draft"
+    chown --reference="$file" "$draft"
+    mv -f "$draft" "$file"
 }
 
 ensure_etc_dir() {
@@ -443,12 +490,16 @@ ensure_recipients_file() {
 ensure_config() {
     local id
     if [[ -f $CONFIG ]]; then
-        ok "config $CONFIG kept as it is"
         load_config_values "$CONFIG"
         [[ -z $DEVICE_ID || $DEVICE_ID == "$CFG_DEVICE_ID" ]] ||
             warn "--device-id $DEVICE_ID ignored: $CONFIG already names device $CFG_DEVICE_ID (edit it there)"
         if [[ -n $RECIPIENTS_SRC && $CFG_RECIPIENTS == 0 ]]; then
-            warn "$CONFIG lists no evidence recipients: add \"$RECIPIENTS_FILE\" to evidence.recipients there"
+            change "list $RECIPIENTS_FILE in evidence.recipients of $CONFIG (every other line stays)" \
+                enable_recipients "$CONFIG" "$RECIPIENTS_FILE"
+            if ((!DRY_RUN)); then load_config_values "$CONFIG"; fi
+            RESTART_NEEDED=1
+        else
+            ok "config $CONFIG kept as it is"
         fi
         ensure_mode "$CONFIG" 640 root "$SERVICE_USER"
         return

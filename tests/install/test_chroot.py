@@ -1,5 +1,6 @@
 """install.sh for real, in a throw-away Debian 12 root: files, user, permissions, unit; the installed
-system booted (systemd-nspawn) to start the real unit; a second run changes nothing; uninstall keeps evidence and keys; purge is refused while evidence waits.
+system booted (systemd-nspawn) to start the real unit; a later run with --recipients enables recording;
+a second run changes nothing; uninstall keeps evidence and keys; purge is refused while evidence waits.
 
 Needs root, debootstrap, unshare and chroot (systemd-nspawn for the boot), and reaches Debian's
 mirror and PyPI (package registries). All of it takes about 2.5 min here (debootstrap 30 s, once a week:
@@ -223,6 +224,39 @@ def test_the_evidence_chain_runs_under_the_units_hardening(booted):
     assert steps["etc_read_only"]["value"].startswith("'blocked")
     assert steps["demo"]["value"] == "0"  # bodycam demo's exit code: everything verified and exported
     assert results.get("probe_stop") == "0"
+
+
+def doctor_levels(root: Path) -> tuple[dict[str, str], str]:
+    """`bodycam doctor` in the installed system: each check's level, and the whole report."""
+    out = in_root(root, "/usr/local/bin/bodycam", "doctor", "--config", "/etc/bodycam/agent.toml")
+    levels = {line.split()[1]: line.split()[0] for line in out.stdout.splitlines()
+              if line.split() and line.split()[0] in ("OK", "WARN", "FAIL", "SKIP")}
+    return levels, out.stdout + out.stderr
+
+
+def test_recipients_given_on_a_later_run_enable_recording(root, first_run):
+    """#11.20: a first run without --recipients leaves `recipients = []`; the documented fix, running
+    install.sh again with --recipients, must list the key in the kept config so the agent records."""
+    config = root / "etc/bodycam/agent.toml"
+    installed = config.read_text()
+    assert installed.count('\nrecipients = ["/etc/bodycam/evidence.pub"]\n') == 1
+    # The state a first run without --recipients leaves, plus an edit of IT's own that must survive.
+    without = installed.replace('\nrecipients = ["/etc/bodycam/evidence.pub"]\n', "\nrecipients = []\n") \
+        .replace("[evidence]\n", "[evidence]\n# IT: key from the evidence office, ticket 4711\n")
+    config.write_text(without)
+    (root / "etc/bodycam/evidence.pub").unlink()
+    levels, report = doctor_levels(root)
+    assert levels.get("recipients") == "FAIL" and "will not record" in report, report
+
+    out = install(root, "--recipients", "/tmp/evidence.pub")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "[done]  list /etc/bodycam/evidence.pub in evidence.recipients" in out.stdout, out.stdout
+    assert "Evidence recipients:" not in out.stdout  # no longer among the next steps
+    assert config.read_text() == without.replace("\nrecipients = []\n",
+                                                 '\nrecipients = ["/etc/bodycam/evidence.pub"]\n')
+    assert mode_owner(root, "/etc/bodycam/agent.toml") == (0o640, "root", "bodycam")
+    levels, report = doctor_levels(root)
+    assert levels.get("recipients") == "OK" and "will not record" not in report, report
 
 
 def test_second_run_changes_nothing(root, first_run):

@@ -176,6 +176,7 @@ def test_simulation_sets_the_ui_sections_when_the_example_has_them(tmp_path):
     assert doc["camera"]["backend"] == "synthetic" and doc["device"]["id"] == "cam-7"
     assert doc["controls"]["button_pin"] == 17
 
+
 SUPPORTED_OS = ("bodycam installs on Raspberry Pi OS Bookworm (64-bit) on a Raspberry Pi 4 or 5, and for the "
                 "simulation on 64-bit Debian 12 (amd64 or arm64).")
 
@@ -221,3 +222,50 @@ def test_uninstall_is_never_refused_for_the_architecture(tmp_path):
     assert out.returncode in (0, 1), out.stderr  # 1: this machine holds unacknowledged segments
     assert SUPPORTED_OS not in out.stderr
 
+
+# --- recipients given on a later run (#11.20) -----------------------------------------------------
+
+FIRST_RUN_WITHOUT_RECIPIENTS = (f'SOURCE_DIR="{REPO}" MODE=simulation SITE=musterstadt RECIPIENTS_SRC=; '
+                                'render_config "$1" cam-0042')
+
+
+@pytest.mark.parametrize("empty", ["recipients = []", "recipients = [\n]", "recipients = [  # none yet\n  ]", None])
+def test_a_later_run_with_recipients_lists_them_in_the_kept_config(tmp_path, empty):
+    """The config of a first run without --recipients (or one edited by hand) gets exactly the recipients key
+    changed; every other line and comment stays, and the doctor no longer says the agent will not record."""
+    from agent import doctor
+    from agent.keys import generate_evidence_keys
+
+    config = tmp_path / "agent.toml"
+    assert source(FIRST_RUN_WITHOUT_RECIPIENTS, str(config)).returncode == 0
+    template = config.read_text().replace("# Required before the agent records.", "# our own note: keep this")
+    assert template.count("\nrecipients = []\n") == 1
+    (tmp_path / "office").mkdir()
+    pub = generate_evidence_keys(tmp_path / "office").recipient_path
+    if empty is None:  # no key at all: it goes right below the section's header
+        config.write_text(template.replace("\nrecipients = []\n", "\n"))
+        expected = template.replace("\nrecipients = []\n", "\n").replace(
+            "\n[evidence]\n", f'\n[evidence]\nrecipients = ["{pub}"]\n')
+    else:
+        config.write_text(template.replace("recipients = []", empty))
+        expected = template.replace("recipients = []", f'recipients = ["{pub}"]')
+    assert doctor.check_recipients(doctor.Context.load(str(config))).title.endswith("the agent will not record")
+
+    out = source(f'SOURCE_DIR="{REPO}"; enable_recipients "$1" "$2"', str(config), str(pub))
+    assert out.returncode == 0, out.stderr
+
+    assert config.read_text() == expected
+    assert config_mod.load(config).evidence.recipients == (str(pub),)
+    check = doctor.check_recipients(doctor.Context.load(str(config)))
+    assert check.level == doctor.Level.OK, check
+
+
+def test_recipients_it_cannot_place_change_nothing(tmp_path):
+    """A config whose [evidence] the edit cannot reach (here: a dotted key at the top) is left as it was."""
+    config = tmp_path / "agent.toml"
+    original = 'evidence.recipients = []\n[device]\nid = "cam-0042"\n'
+    config.write_text(original)
+    out = source(f'SOURCE_DIR="{REPO}"; enable_recipients "$1" /etc/bodycam/evidence.pub; echo reached', str(config))
+    assert out.returncode == 1 and "reached" not in out.stdout
+    assert "evidence.recipients" in out.stderr and "by hand" in out.stderr, out.stderr
+    assert config.read_text() == original
