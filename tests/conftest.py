@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config, items):
     """
     if "slow" in (config.getoption("markexpr") or ""):
         return
-    kept = [item for item in items if "slow" not in item.keywords]
-    if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if "slow" in item.keywords])
-        items[:] = kept
+    soaks = [item for item in items if item.get_closest_marker("slow")]
+    if soaks:
+        config.hook.pytest_deselected(items=soaks)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
