@@ -36,7 +36,8 @@ def installed_here() -> bool:
 
 def test_shellcheck_clean():
     tool = need_tool("shellcheck", "shellcheck")
-    out = subprocess.run([tool, "--severity=style", str(INSTALL_SH)], capture_output=True, text=True, timeout=60)
+    scripts = [str(INSTALL_SH), str(REPO / ".ci" / "dev"), str(REPO / ".ci" / "run")]
+    out = subprocess.run([tool, "--severity=style", *scripts], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout
 
 
