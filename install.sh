@@ -30,6 +30,10 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly DROPIN_DIR=$UNIT_DIR/$SERVICE.d
 readonly SERVICE_USER=bodycam
 readonly HARDWARE_GROUPS=(video i2c gpio)
+# The Python wheels the agent needs (numpy, pillow, cffi, pyrage, pygame, PyAV) exist on PyPI for
+# these only; on 32-bit Raspberry Pi OS (armhf) pip would try to compile them and fail.
+readonly SUPPORTED_ARCHITECTURES=(arm64 amd64)
+readonly SUPPORTED_OS="bodycam installs on Raspberry Pi OS Bookworm (64-bit) on a Raspberry Pi 4 or 5, and for the simulation on 64-bit Debian 12 (amd64 or arm64)."
 readonly BASE_PACKAGES=(python3 python3-venv ca-certificates openssl i2c-tools procps systemd)
 readonly PI_PACKAGES=(python3-picamera2 python3-lgpio raspi-config)
 # Used only by --dry-run before python3 is installed; otherwise the paths come from the config.
@@ -133,6 +137,7 @@ parse_args() {
 }
 
 preflight() {
+    ((UNINSTALL)) || check_architecture
     if ((!DRY_RUN)) && ((EUID != 0)); then
         die "run as root (sudo ./install.sh), or add --dry-run to only see the plan"
     fi
@@ -146,6 +151,15 @@ preflight() {
         MODE=simulation
         if is_raspberry_pi; then MODE=pi; fi
     fi
+}
+
+# Refuse a system the agent's wheels do not exist for, before anything is done or planned.
+check_architecture() {
+    local arch
+    command -v dpkg >/dev/null || die "dpkg not found: this is not a Debian system. $SUPPORTED_OS"
+    arch=$(dpkg --print-architecture)
+    [[ " ${SUPPORTED_ARCHITECTURES[*]} " == *" $arch "* ]] ||
+        die "unsupported architecture ($arch): the agent's Python packages (numpy, pillow, cffi, pyrage, pygame) have no wheels for it on PyPI, so installing would need compilers and fail. $SUPPORTED_OS On a Pi, install Raspberry Pi OS (64-bit) and run install.sh again."
 }
 
 is_raspberry_pi() {
@@ -391,7 +405,8 @@ render_config() {
     local out=$1 id=$2
     {
         printf '# Written by install.sh from the documented example (%s mode). Edit freely: install.sh\n' "$MODE"
-        printf '# never overwrites this file. Check it with: bodycam config --check %s\n\n' "$CONFIG"
+        printf '# never overwrites this file; it only fills in evidence.recipients while that lists none\n'
+        printf '# and --recipients is given. Check it with: bodycam config --check %s\n\n' "$CONFIG"
         cat "$SOURCE_DIR/agent/agent.example.toml"
     } >"$out"
     set_toml_key "$out" device id "\"$id\""
@@ -405,6 +420,52 @@ render_config() {
         if toml_has_key "$out" controls pin_factory; then set_toml_key "$out" controls pin_factory '"mock"'; fi
     fi
     return 0
+}
+
+# enable_recipients FILE RECIPIENT: a config that lists no evidence recipients gets RECIPIENT as its one
+# recipient (a later run with --recipients is the documented way to enable recording). Only that key
+# changes; every other line and comment stays. The result must load with the agent's own loader and
+# list a recipient, else FILE stays as it was and install.sh stops.
+enable_recipients() {
+    local file=$1 draft values
+    draft=$(mktemp "$file.XXXXXX")
+    RECIPIENTS_VALUE="[\"$2\"]" awk '
+        function is_header(line) { return line ~ /^[ \t]*\[/ }
+        function is_evidence(line) { return line ~ /^[ \t]*\[[ \t]*evidence[ \t]*\][ \t]*(#.*)?$/ }
+        function is_key(line) { return line ~ /^[ \t]*recipients[ \t]*=/ }
+        BEGIN { value = "recipients = " ENVIRON["RECIPIENTS_VALUE"] }
+        NR == FNR {  # first pass: does [evidence] have the key?
+            if (is_header($0)) inside = is_evidence($0)
+            else if (inside && is_key($0)) has_key = 1
+            next
+        }
+        FNR == 1 { inside = 0 }
+        skipping { if (index($0, "]")) skipping = 0; next }  # the rest of a multi-line array
+        is_header($0) {
+            inside = is_evidence($0)
+            print
+            if (inside && !has_key && !done) { print value; done = 1 }
+            next
+        }
+        inside && !done && is_key($0) {
+            print value
+            done = 1
+            rest = $0
+            sub(/^[^=]*=[ \t]*/, "", rest)
+            sub(/[ \t]*#.*$/, "", rest)
+            if (substr(rest, 1, 1) == "[" && !index(rest, "]")) skipping = 1
+            next
+        }
+        { print }
+        END { if (!done) printf "\n[evidence]\n%s\n", value }
+    ' "$file" "$file" >"$draft"
+    if ! values=$(config_values "$draft" 2>&1) || [[ $values != *$'\n'RECIPIENTS=[1-9]* ]]; then
+        rm -f "$draft"
+        die "could not list $2 in evidence.recipients of $file (${values##*$'\n'}); add it there by hand and run install.sh again"
+    fi
+    chmod --reference="$file" "$draft"
+    chown --reference="$file" "$draft"
+    mv -f "$draft" "$file"
 }
 
 ensure_etc_dir() {
@@ -429,12 +490,16 @@ ensure_recipients_file() {
 ensure_config() {
     local id
     if [[ -f $CONFIG ]]; then
-        ok "config $CONFIG kept as it is"
         load_config_values "$CONFIG"
         [[ -z $DEVICE_ID || $DEVICE_ID == "$CFG_DEVICE_ID" ]] ||
             warn "--device-id $DEVICE_ID ignored: $CONFIG already names device $CFG_DEVICE_ID (edit it there)"
         if [[ -n $RECIPIENTS_SRC && $CFG_RECIPIENTS == 0 ]]; then
-            warn "$CONFIG lists no evidence recipients: add \"$RECIPIENTS_FILE\" to evidence.recipients there"
+            change "list $RECIPIENTS_FILE in evidence.recipients of $CONFIG (every other line stays)" \
+                enable_recipients "$CONFIG" "$RECIPIENTS_FILE"
+            if ((!DRY_RUN)); then load_config_values "$CONFIG"; fi
+            RESTART_NEEDED=1
+        else
+            ok "config $CONFIG kept as it is"
         fi
         ensure_mode "$CONFIG" 640 root "$SERVICE_USER"
         return

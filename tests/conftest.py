@@ -15,3 +15,17 @@ def small_source():
         args.update(kw)
         return SyntheticSource(**args)
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out ``slow`` soak tests unless the -m expression names them.
+
+    Not ``-m 'not slow'`` in addopts: pytest keeps only the last -m, so a command-line
+    ``-m "not system"`` would bring the soaks back in.
+    """
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    soaks = [item for item in items if item.get_closest_marker("slow")]
+    if soaks:
+        config.hook.pytest_deselected(items=soaks)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]

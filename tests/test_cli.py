@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from agent.cli import main
 
 
@@ -26,6 +28,7 @@ def test_example_is_printed(capsys):
     assert "pre_event_seconds = 30.0" in capsys.readouterr().out
 
 
+@pytest.mark.system  # the whole demo in real time (~7 s); the bare-Debian test runs it too
 def test_demo_records_seals_verifies_and_exports_in_real_time(tmp_path, capsys):
     code = main(["demo", "--width", "320", "--height", "240", "--pre-event", "1", "--standby", "1.5",
                  "--seconds", "2.5", "--workdir", str(tmp_path)])

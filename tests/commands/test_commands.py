@@ -150,6 +150,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                                                                                        max_size=4), max_leaves=12)
 
 
+@pytest.mark.system  # 1500 hostile payloads (~7 s)
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.one_of(
     st.binary(max_size=600),

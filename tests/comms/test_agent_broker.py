@@ -152,6 +152,7 @@ def test_a_clean_stop_says_stopped(agent_setup, control_room):
             proc.kill()
 
 
+@pytest.mark.system  # agent process, broker and control-room CLI together (~7 s)
 def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_for, capsys):
     from backoffice.cli import main
 

@@ -22,6 +22,9 @@ from comms_env import SUMMARY, test_uplink_settings, wait_until
 from faultproxy import FaultProxy
 
 
+pytestmark = pytest.mark.system  # 20 s of injected faults; the soak is also marked slow
+
+
 def run_fault_scenario(world, broker, *, initial: int, size: int, fault_seconds: float, kills: int, seed: int,
                        rate: float, drain_timeout: float) -> dict:
     proxy = FaultProxy(broker.port, seed=seed, rate=rate)

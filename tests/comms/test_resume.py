@@ -77,6 +77,7 @@ def test_an_agent_restart_mid_segment_continues_where_the_receiver_is(world, pro
     assert SEGMENT <= total <= SEGMENT + RESEND_BOUND, (sent_before, second.thread.status.bytes_sent)
 
 
+@pytest.mark.system  # a fault scenario: the receiver restarted mid-segment (~3 s)
 def test_a_receiver_restart_mid_segment_keeps_the_chunks_it_had(world, proxy):
     device = world.device()
     device.seal_random(2, size=SEGMENT)
@@ -96,6 +97,7 @@ def test_a_receiver_restart_mid_segment_keeps_the_chunks_it_had(world, proxy):
     assert up.thread.status.fault is None
 
 
+@pytest.mark.system  # a fault scenario: the broker restarted mid-segment (~3 s each)
 @pytest.mark.parametrize("how", ["kill -9", "graceful"])
 def test_a_broker_restart_mid_segment(world, broker, proxy, how):
     device = world.device()

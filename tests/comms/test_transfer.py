@@ -72,6 +72,7 @@ def test_when_needed_policy_keeps_acknowledged_segments_on_the_card(world):
     assert not any(e["event"] == audit.SEGMENT_PURGED for e in device.audit_events())
 
 
+@pytest.mark.system  # a fault scenario: the receiver offline, then catching up (~4 s)
 def test_receiver_offline_the_device_keeps_everything_and_catches_up(world):
     device = world.device()
     device.seal_random(3, size=30_000)

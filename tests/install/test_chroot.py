@@ -1,11 +1,12 @@
 """install.sh for real, in a throw-away Debian 12 root: files, user, permissions, unit; the installed
-system booted (systemd-nspawn) to start the real unit; a second run changes nothing; uninstall keeps
-evidence and keys; purge is refused while evidence waits.
+system booted (systemd-nspawn) to start the real unit; a later run with --recipients enables recording;
+a second run changes nothing; uninstall keeps evidence and keys; purge is refused while evidence waits.
 
 Needs root, debootstrap, unshare and chroot (systemd-nspawn for the boot), and reaches Debian's
-mirror and PyPI (package registries). All of it takes 2-2.5 min here (debootstrap 30-60 s, first
-install 35 s, boot 14 s, reinstall 22 s), so it runs with the default tests. Off a Pi install.sh
-picks simulation mode, which is what runs here; the Pi-only steps are covered by the --dry-run tests.
+mirror and PyPI (package registries). All of it takes about 2.5 min here (debootstrap 30 s, once a week:
+tests/install/debian.py caches the root; first install 30 s, boot 15 s, reinstall 20 s), so it is a
+system test, left out of the fast loop (-m "not system"). Off a Pi install.sh picks simulation mode,
+which is what runs here; the Pi-only steps are covered by the --dry-run tests.
 """
 
 from __future__ import annotations
@@ -23,61 +24,28 @@ import pytest
 from agent import config as config_mod
 from evidence.keys import generate_evidence_keys, generate_receipt_key
 
-from .conftest import REPO, SUMMARY, UNITS, add_segment, need_tool
+from .conftest import SUMMARY, UNITS, add_segment, need_tool
+from .debian import copy_checkout, in_root, make_root, need_root_tools
 
-pytestmark = pytest.mark.timeout(1500)  # downloads: Debian packages, then the agent's wheels
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1500)]  # downloads: Debian packages, the agent's wheels
 
-MIRROR = "http://deb.debian.org/debian"
-ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
-       "PIP_CERT=/tmp/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK=1"]
 TIMINGS: dict[str, float] = {}
-
-
-def in_root(root: Path, *cmd: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run ``cmd`` chrooted into ``root`` with /dev and /proc; the mounts vanish with the namespace."""
-    script = 'mount --rbind /dev "$0/dev" && mount -t proc proc "$0/proc" && exec chroot "$0" "$@"'
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(root),
-                           "env", "-i", *ENV, *cmd], capture_output=True, text=True, timeout=timeout)
 
 
 def install(root: Path, *args: str) -> subprocess.CompletedProcess:
     start = time.monotonic()
     out = in_root(root, "/src/install.sh", *args)
-    TIMINGS[f"run {len(TIMINGS)}: install.sh {' '.join(args)}"[:60]] = time.monotonic() - start
+    runs = sum(name.startswith("run ") for name in TIMINGS)
+    TIMINGS[f"run {runs + 1}: install.sh {' '.join(args)}"[:60]] = time.monotonic() - start
     return out
-
-
-def build_root(root: Path) -> None:
-    """A minimal Debian 12 (debootstrap minbase, about 30 s and 300 MB) with the checkout in /src."""
-    start = time.monotonic()
-    out = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root), MIRROR],
-                         capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    TIMINGS["debootstrap"] = time.monotonic() - start
-    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-    # pip inside the root trusts what this machine trusts (a registry proxy's CA, if there is one).
-    shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "tmp/host-ca.crt")
-    copy_checkout(root / "src")
-
-
-def copy_checkout(target: Path) -> None:
-    """The checkout as IT would have it: no venv, no caches, no git."""
-    target.mkdir()
-    pack = subprocess.Popen(["tar", "-C", str(REPO), "--exclude=./.git", "--exclude=./.venv", "--exclude=__pycache__",
-                             "--exclude=*.egg-info", "--exclude=.pytest_cache", "--exclude=./bodycam-demo",
-                             "-cf", "-", "."], stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-C", str(target), "-xf", "-"], stdin=pack.stdout, check=True, timeout=120)
-    assert pack.wait(timeout=120) == 0
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (chroot, mounts)")
-    for tool, package in (("debootstrap", "debootstrap"), ("unshare", "util-linux"), ("chroot", "coreutils")):
-        need_tool(tool, package)
+    need_root_tools()
     path = tmp_path_factory.mktemp("debian") / "root"
-    build_root(path)
+    make_root(path, TIMINGS)
+    copy_checkout(path / "src")
     office = tmp_path_factory.mktemp("office")
     generate_evidence_keys(office)
     shutil.copy(office / "evidence.pub", path / "tmp/evidence.pub")
@@ -256,6 +224,39 @@ def test_the_evidence_chain_runs_under_the_units_hardening(booted):
     assert steps["etc_read_only"]["value"].startswith("'blocked")
     assert steps["demo"]["value"] == "0"  # bodycam demo's exit code: everything verified and exported
     assert results.get("probe_stop") == "0"
+
+
+def doctor_levels(root: Path) -> tuple[dict[str, str], str]:
+    """`bodycam doctor` in the installed system: each check's level, and the whole report."""
+    out = in_root(root, "/usr/local/bin/bodycam", "doctor", "--config", "/etc/bodycam/agent.toml")
+    levels = {line.split()[1]: line.split()[0] for line in out.stdout.splitlines()
+              if line.split() and line.split()[0] in ("OK", "WARN", "FAIL", "SKIP")}
+    return levels, out.stdout + out.stderr
+
+
+def test_recipients_given_on_a_later_run_enable_recording(root, first_run):
+    """#11.20: a first run without --recipients leaves `recipients = []`; the documented fix, running
+    install.sh again with --recipients, must list the key in the kept config so the agent records."""
+    config = root / "etc/bodycam/agent.toml"
+    installed = config.read_text()
+    assert installed.count('\nrecipients = ["/etc/bodycam/evidence.pub"]\n') == 1
+    # The state a first run without --recipients leaves, plus an edit of IT's own that must survive.
+    without = installed.replace('\nrecipients = ["/etc/bodycam/evidence.pub"]\n', "\nrecipients = []\n") \
+        .replace("[evidence]\n", "[evidence]\n# IT: key from the evidence office, ticket 4711\n")
+    config.write_text(without)
+    (root / "etc/bodycam/evidence.pub").unlink()
+    levels, report = doctor_levels(root)
+    assert levels.get("recipients") == "FAIL" and "will not record" in report, report
+
+    out = install(root, "--recipients", "/tmp/evidence.pub")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "[done]  list /etc/bodycam/evidence.pub in evidence.recipients" in out.stdout, out.stdout
+    assert "Evidence recipients:" not in out.stdout  # no longer among the next steps
+    assert config.read_text() == without.replace("\nrecipients = []\n",
+                                                 '\nrecipients = ["/etc/bodycam/evidence.pub"]\n')
+    assert mode_owner(root, "/etc/bodycam/agent.toml") == (0o640, "root", "bodycam")
+    levels, report = doctor_levels(root)
+    assert levels.get("recipients") == "OK" and "will not record" not in report, report
 
 
 def test_second_run_changes_nothing(root, first_run):

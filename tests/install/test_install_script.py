@@ -36,7 +36,8 @@ def installed_here() -> bool:
 
 def test_shellcheck_clean():
     tool = need_tool("shellcheck", "shellcheck")
-    out = subprocess.run([tool, "--severity=style", str(INSTALL_SH)], capture_output=True, text=True, timeout=60)
+    scripts = [str(INSTALL_SH), str(REPO / ".ci" / "dev"), str(REPO / ".ci" / "run")]
+    out = subprocess.run([tool, "--severity=style", *scripts], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout
 
 
@@ -175,3 +176,97 @@ def test_simulation_sets_the_ui_sections_when_the_example_has_them(tmp_path):
     assert doc["display"]["driver"] == "dummy" and doc["controls"]["pin_factory"] == "mock"
     assert doc["camera"]["backend"] == "synthetic" and doc["device"]["id"] == "cam-7"
     assert doc["controls"]["button_pin"] == 17
+
+
+SUPPORTED_OS = ("bodycam installs on Raspberry Pi OS Bookworm (64-bit) on a Raspberry Pi 4 or 5, and for the "
+                "simulation on 64-bit Debian 12 (amd64 or arm64).")
+
+
+# --- the architectures it installs on (#11.23) --------------------------------------------------
+
+def fake_dpkg(tmp_path: Path, architecture: str) -> dict[str, str]:
+    """An environment whose dpkg says ``architecture`` (everything else goes to the real dpkg)."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    dpkg = shim / "dpkg"
+    dpkg.write_text(f'#!/bin/sh\n[ "$1" = --print-architecture ] && {{ echo {architecture}; exit 0; }}\n'
+                    f'exec {need_tool("dpkg", "dpkg")} "$@"\n')
+    dpkg.chmod(0o755)
+    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("architecture", ["armhf", "armel", "i386"])
+def test_refuses_a_32_bit_system_before_doing_anything(tmp_path, architecture):
+    """numpy, pillow, cffi, pyrage and pygame have no 32-bit wheels: say so instead of a compiler error."""
+    out = subprocess.run(["bash", str(INSTALL_SH), "--dry-run"], capture_output=True, text=True, timeout=60,
+                         cwd="/", env=fake_dpkg(tmp_path, architecture))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert SUPPORTED_OS in out.stderr and f"({architecture})" in out.stderr, out.stderr
+    assert out.stdout == ""  # refused before the plan
+
+
+@pytest.mark.parametrize("architecture", ["arm64", "amd64"])
+def test_installs_on_64_bit_systems(tmp_path, architecture):
+    out = subprocess.run(["bash", str(INSTALL_SH), "--dry-run"], capture_output=True, text=True, timeout=60,
+                         cwd="/", env=fake_dpkg(tmp_path, architecture))
+    assert out.returncode == 0, out.stderr
+    assert SUPPORTED_OS not in out.stderr
+
+
+def test_install_md_names_the_supported_system():
+    assert SUPPORTED_OS in " ".join((REPO / "docs" / "INSTALL.md").read_text().split())
+
+
+def test_uninstall_is_never_refused_for_the_architecture(tmp_path):
+    out = subprocess.run(["bash", str(INSTALL_SH), "--uninstall", "--dry-run"], capture_output=True, text=True,
+                         timeout=60, cwd="/", env=fake_dpkg(tmp_path, "armhf"))
+    assert out.returncode in (0, 1), out.stderr  # 1: this machine holds unacknowledged segments
+    assert SUPPORTED_OS not in out.stderr
+
+
+# --- recipients given on a later run (#11.20) -----------------------------------------------------
+
+FIRST_RUN_WITHOUT_RECIPIENTS = (f'SOURCE_DIR="{REPO}" MODE=simulation SITE=musterstadt RECIPIENTS_SRC=; '
+                                'render_config "$1" cam-0042')
+
+
+@pytest.mark.parametrize("empty", ["recipients = []", "recipients = [\n]", "recipients = [  # none yet\n  ]", None])
+def test_a_later_run_with_recipients_lists_them_in_the_kept_config(tmp_path, empty):
+    """The config of a first run without --recipients (or one edited by hand) gets exactly the recipients key
+    changed; every other line and comment stays, and the doctor no longer says the agent will not record."""
+    from agent import doctor
+    from agent.keys import generate_evidence_keys
+
+    config = tmp_path / "agent.toml"
+    assert source(FIRST_RUN_WITHOUT_RECIPIENTS, str(config)).returncode == 0
+    template = config.read_text().replace("# Required before the agent records.", "# our own note: keep this")
+    assert template.count("\nrecipients = []\n") == 1
+    (tmp_path / "office").mkdir()
+    pub = generate_evidence_keys(tmp_path / "office").recipient_path
+    if empty is None:  # no key at all: it goes right below the section's header
+        config.write_text(template.replace("\nrecipients = []\n", "\n"))
+        expected = template.replace("\nrecipients = []\n", "\n").replace(
+            "\n[evidence]\n", f'\n[evidence]\nrecipients = ["{pub}"]\n')
+    else:
+        config.write_text(template.replace("recipients = []", empty))
+        expected = template.replace("recipients = []", f'recipients = ["{pub}"]')
+    assert doctor.check_recipients(doctor.Context.load(str(config))).title.endswith("the agent will not record")
+
+    out = source(f'SOURCE_DIR="{REPO}"; enable_recipients "$1" "$2"', str(config), str(pub))
+    assert out.returncode == 0, out.stderr
+
+    assert config.read_text() == expected
+    assert config_mod.load(config).evidence.recipients == (str(pub),)
+    check = doctor.check_recipients(doctor.Context.load(str(config)))
+    assert check.level == doctor.Level.OK, check
+
+
+def test_recipients_it_cannot_place_change_nothing(tmp_path):
+    """A config whose [evidence] the edit cannot reach (here: a dotted key at the top) is left as it was."""
+    config = tmp_path / "agent.toml"
+    original = 'evidence.recipients = []\n[device]\nid = "cam-0042"\n'
+    config.write_text(original)
+    out = source(f'SOURCE_DIR="{REPO}"; enable_recipients "$1" /etc/bodycam/evidence.pub; echo reached', str(config))
+    assert out.returncode == 1 and "reached" not in out.stdout
+    assert "evidence.recipients" in out.stderr and "by hand" in out.stderr, out.stderr
+    assert config.read_text() == original

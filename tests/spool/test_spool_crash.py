@@ -100,6 +100,7 @@ def report_counts(summary, name: str, counts: dict, elapsed: float) -> None:
     summary.append(line)
 
 
+@pytest.mark.system  # 40 writer processes killed at random moments: about 10 s
 def test_sigkill_never_loses_a_committed_segment(tmp_path, caplog, summary):
     caplog.set_level(logging.INFO, logger="evidence.spool")
     seed = int(os.environ.get("CRASH_SEED", random.randrange(2**32)))
