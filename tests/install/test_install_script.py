@@ -235,7 +235,7 @@ def test_a_later_run_with_recipients_lists_them_in_the_kept_config(tmp_path, emp
     """The config of a first run without --recipients (or one edited by hand) gets exactly the recipients key
     changed; every other line and comment stays, and the doctor no longer says the agent will not record."""
     from agent import doctor
-    from agent.keys import generate_evidence_keys
+    from evidence.keys import generate_evidence_keys
 
     config = tmp_path / "agent.toml"
     assert source(FIRST_RUN_WITHOUT_RECIPIENTS, str(config)).returncode == 0
