@@ -25,7 +25,9 @@ from camera.segment import Segment
 
 from evidence import audit
 from evidence.audit import AuditLog, AuditWriter
-from evidence.chain import ChainState, durable_write
+from base.durable import write_atomically
+from base.utctime import iso_utc
+from evidence.chain import ChainState
 from .config import Config
 from .diskspace import DiskPressure, PressureLevel
 from base.errors import BodycamError, ConfigError
@@ -138,7 +140,7 @@ class EvidenceStage:
                     self.audit.append(audit.KEY_CHANGED, which=which, old_id=previous.get(which),
                                       new_id=self.key_ids[which])
                     logger.warning("%s key changed: %s -> %s", which, previous.get(which), self.key_ids[which])
-        durable_write(path, json.dumps(self.key_ids, sort_keys=True).encode() + b"\n")
+        write_atomically(path, json.dumps(self.key_ids, sort_keys=True).encode() + b"\n", what="writing the key ids")
 
     def chain_head(self) -> dict:
         """The newest sealed seq and its manifest hash, published (status, telemetry) so that a back office
@@ -262,10 +264,10 @@ class SealerThread(threading.Thread):
         with self._lock:
             self.lost += 1
         logger.error("segment %d of incident %s (%d frames from %s) is lost: %s", segment.index,
-                     segment.incident_id, segment.frame_count, _iso(segment.start_wall), reason)
+                     segment.incident_id, segment.frame_count, iso_utc(segment.start_wall, millis=False), reason)
         self.stage.audit_writer.append(audit.SEGMENT_LOST, incident_id=segment.incident_id,
                                        segment_index=segment.index, frames=segment.frame_count,
-                                       start_time=_iso(segment.start_wall), reason=reason)
+                                       start_time=iso_utc(segment.start_wall, millis=False), reason=reason)
 
     def _seal_until_stored(self, segment: Segment) -> None:
         """Never give up on a segment while the agent runs: its plaintext exists nowhere else."""
@@ -294,5 +296,3 @@ class SealerThread(threading.Thread):
         self._report_lost(segment, f"not stored before shutdown ({self.fault})")
 
 
-def _iso(wall: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

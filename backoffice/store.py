@@ -43,7 +43,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from evidence.chain import durable_write
+from base.durable import write_atomically
+from base.errors import StorageError
 from base.errors import BodycamError
 from evidence.seal import Manifest, ManifestError
 
@@ -315,9 +316,11 @@ class EvidenceStore:
             _fsync_file(partial.data_path)
             _move(partial.data_path, age)
             _fsync_dir(age.parent)  # the ciphertext's name is durable before the manifest's
-            durable_write(man, manifest.raw)
+            write_atomically(man, manifest.raw)
         except OSError as exc:
             raise StoreError(f"cannot store {manifest.stem} in {age.parent} ({exc.strerror})") from None
+        except StorageError as exc:
+            raise StoreError(f"cannot store {manifest.stem}: {exc}") from None
         return True, set()
 
     def _damaged(self, manifest: Manifest, partial: Partial, parts: dict[int, str], chunk_size: int) -> set[int]:
@@ -355,9 +358,11 @@ class EvidenceStore:
         path = self.receipt_path(manifest.site, manifest.device_id, manifest.stem)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            durable_write(path, data)
+            write_atomically(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write the receipt {path} ({exc.strerror})") from None
+        except StorageError as exc:
+            raise StoreError(f"cannot write the receipt: {exc}") from None
 
     # -- the chain ----------------------------------------------------------------------------------------
     def _receipt_doc(self, site: str, device: str, stem: str) -> dict | None:

@@ -4,7 +4,7 @@ A consumer must be able to rely on every ``new`` getting its ``end``, also when 
 or loses power in between. So the open set is written to ``<state_dir>/open_events.json`` whenever
 an event opens or ends, before its message is handed to MQTT (a crash in between costs at most an
 ``end`` for an event nobody saw start, never a ``new`` without its ``end``). The next agent reads it
-back and reconciles (comms.events). Replaced atomically with evidence.chain.durable_write.
+back and reconciles (comms.events). Replaced durably with base.durable.write_atomically.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from evidence.chain import durable_write
+from base.durable import write_atomically
+from base.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ class OpenEventsFile:
         if data == self._saved:
             return
         try:
-            durable_write(self.path, data)
-        except OSError as exc:
+            write_atomically(self.path, data, what="writing the open events")
+        except StorageError as exc:
             if not self._failing:
-                logger.error("cannot keep the open events in %s (%s): after a crash their 'end' may never "
-                             "be published", self.path, exc.strerror or exc)
+                logger.error("cannot keep the open events (%s): after a crash their 'end' may never be published",
+                             exc)
             self._failing = True
             return
         self._failing = False

@@ -28,7 +28,9 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable
 
+from base.canonical import canonical_json
 from base.errors import BodycamError
+from base.ids import is_id, is_stem
 
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -61,8 +63,6 @@ SEGMENT_CODES = frozenset({"bad_manifest", "bad_signature", "mismatch", "oversiz
 DEVICE_CODES = frozenset({"unknown_device", "unsupported_version"})
 CODES = RETRYABLE_CODES | SEGMENT_CODES | DEVICE_CODES
 
-_ID = re.compile(r"[a-z0-9_-]{1,64}")
-_STEM = re.compile(r"[a-z0-9_-]{1,64}-\d{10}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -79,7 +79,7 @@ class ProtocolError(BodycamError):
 # -- topics -----------------------------------------------------------------------------------------
 
 def _check_ids(site: str, device: str) -> None:
-    if not _ID.fullmatch(site or "") or not _ID.fullmatch(device or ""):
+    if not is_id(site) or not is_id(device):
         raise ProtocolError(f"site {site!r} and device {device!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
 
 
@@ -107,7 +107,7 @@ def receiver_filter(share_group: str = "") -> str:
     """What receivers subscribe to; with a group, an MQTT v5 shared subscription that splits the load."""
     base = f"{ROOT}/+/+/up/seg/+"
     if share_group:
-        if not _ID.fullmatch(share_group):
+        if not is_id(share_group):
             raise ValueError(f"share group {share_group!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
         return f"$share/{share_group}/{base}"
     return base
@@ -136,9 +136,8 @@ def parse_topic(topic: str) -> Route:
 
 # -- JSON helpers -----------------------------------------------------------------------------------
 
-def canonical(doc: dict) -> bytes:
-    """Sorted keys, no spaces, ASCII: the same bytes in every implementation (JCS for our value types)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+#: Sorted keys, no spaces, ASCII: the same bytes in every implementation (JCS for our value types).
+canonical = canonical_json
 
 
 def _load_json(payload: bytes, what: str, limit: int) -> dict:
@@ -207,7 +206,7 @@ class Offer:
         what = "offer"
         if doc.get("type") != OFFER:
             raise ProtocolError("offer: 'type' is not 'offer'")
-        stem = _field(doc, "stem", lambda v: isinstance(v, str) and _STEM.fullmatch(v), what)
+        stem = _field(doc, "stem", is_stem, what)
         try:
             return cls._decode_rest(doc, stem)
         except ProtocolError as exc:
@@ -286,7 +285,7 @@ def decode_chunk(payload: bytes, max_chunk: int, *, verify: bool = True) -> tupl
     doc = _load_json(bytes(payload[start:start + head_len]), "chunk header", MAX_HEADER_BYTES)
     what = "chunk header"
     header = ChunkHeader(
-        stem=_field(doc, "stem", lambda v: isinstance(v, str) and _STEM.fullmatch(v), what),
+        stem=_field(doc, "stem", is_stem, what),
         index=_field(doc, "i", lambda v: _is_int(v) and v >= 0, what),
         chunks=_field(doc, "n", lambda v: _is_int(v) and v >= 1, what),
         offset=_field(doc, "off", lambda v: _is_int(v) and v >= 0, what),
@@ -347,7 +346,7 @@ class Status:
         what = "status"
         if doc.get("type") != STATUS:
             raise ProtocolError("status: 'type' is not 'status'")
-        stem = _field(doc, "stem", lambda v: v is None or (isinstance(v, str) and _STEM.fullmatch(v)), what)
+        stem = _field(doc, "stem", lambda v: v is None or is_stem(v), what)
         state = _field(doc, "state", lambda v: v in (RECEIVING, REJECTED), what)
         receiver = _field(doc, "receiver", lambda v: isinstance(v, str) and 0 < len(v) <= 128, what)
         have = _field(doc, "have", lambda v: isinstance(v, list) and all(

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from base.errors import BodycamError
 from evidence.keys import ReceiptPublicKey, ReceiptSigningKey
-from evidence.seal import iso_utc
+from base.ids import is_id, is_stem
+from base.utctime import iso_utc
 
 from .protocol import canonical
 
@@ -34,8 +35,6 @@ CHAIN_STATES = ("first", "linked", "pending", "broken")
 MAX_RECEIPT_BYTES = 8 * 1024
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ID = re.compile(r"[a-z0-9_-]{1,64}")
-_STEM = re.compile(r"[a-z0-9_-]{1,64}-\d{10}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -45,9 +44,9 @@ def _is_int(v) -> bool:
 
 FIELDS = {
     "format": lambda v: v == FORMAT,
-    "device_id": lambda v: isinstance(v, str) and _ID.fullmatch(v),
-    "site": lambda v: isinstance(v, str) and _ID.fullmatch(v),
-    "stem": lambda v: isinstance(v, str) and _STEM.fullmatch(v),
+    "device_id": is_id,
+    "site": is_id,
+    "stem": is_stem,
     "seq": lambda v: _is_int(v) and v >= 1,
     "incident_id": lambda v: isinstance(v, str) and 0 < len(v) <= 256,
     "ciphertext_sha256": lambda v: isinstance(v, str) and _HEX64.fullmatch(v),

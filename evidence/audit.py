@@ -30,16 +30,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from base.canonical import canonical_json
 from base.durable import fsync_dir
-from base.errors import storage_error
-from base.errors import BodycamError
+from base.errors import BodycamError, storage_error
+from base.utctime import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class AuditLog:
 
     def _append_locked(self, event: str, fields: dict, prefix: bytes = b"") -> AuditHead:
         seq = self._head.seq + 1
-        line, digest = _make_line(self._key, seq, self._head.hash, event, fields, _iso(self._clock()))
+        line, digest = _make_line(self._key, seq, self._head.hash, event, fields, iso_utc(self._clock()))
         data = prefix + line
         written = 0
         try:
@@ -476,13 +476,13 @@ class _Junk:
 def _make_line(key: Ed25519PrivateKey, seq: int, prev: str, event: str, fields: dict, ts: str) -> tuple[bytes, str]:
     body = {"v": FORMAT_VERSION, "ts": ts, "seq": seq, "event": event, "fields": fields, "prev": prev}
     try:
-        body_bytes = _canonical(body)
+        body_bytes = canonical_json(body)
     except (TypeError, ValueError) as exc:
         raise AuditError(f"audit event {event}: fields must be JSON values (str, number, bool, None, "
                          f"list, dict with str keys): {exc}") from None
     digest = hashlib.sha256(body_bytes).hexdigest()
     sig = base64.b64encode(key.sign(DOMAIN + body_bytes)).decode("ascii")
-    return _canonical({**body, "hash": digest, "sig": sig}) + b"\n", digest
+    return canonical_json({**body, "hash": digest, "sig": sig}) + b"\n", digest
 
 
 def _check_line(raw: bytes, public_key: Ed25519PublicKey) -> tuple[_Entry | None, str | None]:
@@ -504,14 +504,14 @@ def _check_line(raw: bytes, public_key: Ed25519PublicKey) -> tuple[_Entry | None
         return None, "not an audit entry (a value has the wrong type or version)"
     entry = _Entry(seq, prev, digest, event, fields)
     body = {k: v for k, v in doc.items() if k not in ("hash", "sig")}
-    body_bytes = _canonical(body)
+    body_bytes = canonical_json(body)
     if hashlib.sha256(body_bytes).hexdigest() != digest or not _HEX64.fullmatch(digest):
         return entry, f"hash mismatch at seq {seq}: the entry's content was altered"
     try:
         public_key.verify(base64.b64decode(sig, validate=True), DOMAIN + body_bytes)
     except (InvalidSignature, binascii.Error, ValueError):
         return entry, f"signature invalid at seq {seq}: forged, or signed by another key"
-    if _canonical(doc) + b"\n" != raw:
+    if canonical_json(doc) + b"\n" != raw:
         return entry, f"line of seq {seq} is not in canonical form: bytes were altered"
     return entry, None
 
@@ -522,10 +522,4 @@ def _describe_junk(junk: bytes, public_key: Ed25519PublicKey) -> str:
     return f"{len(junk)} bytes after the last good entry are unreadable: {problem or 'out of chain order'}"
 
 
-def _canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 

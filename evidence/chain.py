@@ -20,7 +20,8 @@ import re
 import threading
 from pathlib import Path
 
-from base.errors import BodycamError
+from base.durable import write_atomically
+from base.errors import BodycamError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -31,26 +32,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 class ChainStateError(BodycamError):
     """The chain state file is damaged or unreadable, or an update would break the chain."""
-
-
-def durable_write(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that after a crash it holds the old or the new bytes, whole.
-
-    tmp file in the same directory → write → fsync → rename over ``path`` → fsync the directory (which
-    makes the rename itself durable).
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ChainState:
@@ -134,9 +115,9 @@ class ChainState:
         data = json.dumps({"format": _FORMAT, "seq": seq, "manifest_sha256": digest},
                           sort_keys=True).encode("ascii") + b"\n"
         try:
-            durable_write(self.path, data)
-        except OSError as exc:
-            raise ChainStateError(f"{self.path}: cannot write chain state ({exc.strerror})") from None
+            write_atomically(self.path, data, what="writing the chain head")
+        except StorageError as exc:
+            raise ChainStateError(f"{self.path}: cannot write chain state ({exc})") from None
         self._seq, self._hash = seq, digest
 
 

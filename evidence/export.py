@@ -14,12 +14,12 @@ beside the MP4 as ``<name>.report.json``. The MP4 appears under its final name o
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import io
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +29,7 @@ from pyrage import x25519
 
 from base import __version__
 from base.errors import BodycamError
+from base.utctime import iso_utc
 from .keys import DevicePublicKey
 from .seal import Manifest, decrypt
 from .verify import Report, SegmentResult, parse_time, verify_paths
@@ -246,7 +247,7 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
     cut = report.cut_of(device, incident)
     return {
         "format": REPORT_FORMAT,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": iso_utc(time.time(), millis=False),
         "software_version": __version__,
         "device_id": device, "site": first.site, "incident_id": incident,
         "complete": not problems,

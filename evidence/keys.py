@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as _dt
 import hashlib
 import logging
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -31,7 +31,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pyrage import IdentityError, RecipientError, x25519
 
-from base.errors import BodycamError
+from base.durable import write_atomically
+from base.errors import BodycamError, StorageError
+from base.ids import is_id
+from base.utctime import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +168,7 @@ def generate_evidence_keys(out_dir: str | os.PathLike, *, force: bool = False) -
     out = Path(out_dir)
     identity = x25519.Identity.generate()
     recipient = str(identity.to_public())
-    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = iso_utc(time.time(), millis=False)
     identity_text = f"# created: {created}\n# public key: {recipient}\n{identity}\n"
     key_path, pub_path = out / EVIDENCE_KEY, out / EVIDENCE_PUB
     _write_key_files([(key_path, identity_text.encode("ascii"), 0o600),
@@ -177,7 +180,7 @@ def generate_evidence_keys(out_dir: str | os.PathLike, *, force: bool = False) -
 def generate_device_key(out_dir: str | os.PathLike, *, device_id: str | None = None,
                         force: bool = False) -> DeviceKeyFiles:
     """Create ``device.key`` (0600, PKCS#8 PEM) and ``device.pub`` (one enrolment line) in ``out_dir``."""
-    if device_id is not None and not _is_device_id(device_id):
+    if device_id is not None and not is_id(device_id):
         raise KeyFileError(f"device id {device_id!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
     out = Path(out_dir)
     private = Ed25519PrivateKey.generate()
@@ -205,35 +208,12 @@ def _write_key_files(files: list[tuple[Path, bytes, int]], *, force: bool) -> No
 
 def _write_file(path: Path, data: bytes, mode: int, *, force: bool) -> None:
     """Write with the final mode from the first byte (no window where a private key is world-readable)."""
-    target = path.with_name(f".{path.name}.tmp") if force else path
-    if force:
-        target.unlink(missing_ok=True)  # left by an interrupted earlier run
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        write_atomically(path, data, mode=mode, replace=force, what="writing a key file")
     except FileExistsError:
-        raise KeyFileError(f"{target} already exists; refusing to overwrite a key") from None
-    except OSError as exc:
-        raise KeyFileError(f"{target}: cannot create key file ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)  # exactly this mode, whatever the umask
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(target, path)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise KeyFileError(f"{path}: cannot write key file ({exc.strerror})") from None
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from None
+    except StorageError as exc:
+        raise KeyFileError(f"{path}: cannot write key file ({exc})") from None
 
 
 # --- evidence key (age) ----------------------------------------------------------------------------
@@ -336,7 +316,7 @@ def parse_device_public_key(line: str, source: str = "<string>") -> DevicePublic
     if len(raw) != 32:
         raise KeyFileError(f"{source}: the device public key has {len(raw)} bytes; Ed25519 keys have 32")
     device_id = parts[1] if len(parts) == 2 else None
-    if device_id is not None and not _is_device_id(device_id):
+    if device_id is not None and not is_id(device_id):
         raise KeyFileError(f"{source}: device id {device_id!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
     return _device_public(Ed25519PublicKey.from_public_bytes(raw), device_id, source)
 
@@ -380,8 +360,6 @@ def _device_public(public: Ed25519PublicKey, device_id: str | None, source: str)
     return DevicePublicKey(public, device_key_id(public), device_id, source)
 
 
-def _is_device_id(value: str) -> bool:
-    return 0 < len(value) <= 64 and all(c.isascii() and (c.islower() or c.isdigit() or c in "-_") for c in value)
 
 
 # --- file access -----------------------------------------------------------------------------------

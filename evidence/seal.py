@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as _dt
 import hashlib
 import hmac
 import json
@@ -59,7 +58,10 @@ from pyrage import x25519
 
 from base import __version__
 from .chain import ChainState
+from base.canonical import canonical_json
 from base.errors import BodycamError
+from base.ids import is_id, stem
+from base.utctime import iso_utc
 from .keys import DevicePublicKey, DeviceSigningKey, recipient_bytes, recipient_key_id
 
 
@@ -112,7 +114,6 @@ AGE_MAGIC = b"age-encryption.org/v1\n"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-_DEVICE_ID = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 class ManifestError(BodycamError):
@@ -146,8 +147,8 @@ def _is_nat(v) -> bool:
 #: Every manifest field and the check its value must pass (besides canonical form and signature).
 MANIFEST_FIELDS: dict[str, Callable[[object], object]] = {
     "format": lambda v: v == FORMAT,
-    "device_id": lambda v: isinstance(v, str) and _DEVICE_ID.fullmatch(v),
-    "site": lambda v: isinstance(v, str) and _DEVICE_ID.fullmatch(v),
+    "device_id": is_id,
+    "site": is_id,
     "incident_id": _is_text,
     "segment_index": _is_nat,
     "final": lambda v: isinstance(v, bool),
@@ -314,14 +315,8 @@ class SealedSegment:
         return self.stem + MANIFEST_SUFFIX
 
 
-def stem_for(device_id: str, seq: int) -> str:
-    """The file stem of a sealed segment; sorts by sequence number within a device."""
-    return f"{device_id}-{seq:010d}"
-
-
-def canonical_json(doc: dict) -> bytes:
-    """The canonical bytes of a manifest document (see the module docstring)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+#: The file stem of a sealed segment (``<device>-<seq:010d>``); sorts by sequence number within a device.
+stem_for = stem
 
 
 class Sealer:
@@ -334,9 +329,9 @@ class Sealer:
 
     def __init__(self, *, device_id: str, site: str, recipients: Sequence[x25519.Recipient],
                  signing_key: DeviceSigningKey, chain: ChainState):
-        if not _DEVICE_ID.fullmatch(device_id or ""):
+        if not is_id(device_id):
             raise SealError(f"device id {device_id!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
-        if not _DEVICE_ID.fullmatch(site or ""):
+        if not is_id(site):
             raise SealError(f"site {site!r} must be 1-64 characters of a-z, 0-9, '-' or '_'")
         if not recipients:
             raise SealError("no recipients given; a segment encrypted to nobody could never be opened")
@@ -501,10 +496,6 @@ def decrypt(ciphertext: bytes, identity: x25519.Identity | Iterable[x25519.Ident
         raise DecryptionError(f"the ciphertext is damaged and cannot be decrypted ({exc})") from None
 
 
-def iso_utc(ts: float) -> str:
-    """UNIX time as ISO 8601 UTC with milliseconds, e.g. ``2025-06-01T09:30:00.125Z``."""
-    t = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def _number(v):

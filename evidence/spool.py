@@ -57,7 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from base.durable import fsync_dir
+from base.durable import fsync_dir, write_atomically
+from base.ids import is_stem
+from base.utctime import iso_utc
 from base.errors import storage_error
 from base.errors import BodycamError
 
@@ -72,7 +74,6 @@ QUARANTINE_DIR = "quarantine"
 FILE_MODE = 0o640
 
 #: Stems become file names and topic parts: no dots, no separators, bounded length.
-_STEM_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _HASH_CHUNK = 1024 * 1024
 
@@ -589,7 +590,7 @@ class Spool:
             if info.acknowledged:
                 return info
             record = {"stem": stem, "ciphertext_sha256": sha,
-                      "acknowledged_at": _iso(self._clock()),
+                      "acknowledged_at": iso_utc(self._clock()),
                       "receipt_b64": base64.b64encode(bytes(receipt_bytes)).decode("ascii")}
             data = json.dumps(record, sort_keys=True, indent=1).encode() + b"\n"
             path = self._path(stem, RECEIPT_SUFFIX)
@@ -679,26 +680,8 @@ class Spool:
     @staticmethod
     def _write_durably(path: Path, data: bytes, action: str) -> None:
         """tmp -> write -> fsync -> rename; the caller fsyncs the directory. Removes its tmp on failure."""
-        tmp = path.with_name(path.name + TMP_SUFFIX)
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        except OSError as exc:
-            raise storage_error(exc, tmp, action) from exc
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)
-        except OSError as exc:
-            Spool._unlink(tmp, missing_ok=True)
-            raise storage_error(exc, path, action) from exc
-        except BaseException:
-            Spool._unlink(tmp, missing_ok=True)
-            raise
+        write_atomically(path, data, mode=FILE_MODE, sync_dir=False, tmp=path.with_name(path.name + TMP_SUFFIX),
+                         what=action)
 
     @staticmethod
     def _unlink(path: Path, missing_ok: bool) -> None:
@@ -863,8 +846,8 @@ class _Recovery:
 
 
 def _check_stem(stem) -> str:
-    if not isinstance(stem, str) or not _STEM_RE.fullmatch(stem):
-        raise InvalidSegmentError(f"segment stem {stem!r} is not 1-128 characters of A-Z, a-z, 0-9, '-' or '_'")
+    if not is_stem(stem):
+        raise InvalidSegmentError(f"segment stem {stem!r} is not <device id>-<10-digit sequence number>")
     return stem
 
 
@@ -875,7 +858,7 @@ def _stem_of(name: str) -> str | None:
     for suffix in (MANIFEST_SUFFIX, RECEIPT_SUFFIX, AGE_SUFFIX):
         if name.endswith(suffix):
             stem = name[: -len(suffix)]
-            return stem if _STEM_RE.fullmatch(stem) else None
+            return stem if is_stem(stem) else None
     return None
 
 
@@ -921,5 +904,3 @@ def _parse_manifest(data: bytes) -> tuple[int, str]:
     return seq, sha
 
 
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

@@ -36,11 +36,11 @@ import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from base.errors import BodycamError
+from base.utctime import parse_iso_utc
 from .keys import DevicePublicKey
 from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
 from .spool import RECEIPT_SUFFIX
@@ -498,7 +498,7 @@ def _cut(marker: Manifest) -> Cut:
 
 def parse_time(text: str) -> float:
     """A manifest's ISO 8601 UTC time (``2025-06-01T09:30:00.125Z``) as UNIX time."""
-    return datetime.fromisoformat(text).timestamp()
+    return parse_iso_utc(text)
 
 
 def _common_incident(ms: list[Manifest]) -> str | None:

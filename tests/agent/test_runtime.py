@@ -255,7 +255,8 @@ def test_a_second_agent_on_the_same_state_directory_refuses_to_start(agent_confi
 #: from the start, as if the officer had pressed the button.
 REFUSING_CARD = """
 import errno, sys
-from agent import runtime, spool
+from agent import runtime
+from evidence import spool
 from agent.diskspace import storage_error
 from agent.recorder import Action, Trigger
 

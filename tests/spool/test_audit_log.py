@@ -71,8 +71,8 @@ def test_tampered_field_with_recomputed_hash_fails_the_signature(log_path, key):
     doc = json.loads(raw[2])
     doc["fields"]["seq"] = 42
     body = {k: v for k, v in doc.items() if k not in ("hash", "sig")}
-    doc["hash"] = audit.hashlib.sha256(audit._canonical(body)).hexdigest()
-    raw[2] = audit._canonical(doc) + b"\n"
+    doc["hash"] = audit.hashlib.sha256(audit.canonical_json(body)).hexdigest()
+    raw[2] = audit.canonical_json(doc) + b"\n"
     log_path.write_bytes(b"".join(raw))
     report = verify_log(log_path, key.public_key())
     assert report.first_bad.line == 3 and "signature invalid" in report.first_bad.reason
