@@ -157,26 +157,32 @@ class Agent:
         from ui.indicators import IndicatorThread
         from ui.view import ViewBuilder
 
+        from .officer import alert_codes, officer_status, officer_storage
+
         self._pins = pin_factory(self.cfg.controls.pin_factory)
-        status = lambda: self.recorder_thread.status if self.recorder_thread else None  # noqa: E731
+        status = lambda: officer_status(self.recorder_thread.status if self.recorder_thread else None)  # noqa: E731
         self._view = builder = ViewBuilder(status, preview=lambda: self.source.preview() if self.source else None,
-                              disk=lambda: self.monitor.snapshot if self.monitor else None,
-                              health=lambda: self._health, alerts=lambda: self.alerts,
+                              disk=lambda: officer_storage(self.monitor.snapshot if self.monitor else None),
+                              health=lambda: self._health, alerts=lambda: alert_codes(self.alerts),
                               identify=self._identifying, language=self.cfg.display.language)
         self.indicators = IndicatorThread.from_config(
             self.cfg.controls, status, factory=self._pins,
             alerting=lambda: (bool(self.alerts) or (self.display is not None and self.display.fault is not None)
                               or time.monotonic() < self._identify_until))
         self.display = build_display_thread(self.cfg.display, builder)
-        self._wake = wake_on_state_change(self.display, self.indicators)
+        wake = wake_on_state_change(self.display, self.indicators)
+        self._wake = lambda recorder_status: wake(officer_status(recorder_status))
         self.indicators.start()
         self.display.start()
 
     def _start_controls(self) -> None:
         from ui.controls import ControlsThread
 
+        from .officer import officer_status, trigger_for
+
         self.controls = ControlsThread.from_config(
-            self.cfg.controls, self.trigger, status=lambda: self.recorder_thread.status, factory=self._pins,
+            self.cfg.controls, lambda request: self.trigger(trigger_for(request)),
+            status=lambda: officer_status(self.recorder_thread.status), factory=self._pins,
             on_gesture=lambda name: self.stage.audit_writer.append(audit.BUTTON_GESTURE, gesture=name))
         self.controls.start()
 

@@ -39,6 +39,7 @@ from luma.core.interface.serial import i2c
 from luma.oled.device import ssd1306
 from PIL import Image
 
+from agent.officer import officer_status, trigger_for
 from agent.pipeline import RecorderThread
 from agent.recorder import Action, Recorder, State, Trigger
 from camera.ring import PreEventRing
@@ -47,6 +48,7 @@ from ui.controls import ControlsThread
 from ui.display import DisplayThread, wake_on_state_change
 from ui.oled import FastSSD1306
 from ui.screens import render
+from ui.state import OfficerState
 from ui.view import OfficerView, ViewBuilder
 
 NOW = 1_700_000_000.0
@@ -87,7 +89,8 @@ def cost_per_frame(planes: list[np.ndarray], preview: np.ndarray, frames: int) -
                "ssd1306 (ui.oled)": FastSSD1306(i2c(bus=NullBus()))}
 
     def view(plane, n):
-        return OfficerView(State.RECORDING, now=NOW + n / 10, clock="09:41", recording_since=NOW - 83, preview=plane)
+        return OfficerView(OfficerState.RECORDING, now=NOW + n / 10, clock="09:41", recording_since=NOW - 83,
+                           preview=plane)
 
     print("\n1. cost per frame, 128x64 RECORDING screen (ms; frames/s one core could do)")
     rows = [("baseline: push a blank frame", None, lambda n, dev: dev.display(blank)),
@@ -108,7 +111,7 @@ def cpu_share(planes: list[np.ndarray], seconds: float, fps: float, device_name:
 
     def snapshot():
         counter[0] += 1
-        return OfficerView(State.RECORDING, now=time.time(), clock="09:41", recording_since=NOW,
+        return OfficerView(OfficerState.RECORDING, now=time.time(), clock="09:41", recording_since=NOW,
                            preview=planes[counter[0] % len(planes)])
 
     blank_image = Image.new("1", (128, 64))
@@ -144,7 +147,7 @@ class MarkWatcher:
 
     def __init__(self):
         self.device = dummy(width=128, height=64, mode="1")
-        self.bands = {render(OfficerView(State.RECORDING, now=t, clock="")).crop((0, 0, 128, BAND)).tobytes()
+        self.bands = {render(OfficerView(OfficerState.RECORDING, now=t, clock="")).crop((0, 0, 128, BAND)).tobytes()
                       for t in (0.0, 0.5)}
         self.armed = False
         self.marked_at = None
@@ -177,16 +180,17 @@ def latency(trials: int) -> None:
     published: dict[State, float] = {}
 
     rec_thread = None
-    builder = ViewBuilder(lambda: rec_thread.status, preview=source.preview)
+    builder = ViewBuilder(lambda: officer_status(rec_thread.status), preview=source.preview)
     display = DisplayThread(lambda: watcher, builder, render, fps=10.0)
     wake = wake_on_state_change(display)
 
     def on_status(status):
         published.setdefault(status.state, time.monotonic())
-        wake(status)
+        wake(officer_status(status))
 
     rec_thread = RecorderThread(recorder, queue_frames=90, on_status=on_status)
-    controls = ControlsThread(rec_thread.trigger, status=lambda: rec_thread.status, button_pin=17, hold_s=0.05,
+    controls = ControlsThread(lambda request: rec_thread.trigger(trigger_for(request)),
+                              status=lambda: officer_status(rec_thread.status), button_pin=17, hold_s=0.05,
                               long_hold_s=5.0, debounce_s=0.01,
                               on_gesture=lambda g: holds.append(time.monotonic()) if g == "hold" else None)
     rec_thread.start()

@@ -1,4 +1,4 @@
-"""The record button and the trigger input: GPIO edges → gestures → recorder triggers.
+"""The record button and the trigger input: GPIO edges → gestures → requests to the recorder.
 
 One button, three steps, and a bump can never stop a recording:
 
@@ -9,23 +9,24 @@ One button, three steps, and a bump can never stop a recording:
 
 The optional trigger input (e.g. a holster sensor) starts a recording when it becomes active; it
 never stops one. gpiozero's callbacks only enqueue the edge with its time; :class:`ControlsThread`
-does the timing (see :mod:`ui.gestures`) and calls ``on_trigger`` with an
-:class:`agent.recorder.Trigger` of origin "button" or "input".
+does the timing (see :mod:`ui.gestures`) and calls ``on_request`` with a :class:`ControlRequest` of
+origin "button" or "input"; the agent turns it into a recorder trigger.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
-
-from agent.recorder import Action, RecorderStatus, State, Trigger
 
 from .gestures import Gesture, GestureEvent, GestureRecognizer, LevelRecognizer
 from .gpio import claim, pin_factory
 from .settings import ControlsConfig
+from .state import OfficerState, OfficerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +36,34 @@ _STOP = object()
 IDLE_WAIT_S = 0.5
 
 
-class ControlsThread(threading.Thread):
-    """Turns button and trigger-input edges into :class:`Trigger` calls on ``on_trigger``.
+class Request(str, enum.Enum):
+    """What the officer asks of the recorder (the values are the recorder's action names)."""
 
-    ``status`` returns the recorder's latest snapshot (read at the start of each press, to tell a
+    START = "start"
+    STOP = "stop"
+    MIRROR_TOGGLE = "mirror_toggle"
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    """One request from the button or the trigger input, with what caused it (for the log)."""
+
+    action: Request
+    origin: str  # "button" or "input"
+    detail: str = ""
+
+
+class ControlsThread(threading.Thread):
+    """Turns button and trigger-input edges into :class:`ControlRequest` calls on ``on_request``.
+
+    ``status`` returns the recorder's latest state (read at the start of each press, to tell a
     stop gesture from a start). ``on_gesture(name)`` reports every gesture for the audit log:
     "press", "hold", "long_hold", "release" and "input". Both callbacks run on this thread and must
-    not block (``RecorderThread.trigger`` only enqueues).
+    not block (the agent's handler only enqueues a trigger for the recorder).
     """
 
-    def __init__(self, on_trigger: Callable[[Trigger], None], *,
-                 status: Callable[[], RecorderStatus | None] = lambda: None,
+    def __init__(self, on_request: Callable[[ControlRequest], None], *,
+                 status: Callable[[], OfficerStatus | None] = lambda: None,
                  on_gesture: Callable[[str], None] | None = None,
                  button_pin: int = 17, button_pull_up: bool = True,
                  hold_s: float = 1.0, long_hold_s: float = 3.0, debounce_s: float = 0.03,
@@ -56,7 +74,7 @@ class ControlsThread(threading.Thread):
         # makes close() wait up to hold_time while the button is down.
         from gpiozero import DigitalInputDevice
 
-        self._on_trigger = on_trigger
+        self._on_request = on_request
         self._status = status
         self._on_gesture = on_gesture
         self._clock = clock
@@ -92,11 +110,11 @@ class ControlsThread(threading.Thread):
                 self._recognizers[INPUT].active = True
 
     @classmethod
-    def from_config(cls, cfg: ControlsConfig, on_trigger: Callable[[Trigger], None], *,
-                    status: Callable[[], RecorderStatus | None] = lambda: None,
+    def from_config(cls, cfg: ControlsConfig, on_request: Callable[[ControlRequest], None], *,
+                    status: Callable[[], OfficerStatus | None] = lambda: None,
                     on_gesture: Callable[[str], None] | None = None, factory=None) -> "ControlsThread":
         """Claims the pins now, so a bad pin is an error at start-up naming its key."""
-        return cls(on_trigger, status=status, on_gesture=on_gesture, button_pin=cfg.button_pin,
+        return cls(on_request, status=status, on_gesture=on_gesture, button_pin=cfg.button_pin,
                    button_pull_up=cfg.button_pull_up, hold_s=cfg.hold_seconds, long_hold_s=cfg.long_hold_seconds,
                    debounce_s=cfg.debounce_seconds, trigger_pin=cfg.trigger_pin, trigger_pull_up=cfg.trigger_pull_up,
                    factory=factory if factory is not None else pin_factory(cfg.pin_factory))
@@ -154,24 +172,24 @@ class ControlsThread(threading.Thread):
             gesture = event.gesture
             if gesture is Gesture.DOWN:
                 status = self._status()
-                self._recording_at_down = status is not None and status.state is State.RECORDING
+                self._recording_at_down = status is not None and status.state is OfficerState.RECORDING
                 self._started_this_press = False
                 continue
             self._report(source, gesture)
             if gesture is Gesture.ACTIVE:
-                self._send(Action.START, INPUT, "trigger input active")
+                self._send(Request.START, INPUT, "trigger input active")
             elif gesture is Gesture.PRESS:
-                self._send(Action.MIRROR_TOGGLE, BUTTON, f"press {event.held_s:.2f} s")
+                self._send(Request.MIRROR_TOGGLE, BUTTON, f"press {event.held_s:.2f} s")
             elif gesture is Gesture.HOLD and not self._recording_at_down:
                 self._started_this_press = True
-                self._send(Action.START, BUTTON, f"hold {event.held_s:.1f} s")
+                self._send(Request.START, BUTTON, f"hold {event.held_s:.1f} s")
             elif gesture is Gesture.LONG_HOLD and not self._started_this_press:
-                self._send(Action.STOP, BUTTON, f"hold {event.held_s:.1f} s")
+                self._send(Request.STOP, BUTTON, f"hold {event.held_s:.1f} s")
 
     def _report(self, source: str, gesture: Gesture) -> None:
         if self._on_gesture is not None:
             self._on_gesture("input" if source == INPUT else gesture.value)
 
-    def _send(self, action: Action, origin: str, detail: str) -> None:
+    def _send(self, action: Request, origin: str, detail: str) -> None:
         logger.info("%s: %s (%s)", origin, action.value, detail)
-        self._on_trigger(Trigger(action, origin, detail))
+        self._on_request(ControlRequest(action, origin, detail))

@@ -340,9 +340,9 @@ class DisplayThread(threading.Thread):
 
 
 def wake_on_state_change(*threads) -> Callable[[object], None]:
-    """An ``on_status`` callback for :class:`agent.pipeline.RecorderThread`: wakes ``threads`` (display,
-    indicators) when the recorder's state changes, so the recording mark shows without waiting a tick.
-    It runs on the recorder thread and only sets events."""
+    """A callback for each new :class:`~ui.state.OfficerStatus`: wakes ``threads`` (display, indicators)
+    when the state changes, so the recording mark shows without waiting a tick. The agent calls it on
+    the recorder thread, where it only sets events."""
     last = [None]
 
     def on_status(status) -> None:

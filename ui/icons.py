@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from agent.diskspace import PressureLevel
-
 from . import fonts
+from .state import StorageLevel
 
 ICON_HEIGHT = 9
 SMALL_FONT = 10  # font size for the numbers next to icons (capitals 7 px)
@@ -36,15 +35,15 @@ def battery(image: Image.Image, x: int, y: int, percent: int | None, charging: b
     return w
 
 
-def storage(image: Image.Image, x: int, y: int, level: PressureLevel | None, used: float | None,
+def storage(image: Image.Image, x: int, y: int, level: StorageLevel | None, used: float | None,
             fill: int = 1) -> int:
     """An SD card filled from the bottom by ``used``; a "!" instead when low, inverted when full."""
     draw = ImageDraw.Draw(image)
     w, h = 8, ICON_HEIGHT
     outline = [(x + 2, y), (x + w - 1, y), (x + w - 1, y + h - 1), (x, y + h - 1), (x, y + 2)]
-    critical = level is PressureLevel.CRITICAL
+    critical = level is StorageLevel.CRITICAL
     draw.polygon(outline, fill=fill if critical else None, outline=fill)
-    if level in (PressureLevel.WARN, PressureLevel.CRITICAL):
+    if level in (StorageLevel.WARN, StorageLevel.CRITICAL):
         mark = 1 - fill if critical else fill  # a "!" where the fill level would be
         draw.rectangle((x + 3, y + 2, x + 4, y + h - 5), fill=mark)
         draw.rectangle((x + 3, y + h - 3, x + 4, y + h - 2), fill=mark)

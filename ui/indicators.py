@@ -1,6 +1,7 @@
 """LED and haptics from the recorder's state, on their own thread.
 
-The LED is the signal that must never lie, so nothing but the recorder's snapshot drives it, and no
+The LED is the signal that must never lie, so nothing but the recorder's state (an
+:class:`~ui.state.OfficerStatus` the agent translates from its snapshot) drives it, and no
 other part (display, renderer, uplink) can stall or kill it:
 
 * red, steady, whenever a recording runs (RECORDING or FINISHING);
@@ -19,10 +20,9 @@ import threading
 import time
 from typing import Callable
 
-from agent.recorder import RecorderStatus, State
-
 from .gpio import claim, pin_factory
 from .settings import ControlsConfig
+from .state import OfficerState, OfficerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ RECORDING_BLIP_S = 0.15
 class IndicatorThread(threading.Thread):
     """Drives ``red``/``green`` LEDs and a ``buzzer`` (gpiozero output devices, each optional).
 
-    ``status()`` is the recorder's latest snapshot; ``alerting()`` says whether any alert is raised.
+    ``status()`` is the recorder's latest state; ``alerting()`` says whether any alert is raised.
     Both are polled every ``TICK_S``; :meth:`wake` applies a change at once.
     """
 
-    def __init__(self, status: Callable[[], RecorderStatus | None], *, alerting: Callable[[], bool] = lambda: False,
+    def __init__(self, status: Callable[[], OfficerStatus | None], *, alerting: Callable[[], bool] = lambda: False,
                  red=None, green=None, buzzer=None, reminder_s: float = 120.0,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(name="IndicatorThread", daemon=True)
@@ -54,7 +54,7 @@ class IndicatorThread(threading.Thread):
         self._clock = clock
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._state: State | None = None
+        self._state: OfficerState | None = None
         self._recording_since = 0.0
         self._reminders = 0
         self._buzz: list[tuple[float, bool]] = []  # scheduled (time, on) switches of the buzzer
@@ -62,7 +62,7 @@ class IndicatorThread(threading.Thread):
         self.fault: BaseException | None = None
 
     @classmethod
-    def from_config(cls, cfg: ControlsConfig, status: Callable[[], RecorderStatus | None], *,
+    def from_config(cls, cfg: ControlsConfig, status: Callable[[], OfficerStatus | None], *,
                     alerting: Callable[[], bool] = lambda: False, factory=None) -> "IndicatorThread":
         """Claims the LED and buzzer pins now, so a bad pin is an error at start-up naming its key."""
         from gpiozero import LED, DigitalOutputDevice
@@ -135,17 +135,17 @@ class IndicatorThread(threading.Thread):
         while self._buzz and self._buzz[0][0] <= now:
             _set(self.buzzer, self._buzz.pop(0)[1])
 
-    def _changed(self, previous: State | None, state: State, now: float) -> None:
+    def _changed(self, previous: OfficerState | None, state: OfficerState, now: float) -> None:
         if previous is None:
             return  # the first reading after start-up is not a change the officer made
-        if state is State.RECORDING:
+        if state is OfficerState.RECORDING:
             self._recording_since, self._reminders = now, 0
             self._pattern(START_PATTERN, now)
-        elif previous is State.RECORDING:
+        elif previous is OfficerState.RECORDING:
             self._pattern(STOP_PATTERN, now)
 
     def _remind(self, now: float) -> None:
-        if self._state is not State.RECORDING or self.reminder_s <= 0:
+        if self._state is not OfficerState.RECORDING or self.reminder_s <= 0:
             return
         due = self._recording_since + (self._reminders + 1) * self.reminder_s
         if now >= due:

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from agent.recorder import State
-
 from . import fonts, icons
 from .dither import FLOYD_STEINBERG, mirror_image
+from .state import OfficerState
 from .text import alert_text, strings
 from .view import OfficerView
 
@@ -50,7 +49,7 @@ def screen_for(view: OfficerView) -> str:
         return ALERT
     if view.state.recording:
         return RECORDING
-    if view.state is State.MIRROR:
+    if view.state is OfficerState.MIRROR:
         return MIRROR
     return STANDBY
 

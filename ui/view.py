@@ -1,10 +1,10 @@
 """What the display shows, as one immutable snapshot: :class:`OfficerView`.
 
 The runtime owns the facts (recorder status, disk, battery, link, backlog, alerts, the camera's
-preview); :class:`ViewBuilder` reads them through callables and folds them into a view, and
-:mod:`ui.screens` turns a view into pixels. Alerts are not decided here: the list comes from
-:func:`agent.alerts.derive_alerts`, the same one telemetry and the status file show, so the display
-can never disagree with them.
+preview) and hands them over in this package's own types (:mod:`ui.state`); :class:`ViewBuilder`
+reads them through callables and folds them into a view, and :mod:`ui.screens` turns a view into
+pixels. Alerts are not decided here: the codes come from the agent's alert list, the same one
+telemetry and the status file show, so the display can never disagree with them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from agent.diskspace import DiskSnapshot, PressureLevel
-from agent.recorder import RecorderStatus, State
-
+from .state import OfficerState, OfficerStatus, Storage, StorageLevel
 from .text import DEFAULT_LANGUAGE
 
 logger = logging.getLogger(__name__)
@@ -38,18 +36,18 @@ class Health:
 class OfficerView:
     """One frame's worth of facts. ``preview`` is the camera's latest luma plane, never written to."""
 
-    state: State
+    state: OfficerState
     now: float  # wall-clock seconds: the blink phase and the elapsed time come from it
     clock: str  # local time "HH:MM", formatted by the builder so screens stay free of time zones
     recording_since: float | None = None
     preview: np.ndarray | None = field(default=None, compare=False, repr=False)
     battery_percent: int | None = None
     charging: bool = False
-    storage_level: PressureLevel | None = None
+    storage_level: StorageLevel | None = None
     storage_used: float | None = None  # 0..1
     link_up: bool | None = None
     backlog_segments: int = 0
-    alerts: tuple[str, ...] = ()  # alert codes from agent.alerts, most severe first
+    alerts: tuple[str, ...] = ()  # alert codes (see ui.text), most severe first
     language: str = DEFAULT_LANGUAGE
     #: The device's id while the back office asks "which device is this?" (the identify command).
     identify: str | None = None
@@ -62,11 +60,6 @@ class OfficerView:
         return max(0, int(self.now - self.recording_since))
 
 
-def alert_codes(alerts: Iterable | None) -> tuple[str, ...]:
-    """Codes from :func:`agent.alerts.derive_alerts` output (objects with ``.code``) or plain strings."""
-    return tuple(a if isinstance(a, str) else a.code for a in alerts or ())
-
-
 def _local_clock(now: float) -> str:
     return time.strftime("%H:%M", time.localtime(now))
 
@@ -76,16 +69,16 @@ class ViewBuilder:
 
     Every source is a callable returning an immutable snapshot (or None when unknown), read without
     locks: the display thread calls the builder and nothing here may block. ``alerts`` returns the
-    current :func:`agent.alerts.derive_alerts` list (or its codes); compute it where the status is
-    gathered, not here at 10 frames per second. A source that raises is logged once and treated as
+    current alert codes, most severe first; derive them where the status is gathered, not here at
+    10 frames per second. A source that raises is logged once and treated as
     unknown, so a broken battery gauge cannot take the display down with it.
     """
 
-    def __init__(self, status: Callable[[], RecorderStatus | None], *,
+    def __init__(self, status: Callable[[], OfficerStatus | None], *,
                  preview: Callable[[], np.ndarray | None] = lambda: None,
-                 disk: Callable[[], DiskSnapshot | None] = lambda: None,
+                 disk: Callable[[], Storage | None] = lambda: None,
                  health: Callable[[], Health | None] = lambda: None,
-                 alerts: Callable[[], Iterable | None] = lambda: (),
+                 alerts: Callable[[], Iterable[str] | None] = lambda: (),
                  identify: Callable[[], str | None] = lambda: None,
                  language: str = DEFAULT_LANGUAGE,
                  wall_clock: Callable[[], float] = time.time,
@@ -113,13 +106,13 @@ class ViewBuilder:
         disk = self._read("disk")
         health = self._read("health") or Health()
         now = self._wall_clock()
-        state = status.state if status is not None else State.STANDBY
+        state = status.state if status is not None else OfficerState.STANDBY
         return OfficerView(
             state=state, now=now, clock=self._local_clock(now),
             recording_since=status.recording_since if status is not None else None,
-            preview=self._read("preview") if state is not State.STANDBY else None,
+            preview=self._read("preview") if state is not OfficerState.STANDBY else None,
             battery_percent=health.battery_percent, charging=health.charging,
             storage_level=disk.level if disk is not None else None,
-            storage_used=disk.used_fraction if disk is not None else None,
+            storage_used=disk.used if disk is not None else None,
             link_up=health.link_up, backlog_segments=health.backlog_segments,
-            alerts=alert_codes(self._read("alerts")), language=self.language, identify=self._read("identify"))
+            alerts=tuple(self._read("alerts") or ()), language=self.language, identify=self._read("identify"))

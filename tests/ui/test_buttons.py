@@ -1,4 +1,4 @@
-"""The controls thread on gpiozero mock pins: gestures become the right triggers, at the right time.
+"""The controls thread on gpiozero mock pins: gestures become the right requests, at the right time.
 
 Times are scaled down (hold 0.15 s, long hold 0.45 s) so the suite stays fast; the real 1 s / 3 s
 defaults are exercised end to end in test_officer_flow.py.
@@ -12,37 +12,37 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.recorder import Action, State
-from ui.controls import ControlsThread
+from ui.controls import ControlsThread, Request
 from ui.settings import ControlsConfig
+from ui.state import OfficerState, OfficerStatus
 from ui_fakes import wait_for
 
 HOLD, LONG = 0.15, 0.45
 
 
 class Recorder:
-    """Collects triggers and plays the recorder's state for the press-start check."""
+    """Collects requests and plays the recorder's state for the press-start check."""
 
     def __init__(self):
-        self.triggers, self.gestures = [], []
-        self.state = State.STANDBY
+        self.requests, self.gestures = [], []
+        self.state = OfficerState.STANDBY
         self.event = threading.Event()
 
     def status(self):
-        return SimpleNamespace(state=self.state)
+        return OfficerStatus(self.state)
 
-    def on_trigger(self, trigger):
-        self.triggers.append(trigger)
+    def on_request(self, request):
+        self.requests.append(request)
         self.event.set()
 
     def actions(self):
-        return [(t.action, t.origin) for t in self.triggers]
+        return [(r.action, r.origin) for r in self.requests]
 
 
 @pytest.fixture
 def rig(mock_factory):
     rec = Recorder()
-    controls = ControlsThread(rec.on_trigger, status=rec.status, on_gesture=rec.gestures.append, button_pin=17,
+    controls = ControlsThread(rec.on_request, status=rec.status, on_gesture=rec.gestures.append, button_pin=17,
                               hold_s=HOLD, long_hold_s=LONG, debounce_s=0.01, trigger_pin=27)
     controls.start()
     pins = SimpleNamespace(button=mock_factory.pin(17), input=mock_factory.pin(27))
@@ -67,7 +67,7 @@ def test_short_press_toggles_the_mirror(rig):
     rec, pins, _ = rig
     press(pins.button, 0.05)
     settle(rec, ["press"])
-    assert rec.actions() == [(Action.MIRROR_TOGGLE, "button")]
+    assert rec.actions() == [(Request.MIRROR_TOGGLE, "button")]
     assert rec.gestures == ["press"]
 
 
@@ -77,11 +77,11 @@ def test_hold_starts_while_the_button_is_still_down(rig):
     t0 = time.monotonic()
     assert rec.event.wait(2.0)
     recognised = time.monotonic() - t0
-    assert rec.actions() == [(Action.START, "button")]
+    assert rec.actions() == [(Request.START, "button")]
     assert HOLD <= recognised < HOLD + 0.25
     pins.button.drive_high()
     settle(rec, ["hold", "release"])
-    assert rec.actions() == [(Action.START, "button")]  # releasing adds nothing
+    assert rec.actions() == [(Request.START, "button")]  # releasing adds nothing
     assert rec.gestures == ["hold", "release"]
 
 
@@ -89,21 +89,21 @@ def test_holding_on_after_a_start_never_stops_it(rig):
     rec, pins, _ = rig
     press(pins.button, LONG + 0.1)
     settle(rec, ["hold", "long_hold", "release"])
-    assert rec.actions() == [(Action.START, "button")]
+    assert rec.actions() == [(Request.START, "button")]
     assert rec.gestures == ["hold", "long_hold", "release"]
 
 
 def test_long_hold_during_a_recording_stops_it(rig):
     rec, pins, _ = rig
-    rec.state = State.RECORDING
+    rec.state = OfficerState.RECORDING
     press(pins.button, LONG + 0.1)
     settle(rec, ["hold", "long_hold", "release"])
-    assert rec.actions() == [(Action.STOP, "button")]
+    assert rec.actions() == [(Request.STOP, "button")]
 
 
 def test_a_shorter_hold_during_a_recording_does_nothing(rig):
     rec, pins, _ = rig
-    rec.state = State.RECORDING
+    rec.state = OfficerState.RECORDING
     press(pins.button, (HOLD + LONG) / 2)
     settle(rec, ["hold", "release"])
     assert rec.actions() == []
@@ -121,27 +121,27 @@ def test_bouncing_contacts_give_one_press(rig):
     pins.button.drive_low()
     pins.button.drive_high()
     settle(rec, ["press"])
-    assert rec.actions() == [(Action.MIRROR_TOGGLE, "button")]
+    assert rec.actions() == [(Request.MIRROR_TOGGLE, "button")]
 
 
 def test_trigger_input_starts_and_never_stops(rig):
     rec, pins, _ = rig
     pins.input.drive_low()
     settle(rec, ["input"])
-    assert rec.actions() == [(Action.START, "input")]
-    rec.state = State.RECORDING
+    assert rec.actions() == [(Request.START, "input")]
+    rec.state = OfficerState.RECORDING
     pins.input.drive_high()
     time.sleep(0.05)
     pins.input.drive_low()
     settle(rec, ["input", "input"])
-    assert rec.actions() == [(Action.START, "input"), (Action.START, "input")]  # START is idempotent
+    assert rec.actions() == [(Request.START, "input"), (Request.START, "input")]  # START is idempotent
     assert rec.gestures == ["input", "input"]
 
 
 def test_a_button_held_at_start_up_is_ignored_until_released(mock_factory):
     mock_factory.pin(17).drive_low()  # stuck (or held while booting)
     rec = Recorder()
-    controls = ControlsThread(rec.on_trigger, status=rec.status, button_pin=17, hold_s=HOLD, long_hold_s=LONG,
+    controls = ControlsThread(rec.on_request, status=rec.status, button_pin=17, hold_s=HOLD, long_hold_s=LONG,
                               debounce_s=0.01)
     controls.start()
     try:
@@ -150,9 +150,9 @@ def test_a_button_held_at_start_up_is_ignored_until_released(mock_factory):
         mock_factory.pin(17).drive_high()
         time.sleep(0.05)
         press(mock_factory.pin(17), 0.05)
-        assert wait_for(lambda: rec.triggers, 2.0)
+        assert wait_for(lambda: rec.requests, 2.0)
         time.sleep(0.05)
-        assert rec.actions() == [(Action.MIRROR_TOGGLE, "button")]
+        assert rec.actions() == [(Request.MIRROR_TOGGLE, "button")]
     finally:
         controls.stop()
 

@@ -9,17 +9,17 @@ import time
 import pytest
 from PIL import Image
 
-from agent.recorder import State
 from ui.display import DisplayError, DisplayThread, build_display_thread, device_error, open_device, switch_off, wake_on_state_change
 from ui.screens import render
 from ui.settings import DisplayConfig
+from ui.state import OfficerState, OfficerStatus
 from ui.view import OfficerView
 from ui_fakes import FakeBus, wait_for
 
 NOW = 1_700_000_000.0
 
 
-def views(state=State.STANDBY):
+def views(state=OfficerState.STANDBY):
     return lambda: OfficerView(state, now=time.time(), clock="09:41")
 
 
@@ -37,11 +37,11 @@ def test_pushes_at_the_configured_rate_and_skips_unchanged_frames():
 
 def test_wake_renders_at_once_instead_of_at_the_next_tick():
     pushed = threading.Event()
-    state = [State.STANDBY]
+    state = [OfficerState.STANDBY]
 
     class Device:
         def display(self, image):
-            if state[0] is State.RECORDING:
+            if state[0] is OfficerState.RECORDING:
                 pushed.set()
 
         def cleanup(self):
@@ -51,10 +51,10 @@ def test_wake_renders_at_once_instead_of_at_the_next_tick():
     thread.start()
     try:
         time.sleep(0.05)
-        state[0] = State.RECORDING
+        state[0] = OfficerState.RECORDING
         on_status = wake_on_state_change(thread)
         t0 = time.monotonic()
-        on_status(type("S", (), {"state": State.RECORDING})())
+        on_status(OfficerStatus(OfficerState.RECORDING))
         assert pushed.wait(1.0)
         assert time.monotonic() - t0 < 0.1  # at 1 fps the next tick would be up to a second away
     finally:
@@ -66,7 +66,7 @@ def test_ssd1306_over_i2c_gets_every_frame():
     device = open_device(DisplayConfig(driver="ssd1306", contrast=200), bus=bus)
     assert [0x81, 200] in bus.commands  # contrast from config
     bus.written = 0
-    device.display(render(views(State.RECORDING)()))
+    device.display(render(views(OfficerState.RECORDING)()))
     assert bus.written == 128 * 64 // 8
 
 
@@ -98,7 +98,7 @@ def test_unplugged_display_becomes_a_fault_and_comes_back_when_replugged():
     bus = FakeBus()
     changes = []
     cfg = DisplayConfig(driver="ssd1306", fps=50.0)
-    thread = DisplayThread(lambda: open_device(cfg, bus=bus), views(State.RECORDING), render, fps=50.0,
+    thread = DisplayThread(lambda: open_device(cfg, bus=bus), views(OfficerState.RECORDING), render, fps=50.0,
                            on_fault=changes.append, retry_first_s=0.05, retry_max_s=0.1, where="I2C bus 1 at 0x3C")
     thread.start()
     try:
@@ -158,7 +158,7 @@ def test_emulator_writes_png_frames_or_an_animated_gif(tmp_path, suffix):
     pytest.importorskip("pygame")
     cfg = DisplayConfig(driver="emulator", emulator_path=str(tmp_path / f"display{suffix}"))
     device = open_device(cfg)
-    for state in (State.STANDBY, State.RECORDING):
+    for state in (OfficerState.STANDBY, OfficerState.RECORDING):
         device.display(render(views(state)()))
     device.cleanup()
     if suffix == ".gif":

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import pytest
 
-from agent.recorder import State
 from ui.indicators import RECORDING_BLIP_EVERY_S, REMINDER_PATTERN, START_PATTERN, STOP_PATTERN, IndicatorThread
 from ui.settings import ControlsConfig
+from ui.state import OfficerState, OfficerStatus
 
 RED, GREEN, BUZZER = 23, 24, 25
 
 
 class Rig:
     def __init__(self, factory, **cfg):
-        self.state = State.STANDBY
+        self.state = OfficerState.STANDBY
         self.alert = False
-        self.ind = IndicatorThread.from_config(ControlsConfig(**cfg), lambda: SimpleNamespace(state=self.state),
+        self.ind = IndicatorThread.from_config(ControlsConfig(**cfg), lambda: OfficerStatus(self.state),
                                                alerting=lambda: self.alert)
         self.pins = {name: factory.pin(n) for name, n in (("red", RED), ("green", GREEN), ("buzzer", BUZZER))}
         self.buzz_log: list[tuple[float, bool]] = []
@@ -54,16 +53,16 @@ def rig(mock_factory):
 def test_green_in_standby_and_mirror_red_while_recording(rig):
     rig.step(0, 0.1)
     assert rig.led() == (False, True)
-    rig.state = State.MIRROR
+    rig.state = OfficerState.MIRROR
     rig.step(0.2, 0.3)
     assert rig.led() == (False, True)
-    rig.state = State.RECORDING
+    rig.state = OfficerState.RECORDING
     rig.step(0.4, 0.5)
     assert rig.led() == (True, False)
-    rig.state = State.FINISHING
+    rig.state = OfficerState.FINISHING
     rig.step(0.6, 0.7)
     assert rig.led() == (True, False)
-    rig.state = State.STANDBY
+    rig.state = OfficerState.STANDBY
     rig.step(0.8, 0.9)
     assert rig.led() == (False, True)
 
@@ -71,9 +70,9 @@ def test_green_in_standby_and_mirror_red_while_recording(rig):
 def test_start_and_stop_patterns_and_the_two_minute_reminder(rig):
     rig.step(0, 1)
     assert rig.buzz_log == []  # the first state after start-up is not a change
-    rig.state = State.RECORDING
+    rig.state = OfficerState.RECORDING
     rig.step(1.01, 250)
-    rig.state = State.FINISHING
+    rig.state = OfficerState.FINISHING
     rig.step(250.01, 252)
     got = pulses(rig.buzz_log)
     start = [(1.01, START_PATTERN[0][0]), (round(1.01 + sum(START_PATTERN[0]), 2), START_PATTERN[1][0])]
@@ -87,7 +86,7 @@ def test_reminder_can_be_switched_off(mock_factory):
     rig = Rig(mock_factory, reminder_seconds=0)
     try:
         rig.step(0, 0.1)
-        rig.state = State.RECORDING
+        rig.state = OfficerState.RECORDING
         rig.step(0.11, 400, dt=0.05)
         assert len(pulses(rig.buzz_log)) == 2  # the start pattern only
     finally:
@@ -105,7 +104,7 @@ def test_an_alert_blinks_green_when_idle(rig):
 
 def test_an_alert_never_interrupts_the_red_while_recording(rig):
     rig.step(0, 0.1)
-    rig.state, rig.alert = State.RECORDING, True
+    rig.state, rig.alert = OfficerState.RECORDING, True
     reds, greens = set(), 0
     t = 0.2
     while t < 0.2 + 3 * RECORDING_BLIP_EVERY_S:
@@ -121,7 +120,7 @@ def test_an_alert_never_interrupts_the_red_while_recording(rig):
 def test_a_failing_status_source_keeps_the_last_state(mock_factory, caplog):
     rig = Rig(mock_factory)
     try:
-        rig.state = State.RECORDING
+        rig.state = OfficerState.RECORDING
         rig.step(0, 0.1)
         rig.ind._status = lambda: 1 / 0
         rig.step(0.2, 0.5)
@@ -135,7 +134,7 @@ def test_the_thread_applies_a_state_change_within_a_tick(rig):
     rig.ind.start()
     time.sleep(0.05)
     assert rig.led() == (False, True)
-    rig.state = State.RECORDING
+    rig.state = OfficerState.RECORDING
     rig.ind.wake()
     time.sleep(0.05)
     assert rig.led() == (True, False)

@@ -13,6 +13,7 @@ import pytest
 from luma.core.device import dummy
 
 from agent.alerts import derive_alerts
+from agent.officer import alert_codes, officer_status, trigger_for
 from agent.pipeline import RecorderThread
 from agent.recorder import Action, Recorder, State, Trigger
 from camera.ring import PreEventRing
@@ -21,11 +22,12 @@ from ui.display import DisplayThread, open_device, wake_on_state_change
 from ui.indicators import IndicatorThread
 from ui.screens import ALERT, render, screen_for
 from ui.settings import ControlsConfig, DisplayConfig
+from ui.state import OfficerState
 from ui.view import OfficerView, ViewBuilder
 from ui_fakes import FakeBus, wait_for
 
 BAND = 22  # rows of the recording band at 128x64
-REFERENCE_BANDS = {render(OfficerView(State.RECORDING, now=t, clock="00:00")).crop((0, 0, 128, BAND)).tobytes()
+REFERENCE_BANDS = {render(OfficerView(OfficerState.RECORDING, now=t, clock="00:00")).crop((0, 0, 128, BAND)).tobytes()
                    for t in (0.0, 0.5)}  # dot on, dot off
 
 
@@ -58,22 +60,23 @@ class Officer:
         self.gestures: list[tuple[float, str]] = []
         recorder = Recorder(source.info, PreEventRing(1.0, 16 << 20), 2.0, self.segments.append,
                             request_keyframe=source.request_keyframe)
-        self.builder = ViewBuilder(lambda: self.recorder.status, preview=source.preview,
-                                   alerts=lambda: self.alerts())
+        self.builder = ViewBuilder(lambda: officer_status(self.recorder.status), preview=source.preview,
+                                   alerts=lambda: alert_codes(self.alerts()))
         self.display = DisplayThread(display_open, self.builder, render, fps=10.0, retry_first_s=0.1,
                                      retry_max_s=0.2)
         self.indicators = IndicatorThread.from_config(
-            ControlsConfig(), lambda: self.recorder.status,
+            ControlsConfig(), lambda: officer_status(self.recorder.status),
             alerting=alerting or (lambda: self.display.fault is not None))
         wake = wake_on_state_change(self.display, self.indicators)
 
         def on_status(status):
             self.status_times.append((time.monotonic(), status.state))
-            wake(status)
+            wake(officer_status(status))
 
         self.recorder = RecorderThread(recorder, queue_frames=90, on_status=on_status)
         self.controls = ControlsThread.from_config(
-            ControlsConfig(), self.recorder.trigger, status=lambda: self.recorder.status,
+            ControlsConfig(), lambda request: self.recorder.trigger(trigger_for(request)),
+            status=lambda: officer_status(self.recorder.status),
             on_gesture=lambda name: self.gestures.append((time.monotonic(), name)))
 
     def alerts(self):

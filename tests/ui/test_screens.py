@@ -9,10 +9,9 @@ import pytest
 from PIL import Image, ImageChops
 
 from agent.alerts import derive_alerts
-from agent.diskspace import PressureLevel
-from agent.recorder import State
 from ui import fonts
 from ui.screens import ALERT, IDENTIFY, MIRROR, RECORDING, RECORDING_CAP_MIN, STANDBY, ScreenSpec, render, screen_for
+from ui.state import OfficerState, StorageLevel
 from ui.text import LANGUAGES, alert_text, all_texts, strings
 from ui.view import OfficerView
 from ui_golden import assert_golden, difference
@@ -21,16 +20,16 @@ from ui_scene import portrait
 NOW = 1_700_000_000.0  # a fixed wall clock: blink phase "on", no burn-in shift
 PREVIEW = portrait()
 PREVIEW.flags.writeable = False  # a screen that wrote into the camera's preview would raise
-ICONS = dict(battery_percent=76, storage_level=PressureLevel.OK, storage_used=0.35, link_up=True,
+ICONS = dict(battery_percent=76, storage_level=StorageLevel.OK, storage_used=0.35, link_up=True,
              backlog_segments=3)
 ALERT_CODES = ("camera_fault", "recorder_fault", "storage_full", "storage_low", "frames_dropped",
                "recording_refused", "upload_failing", "overheating", "under_voltage", "low_battery",
                "display_fault", "some_future_code")
 
 
-def view(state=State.STANDBY, **kw) -> OfficerView:
+def view(state=OfficerState.STANDBY, **kw) -> OfficerView:
     args = dict(now=NOW, clock="09:41", **ICONS)
-    if state is not State.STANDBY:
+    if state is not OfficerState.STANDBY:
         args["preview"] = PREVIEW
     if state.recording:
         args["recording_since"] = NOW - 83
@@ -43,17 +42,17 @@ CASES = {
     "standby_unknowns": view(battery_percent=None, storage_level=None, storage_used=None, link_up=None,
                              backlog_segments=0, clock="23:05"),
     "standby_icons": view(battery_percent=8, charging=True, link_up=False, backlog_segments=1234,
-                          storage_level=PressureLevel.WARN, storage_used=0.93),
-    "mirror": view(State.MIRROR),
-    "mirror_no_picture": view(State.MIRROR, preview=None),
-    "recording": view(State.RECORDING),
-    "recording_dot_off": view(State.RECORDING, now=NOW + 0.5),
-    "recording_finishing_long": view(State.FINISHING, recording_since=NOW - 3723),
-    "recording_no_picture": view(State.RECORDING, preview=None),
+                          storage_level=StorageLevel.WARN, storage_used=0.93),
+    "mirror": view(OfficerState.MIRROR),
+    "mirror_no_picture": view(OfficerState.MIRROR, preview=None),
+    "recording": view(OfficerState.RECORDING),
+    "recording_dot_off": view(OfficerState.RECORDING, now=NOW + 0.5),
+    "recording_finishing_long": view(OfficerState.FINISHING, recording_since=NOW - 3723),
+    "recording_no_picture": view(OfficerState.RECORDING, preview=None),
     **{f"alert_{code}": view(alerts=(code,)) for code in ALERT_CODES},
     "alert_several": view(alerts=("storage_low", "upload_failing", "low_battery")),
-    "alert_while_recording": view(State.RECORDING, alerts=("display_fault", "low_battery")),
-    "alert_while_recording_dot_off": view(State.RECORDING, now=NOW + 0.5, alerts=("storage_full",)),
+    "alert_while_recording": view(OfficerState.RECORDING, alerts=("display_fault", "low_battery")),
+    "alert_while_recording_dot_off": view(OfficerState.RECORDING, now=NOW + 0.5, alerts=("storage_full",)),
     "identify": view(identify="kod-07", alerts=("low_battery",)),
     "identify_off": view(identify="kod-07", now=NOW + 0.5),
     "identify_long_id": view(identify="duisburg-kod-team-nord-0042"),
@@ -76,14 +75,14 @@ def test_the_golden_comparison_fails_on_a_single_changed_pixel():
 
 def test_which_screen_shows():
     assert screen_for(view()) == STANDBY
-    assert screen_for(view(State.MIRROR)) == MIRROR
-    assert screen_for(view(State.RECORDING)) == RECORDING
-    assert screen_for(view(State.FINISHING)) == RECORDING
-    assert screen_for(view(State.MIRROR, alerts=("low_battery",))) == ALERT
-    assert screen_for(view(State.RECORDING, alerts=("low_battery",))) == ALERT
+    assert screen_for(view(OfficerState.MIRROR)) == MIRROR
+    assert screen_for(view(OfficerState.RECORDING)) == RECORDING
+    assert screen_for(view(OfficerState.FINISHING)) == RECORDING
+    assert screen_for(view(OfficerState.MIRROR, alerts=("low_battery",))) == ALERT
+    assert screen_for(view(OfficerState.RECORDING, alerts=("low_battery",))) == ALERT
     assert screen_for(view(identify="kod-07", alerts=("low_battery",))) == IDENTIFY
-    assert screen_for(view(State.MIRROR, identify="kod-07")) == IDENTIFY
-    assert screen_for(view(State.RECORDING, identify="kod-07")) == RECORDING  # a recording is never hidden
+    assert screen_for(view(OfficerState.MIRROR, identify="kod-07")) == IDENTIFY
+    assert screen_for(view(OfficerState.RECORDING, identify="kod-07")) == RECORDING  # a recording is never hidden
 
 
 def test_identify_blinks_the_whole_screen():
@@ -113,8 +112,8 @@ def _dot_and_label_columns(on: Image.Image, off: Image.Image, rows: range):
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("alerts", [(), ("display_fault",)], ids=["recording", "alert_while_recording"])
 def test_recording_label_is_at_least_16_px_tall_and_only_the_dot_blinks(language, alerts):
-    on = render(view(State.RECORDING, alerts=alerts, language=language))
-    off = render(view(State.RECORDING, now=NOW + 0.5, alerts=alerts, language=language))
+    on = render(view(OfficerState.RECORDING, alerts=alerts, language=language))
+    off = render(view(OfficerState.RECORDING, now=NOW + 0.5, alerts=alerts, language=language))
     rows = range(0, 22) if not alerts else range(64 - 22, 64)
     dot_cols, label_left = _dot_and_label_columns(on, off, rows)
     band = np.array(on)[rows.start:rows.stop, label_left:]
@@ -125,7 +124,7 @@ def test_recording_label_is_at_least_16_px_tall_and_only_the_dot_blinks(language
 
 
 def test_screens_are_pure_functions_of_the_view():
-    v = view(State.RECORDING, alerts=())
+    v = view(OfficerState.RECORDING, alerts=())
     assert render(v).tobytes() == render(v).tobytes()
     assert render(v).tobytes() != render(dataclasses.replace(v, recording_since=NOW - 84)).tobytes()
 

@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from agent.alerts import derive_alerts
-from agent.diskspace import DiskSnapshot, PressureLevel
-from agent.recorder import RecorderStatus, State
-from camera.ring import RingStats
 from ui.dither import crop_box, dither, fit, mirror_image, stretch
+from ui.state import OfficerState, OfficerStatus, Storage, StorageLevel
 from ui.view import Health, OfficerView, ViewBuilder
 
 NOW = 1_700_000_000.0
 
 
-def status(state=State.STANDBY, since=None, overrun=False):
-    ring = RingStats(**{f.name: 0 for f in dataclasses.fields(RingStats)})
-    values = dict(state=state, incident_id=None, recording_since=since, segments_emitted=0, frames_seen=0,
-                  frames_lost=0, overrun_alarm=overrun, refused_reason=None, ring=ring)
-    return RecorderStatus(**values)
+def status(state=OfficerState.STANDBY, since=None):
+    return OfficerStatus(state, recording_since=since)
 
 
 def test_builder_folds_the_runtime_facts_into_one_view():
-    disk = DiskSnapshot(PressureLevel.WARN, 1, 10, "storage low", "/spool")
+    disk = Storage(StorageLevel.WARN, used=0.9)
     preview = np.zeros((72, 128), np.uint8)
-    builder = ViewBuilder(lambda: status(State.RECORDING, since=NOW - 65), preview=lambda: preview,
+    builder = ViewBuilder(lambda: status(OfficerState.RECORDING, since=NOW - 65), preview=lambda: preview,
                           disk=lambda: disk, health=lambda: Health(battery_percent=40, link_up=False,
                                                                    backlog_segments=7),
-                          alerts=lambda: derive_alerts({"storage": disk.as_dict()}), language="en",
+                          alerts=lambda: ["storage_low"], language="en",
                           wall_clock=lambda: NOW, local_clock=lambda t: "12:34")
     view = builder()
-    assert (view.state, view.clock, view.elapsed_seconds, view.language) == (State.RECORDING, "12:34", 65, "en")
-    assert view.preview is preview and view.storage_level is PressureLevel.WARN
+    assert (view.state, view.clock, view.elapsed_seconds, view.language) == (OfficerState.RECORDING, "12:34", 65, "en")
+    assert view.preview is preview and view.storage_level is StorageLevel.WARN
     assert view.storage_used == pytest.approx(0.9)
     assert (view.battery_percent, view.link_up, view.backlog_segments) == (40, False, 7)
     assert view.alerts == ("storage_low",)
@@ -45,7 +37,7 @@ def test_standby_never_touches_the_camera_preview():
         raise AssertionError("read in standby")
 
     view = ViewBuilder(lambda: status(), preview=preview)()
-    assert view.preview is None and view.state is State.STANDBY
+    assert view.preview is None and view.state is OfficerState.STANDBY
 
 
 def test_a_failing_source_is_unknown_and_logged_once(caplog):
@@ -61,12 +53,12 @@ def test_a_failing_source_is_unknown_and_logged_once(caplog):
 
 
 def test_no_recorder_yet_reads_as_standby():
-    assert ViewBuilder(lambda: None)().state is State.STANDBY
+    assert ViewBuilder(lambda: None)().state is OfficerState.STANDBY
 
 
 def test_elapsed_time_only_while_recording():
-    assert OfficerView(State.MIRROR, now=NOW, clock="", recording_since=NOW - 5).elapsed_seconds == 0
-    assert OfficerView(State.FINISHING, now=NOW, clock="", recording_since=NOW - 5.9).elapsed_seconds == 5
+    assert OfficerView(OfficerState.MIRROR, now=NOW, clock="", recording_since=NOW - 5).elapsed_seconds == 0
+    assert OfficerView(OfficerState.FINISHING, now=NOW, clock="", recording_since=NOW - 5.9).elapsed_seconds == 5
 
 
 def test_mirror_from_a_1080p_plane_keeps_the_centre_and_flips():
