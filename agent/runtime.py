@@ -30,6 +30,7 @@ from base import __version__
 from evidence import audit
 from . import config
 from .alerts import derive_alerts
+from .bridge import command_trigger, recording_event
 from .config import Config
 from base.errors import BodycamError, ConfigError
 from .health import StorageMonitor
@@ -122,7 +123,7 @@ class Agent:
                             rec.segment_seconds, self.sealer.put, rec.post_event_seconds,
                             lambda: self.source.request_keyframe(), self.stage.storage_gate)
         recorder.subscribe(self.stage.record_event)
-        recorder.subscribe(lambda event: self.channel.on_recorder_event(event) if self.channel else None)
+        recorder.subscribe(self._to_channel)
         fps = source.info.fps
         self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * fps),
                                               on_status=self._on_status)
@@ -149,6 +150,12 @@ class Agent:
             self._wake(status)
 
     _wake = None
+
+    def _to_channel(self, event) -> None:
+        """On the recorder thread: its state changes reach the broker channel as comms' recording events."""
+        change = recording_event(event)
+        if change is not None and self.channel is not None:
+            self.channel.on_recorder_event(change)
 
     def _build_officer_outputs(self) -> None:
         """LED/buzzer and display exist before the recorder, so its first state change reaches them."""
@@ -199,15 +206,21 @@ class Agent:
                           "link": wifi_link(), "display_fault": str(display_fault) if display_fault else None,
                           "upload": self.uplink.status.as_dict() if self.uplink is not None else None}
         r = self._readings
-        self.alerts = derive_alerts(status, battery_percent=battery.percent if battery else None,
-                                    battery_low_percent=self.cfg.battery.low_percent,
-                                    cpu_temperature_c=r["cpu_temperature_c"], throttling=r["throttling"],
-                                    upload=r["upload"], display_fault=r["display_fault"])
+        self.alerts = self._derive_alerts(status)
         status["alerts"] = [a.as_dict() for a in self.alerts]
         if r["upload"] is not None:
             status["uplink"] = r["upload"]
         self._status_cache = status
         return status
+
+    def _derive_alerts(self, status: dict) -> list:
+        """The alert list for ``status`` and the last side readings, most severe first."""
+        r = self._readings
+        battery = r.get("battery")
+        return derive_alerts(status, battery_percent=battery.percent if battery else None,
+                             battery_low_percent=self.cfg.battery.low_percent,
+                             cpu_temperature_c=r.get("cpu_temperature_c"), throttling=r.get("throttling"),
+                             upload=r.get("upload"), display_fault=r.get("display_fault"))
 
     def _link_up(self) -> bool | None:
         """The sync icon: connected to the broker, not (yet), or no icon when uploading is switched off."""
@@ -225,10 +238,10 @@ class Agent:
                       frames_lost=live.frames_lost, overrun_alarm=live.overrun_alarm,
                       refused_reason=live.refused_reason)
         r = self._readings
-        return build_telemetry(status, clock_sync=clock_sync_state(), battery=r.get("battery"),
-                               battery_low_percent=self.cfg.battery.low_percent,
+        alerts = [a.as_dict() for a in self._derive_alerts(status)]  # with the live state, not the cached list
+        return build_telemetry(status, clock_sync=clock_sync_state(), alerts=alerts, battery=r.get("battery"),
                                cpu_temperature_c=r.get("cpu_temperature_c"), throttling=r.get("throttling"),
-                               link=r.get("link"), upload=r.get("upload"), display_fault=r.get("display_fault"))
+                               link=r.get("link"), upload=r.get("upload"))
 
     _link_fault: str | None = None
     _link_retry_at = 0.0
@@ -283,7 +296,8 @@ class Agent:
         cmds = self.cfg.commands
         verifier = CommandVerifier(self.cfg.device.id, load_command_public_key(cmds.public_key),
                                    pre_event_max_s=cmds.pre_event_max_seconds, max_age_s=cmds.max_age_seconds)
-        return CommandHandler(verifier, CommandActions(self.trigger, self._identify,
+        return CommandHandler(verifier, CommandActions(lambda request, cid: self.trigger(command_trigger(request, cid)),
+                                                       self._identify,
                                                        lambda: self.channel.request_telemetry(),
                                                        self._apply_setting), self.stage.audit)
 

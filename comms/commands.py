@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import enum
 import json
 import logging
 import math
@@ -36,7 +37,6 @@ from typing import Callable
 
 from evidence import audit
 from base.errors import BodycamError
-from agent.recorder import Action, Trigger
 
 from .refusals import RefusalLog
 
@@ -298,11 +298,22 @@ def _is_id(value) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS
 
 
+class RecorderRequest(str, enum.Enum):
+    """What an accepted start, stop or mirror command asks of the recorder; the device program turns it
+    into its own trigger."""
+
+    START = "start"
+    STOP = "stop"
+    MIRROR_ON = "mirror_on"
+    MIRROR_OFF = "mirror_off"
+
+
 @dataclass
 class CommandActions:
-    """What an accepted command does; the runtime supplies these (each returns a reason to refuse, or None)."""
+    """What an accepted command does; the runtime supplies these (apply_setting returns a reason to refuse,
+    or None)."""
 
-    trigger: Callable[[Trigger], None]
+    recorder: Callable[[RecorderRequest, str], None]  # the request and the command's id
     identify: Callable[[int], None]
     request_telemetry: Callable[[], None]
     apply_setting: Callable[[str, str, object, str], str | None]  # section, key, value, source for the audit
@@ -345,9 +356,9 @@ class CommandHandler:
     def _execute(self, command: Command) -> str | None:
         name, args, act = command.name, command.args, self.actions
         if name in ("start", "stop"):
-            act.trigger(Trigger(Action.START if name == "start" else Action.STOP, "command", command.id))
+            act.recorder(RecorderRequest.START if name == "start" else RecorderRequest.STOP, command.id)
         elif name == "mirror":
-            act.trigger(Trigger(Action.MIRROR_ON if args["on"] else Action.MIRROR_OFF, "command", command.id))
+            act.recorder(RecorderRequest.MIRROR_ON if args["on"] else RecorderRequest.MIRROR_OFF, command.id)
         elif name == "identify":
             act.identify(args["seconds"])
         elif name == "request-telemetry":

@@ -24,7 +24,7 @@ from typing import Callable
 
 
 from .commands import CommandHandler
-from .events import EventTracker
+from .events import EventTracker, RecordingEvent
 from .homeassistant import discovery_messages, is_birth
 from .mqtt import Connected, Message, MqttLink, Published
 from .openevents import OpenEventsFile
@@ -62,8 +62,8 @@ class BrokerChannelThread(threading.Thread):
         link.add_listener(self._inbox, tuple(filters))
 
     # -- other threads ------------------------------------------------------------------------------
-    def on_recorder_event(self, event) -> None:
-        """Recorder listener (recorder thread): only enqueues."""
+    def on_recorder_event(self, event: RecordingEvent) -> None:
+        """From the recorder's thread: only enqueues."""
         try:
             self._inbox.put_nowait(("recorder", event))
         except queue.Full:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-from agent.recorder import StateChanged
+from dataclasses import dataclass
 
 from .openevents import OpenEventsFile
 from .telemetry import iso
@@ -24,8 +23,21 @@ SETTLE_SECONDS = 10.0
 RESTART_TRIGGER = "agent_restart"
 
 
+@dataclass(frozen=True)
+class RecordingEvent:
+    """A change of the recorder's state, with what the event messages need; the device program translates
+    its recorder's own events into these."""
+
+    state: str  # the new state as telemetry names it: standby, mirror, recording, finishing
+    recording: bool  # the new state stores evidence
+    was_recording: bool  # the previous state did
+    incident_id: str | None
+    trigger: str | None  # who asked: button, command, input, storage …; None when the recorder moved by itself
+    wall_time: float
+
+
 class EventTracker:
-    """Turns recorder transitions and alert lists into event messages. One thread owns it.
+    """Turns recording events and alert lists into event messages. One thread owns it.
 
     With a ``store`` every new gets its end across a crash: the open events are saved whenever one
     opens or ends, and a new tracker picks them up. An alert still raised after the restart simply
@@ -70,21 +82,19 @@ class EventTracker:
         self._recording = None
         return self._message("end", before, ended)
 
-    def on_recorder_event(self, event) -> list[dict]:
-        if not isinstance(event, StateChanged):
-            return []
-        trigger = event.trigger.origin if event.trigger else "internal"
-        if event.state.recording and not event.previous.recording:
+    def on_recorder_event(self, event: RecordingEvent) -> list[dict]:
+        trigger = "internal" if event.trigger is None else event.trigger
+        if event.recording and not event.was_recording:
             messages = self.end_interrupted()
             self._recording = {"id": event.incident_id, "kind": "recording", "trigger": trigger,
-                               "state": event.state.value, "start_time": iso(event.wall_time), "end_time": None}
+                               "state": event.state, "start_time": iso(event.wall_time), "end_time": None}
             self._save()
             return messages + [self._message("new", None, dict(self._recording))]
         if self._recording is None:
             return []
         before = dict(self._recording)
-        if event.state.recording:  # RECORDING ↔ FINISHING (post-event)
-            self._recording["state"] = event.state.value
+        if event.recording:  # RECORDING ↔ FINISHING (post-event)
+            self._recording["state"] = event.state
             return [self._message("update", before, dict(self._recording))]
         messages = [self._end_recording(iso(event.wall_time), trigger)]
         self._save()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from agent.alerts import derive_alerts
 from base.config import option
 
 SCHEMA = "bodycam.telemetry/1"
@@ -30,15 +29,15 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
-def build_telemetry(status: dict, *, clock_sync: str, battery=None, battery_low_percent: float = 15.0,
+def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], battery=None,
                     cpu_temperature_c: float | None = None, throttling: list[str] | None = None,
-                    link: dict | None = None, upload: dict | None = None, display_fault: str | None = None,
-                    now: float | None = None) -> dict:
-    """One telemetry message from the runtime's status dict and the side readings."""
+                    link: dict | None = None, upload: dict | None = None, now: float | None = None) -> dict:
+    """One telemetry message from the runtime's status dict, its alerts and the side readings.
+
+    ``alerts`` are the device's current alerts as the message carries them, most severe first: dicts
+    of ``code``, ``severity`` ("critical" or "warning") and ``text``; the device program derives them.
+    """
     now = time.time() if now is None else now
-    alerts = derive_alerts(status, battery_percent=battery.percent if battery else None,
-                           battery_low_percent=battery_low_percent, cpu_temperature_c=cpu_temperature_c,
-                           throttling=throttling, upload=upload, display_fault=display_fault)
     pre = status.get("pre_event") or {}
     backlog = status.get("backlog") or {}
     storage = status.get("storage")
@@ -65,7 +64,7 @@ def build_telemetry(status: dict, *, clock_sync: str, battery=None, battery_low_
                     "oldest_age_s": backlog.get("oldest_age_s")},
         "upload": upload,
         "system": {"cpu_temperature_c": cpu_temperature_c, "throttling": throttling, "link": link},
-        "alerts": [a.as_dict() for a in alerts],
+        "alerts": [dict(a) for a in alerts],
         "audit_head": status.get("audit_head"),
         "chain_head": status.get("chain_head"),
     }

@@ -8,8 +8,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.recorder import Action
-from comms.commands import MAX_COMMAND_BYTES, CommandActions, CommandHandler, CommandVerifier, canonical, sign_command
+from comms.commands import (
+    MAX_COMMAND_BYTES,
+    CommandActions,
+    CommandHandler,
+    CommandVerifier,
+    RecorderRequest,
+    canonical,
+    sign_command,
+)
 
 NOW = 1_800_000_000.0
 
@@ -35,7 +42,7 @@ class Recorded:
 
     def actions(self, refuse_setting=None):
         return CommandActions(
-            trigger=lambda t: self.effects.append(("trigger", t.action, t.origin)),
+            recorder=lambda request, command_id: self.effects.append(("recorder", request, command_id)),
             identify=lambda s: self.effects.append(("identify", s)),
             request_telemetry=lambda: self.effects.append(("telemetry",)),
             apply_setting=lambda sec, key, val, source: refuse_setting or self.effects.append(("set", sec, key, val)))
@@ -64,10 +71,10 @@ def cmd(key, name, args=None, device="kod-07", ts=NOW, cid=None):
 
 
 @pytest.mark.parametrize("name, args, effect", [
-    ("start", {}, ("trigger", Action.START, "command")),
-    ("stop", {}, ("trigger", Action.STOP, "command")),
-    ("mirror", {"on": True}, ("trigger", Action.MIRROR_ON, "command")),
-    ("mirror", {"on": False}, ("trigger", Action.MIRROR_OFF, "command")),
+    ("start", {}, ("recorder", RecorderRequest.START, "c1")),
+    ("stop", {}, ("recorder", RecorderRequest.STOP, "c1")),
+    ("mirror", {"on": True}, ("recorder", RecorderRequest.MIRROR_ON, "c1")),
+    ("mirror", {"on": False}, ("recorder", RecorderRequest.MIRROR_OFF, "c1")),
     ("identify", {"seconds": 5}, ("identify", 5)),
     ("request-telemetry", {}, ("telemetry",)),
     ("set", {"key": "recording.pre_event_seconds", "value": 10}, ("set", "recording", "pre_event_seconds", 10)),

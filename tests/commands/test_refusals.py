@@ -40,8 +40,8 @@ def device(tmp_path):
     effects = []
     verifier = CommandVerifier("kod-07", Verifier(command_key.public_key()), pre_event_max_s=30,
                                clock=lambda: NOW, not_before=NOW - 100)
-    actions = CommandActions(trigger=effects.append, identify=effects.append, request_telemetry=lambda: None,
-                             apply_setting=lambda *a: None)
+    actions = CommandActions(recorder=lambda *request: effects.append(request), identify=effects.append,
+                             request_telemetry=lambda: None, apply_setting=lambda *a: None)
     clock = [0.0]
     handler = CommandHandler(verifier, actions, log, refusals=RefusalLog(
         log, quiet_s=QUIET, summary_every_s=EVERY, clock=lambda: clock[0], wall=lambda: NOW + clock[0]))

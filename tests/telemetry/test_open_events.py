@@ -9,8 +9,7 @@ from pathlib import Path
 
 import jsonschema
 
-from agent.recorder import Action, State, StateChanged, Trigger
-from comms.events import RESTART_TRIGGER, EventTracker
+from comms.events import RESTART_TRIGGER, EventTracker, RecordingEvent
 from comms.openevents import OpenEventsFile
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schemas" / "event.schema.json").read_text())
@@ -60,7 +59,7 @@ def test_alerts_left_open_by_a_killed_agent_are_ended_or_carried_on_by_the_next(
 def test_a_recording_cut_short_by_the_agents_end_is_ended_by_the_next(tmp_path):
     path = tmp_path / "open_events.json"
     started = tracker(path).on_recorder_event(
-        StateChanged(State.STANDBY, State.RECORDING, "inc-1", Trigger(Action.START, "button"), 1_700_000_000.0))
+        RecordingEvent("recording", True, False, "inc-1", "button", 1_700_000_000.0))
     restarted = tracker(path)
     ended = restarted.end_interrupted()
     assert summary(ended) == [("end", "recording")]

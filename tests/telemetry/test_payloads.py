@@ -9,12 +9,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import config
+from agent.alerts import derive_alerts
+from agent.bridge import recording_event
 from agent.demo import prepare_workdir
 from agent.recorder import Action, Trigger
 from agent.runtime import Agent
 from agent.sensors import BatteryReading
 from comms.commands import CommandActions, CommandHandler, CommandVerifier, sign_command
-from comms.events import EventTracker
+from comms.events import EventTracker, RecordingEvent
 from comms.telemetry import build_telemetry, significant
 from comms.uplink import UplinkStatus
 
@@ -37,7 +39,13 @@ def running_agent(tmp_path):
     tracker = EventTracker(cfg.device.id, cfg.device.site)
     events = []
     agent.start()
-    agent.recorder_thread.recorder.subscribe(lambda e: events.extend(tracker.on_recorder_event(e)))
+
+    def to_tracker(event):  # as the runtime feeds its broker channel
+        change = recording_event(event)
+        if change is not None:
+            events.extend(tracker.on_recorder_event(change))
+
+    agent.recorder_thread.recorder.subscribe(to_tracker)
     yield agent, tracker, events
     agent.stop()
 
@@ -57,17 +65,20 @@ def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     agent, _, _ = running_agent
     check = validator("telemetry.schema.json")
     assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 10 and agent.monitor.snapshot)
-    standby = build_telemetry(agent.status(), clock_sync="unsynchronized")
+    status = agent.status()
+    standby = build_telemetry(status, clock_sync="unsynchronized", alerts=[a.as_dict() for a in derive_alerts(status)])
     check.validate(standby)
     assert standby["recorder"]["state"] == "standby" and standby["battery"] is None  # no gauge: unknown
     seq, digest = agent.stage.sealer.chain.head()
     assert standby["chain_head"] == {"seq": seq, "manifest_sha256": digest}  # for `bodycam verify --head`
     agent.trigger(Trigger(Action.START, "test"))
     assert wait_for(lambda: agent.recorder_thread.status.state.recording)
-    recording = build_telemetry(agent.status(), clock_sync="ntp-synchronized", battery=BatteryReading(9.0, 3.4),
-                                cpu_temperature_c=83.0, throttling=["throttled"],
-                                link={"interface": "wlan0", "quality": 40.0, "signal_dbm": -70.0},
-                                upload=UplinkStatus(state="refused", link_up=True, fault=REFUSED).as_dict())
+    status, upload = agent.status(), UplinkStatus(state="refused", link_up=True, fault=REFUSED).as_dict()
+    alerts = derive_alerts(status, battery_percent=9.0, cpu_temperature_c=83.0, throttling=["throttled"],
+                           upload=upload)
+    recording = build_telemetry(status, clock_sync="ntp-synchronized", alerts=[a.as_dict() for a in alerts],
+                                battery=BatteryReading(9.0, 3.4), cpu_temperature_c=83.0, throttling=["throttled"],
+                                link={"interface": "wlan0", "quality": 40.0, "signal_dbm": -70.0}, upload=upload)
     check.validate(recording)
     assert recording["recorder"]["incident_id"] and recording["recorder"]["recording_since"]
     codes = [a["code"] for a in recording["alerts"]]
@@ -96,6 +107,19 @@ def test_recording_events_go_new_then_end_and_alerts_new_update_end(running_agen
         check.validate(message)
 
 
+def test_a_recording_the_recorder_ends_by_itself_is_updated_then_ended_by_internal():
+    tracker, check = EventTracker("kod-07", "ordnungsamt"), validator("event.schema.json")
+    events = tracker.on_recorder_event(RecordingEvent("recording", True, False, "inc-1", "command", 1_700_000_000.0))
+    events += tracker.on_recorder_event(RecordingEvent("finishing", True, True, "inc-1", "command", 1_700_000_010.0))
+    events += tracker.on_recorder_event(RecordingEvent("standby", False, True, "inc-1", None, 1_700_000_015.0))
+    assert [(e["type"], e["after"]["state"]) for e in events] == [
+        ("new", "recording"), ("update", "finishing"), ("end", "ended")]
+    assert events[0]["after"]["trigger"] == "command" and events[2]["after"]["stop_trigger"] == "internal"
+    assert events[2]["after"]["end_time"] == "2023-11-14T22:13:35.000Z"
+    for message in events:
+        check.validate(message)
+
+
 def test_command_payloads_and_results_validate():
     key = Ed25519PrivateKey.generate()
 
@@ -108,7 +132,7 @@ def test_command_payloads_and_results_validate():
                 return False
 
     verifier = CommandVerifier("kod-07", Key(), pre_event_max_s=30, not_before=0)
-    handler = CommandHandler(verifier, CommandActions(lambda t: None, lambda s: None, lambda: None,
+    handler = CommandHandler(verifier, CommandActions(lambda *request: None, lambda s: None, lambda: None,
                                                       lambda *a: None))
     check_cmd, check_result = validator("command.schema.json"), validator("command-result.schema.json")
     for name, args in [("start", {}), ("mirror", {"on": True}), ("identify", {"seconds": 3}),
