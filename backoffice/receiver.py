@@ -35,7 +35,7 @@ from evidence.seal import Manifest, ManifestError, SignatureError, verify_manife
 from comms import protocol
 from comms.mqtt import Connected, Message, MqttLink, Subscribed
 from comms.protocol import Offer, ProtocolError, Route, Status
-from comms.receipts import sign_receipt
+from evidence.receipts import sign_receipt
 from .store import ConflictError, EvidenceStore, Partial, PartialGoneError, StoreError
 
 logger = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from base.errors import BodycamError
 from evidence.seal import Manifest, ManifestError
 
 from comms.protocol import Offer, chunk_count
-from comms.receipts import ReceiptError, parse_receipt
+from evidence.receipts import ReceiptError, parse_receipt
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Topics (``<site>`` and ``<device>`` are ids: 1-64 of ``a-z 0-9 - _``)::
     bodycam/<site>/<device>/up/seg/offer     device -> receiver   JSON: "I have this segment" + its manifest
     bodycam/<site>/<device>/up/seg/chunk     device -> receiver   binary: header + a piece of the ciphertext
     bodycam/<site>/<device>/down/seg/status  receiver -> device   JSON: which chunks it holds, or why it refuses
-    bodycam/<site>/<device>/down/seg/receipt receiver -> device   the signed receipt (comms.receipts)
+    bodycam/<site>/<device>/down/seg/receipt receiver -> device   the signed receipt (evidence.receipts)
 
 Everything is QoS 1, nothing retained. A device may only write ``up/…`` (and the other modules'
 device topics: ``status``, ``telemetry``, ``events``, ``cmd/result``) and read ``down/…`` and ``cmd`` of its

@@ -43,7 +43,7 @@ from evidence.spool import Spool
 from . import protocol
 from .mqtt import ConnectFailed, Connected, Disconnected, Message, MqttLink, Published, Subscribed
 from .protocol import ProtocolError, Status
-from .receipts import Receipt, ReceiptError, verify_receipt
+from evidence.receipts import Receipt, ReceiptError, verify_receipt
 from .settings import UplinkSettings
 from .spoolworker import AuditSink, Loaded, Settled, SpoolWorker, WorkerFault
 from .transfer import Phase, SegmentTransfer

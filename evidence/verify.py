@@ -42,6 +42,7 @@ from typing import Iterable, Mapping
 from base.errors import BodycamError
 from base.utctime import parse_iso_utc
 from .keys import DevicePublicKey
+from .receipts import ReceiptError, parse_receipt, verify_receipt
 from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
 from .spool import RECEIPT_SUFFIX
 
@@ -425,7 +426,6 @@ def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problem
 def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: list[Problem], receipt_key) -> None:
     """Every receipt names a segment the back office stored: it must be in the set, with that manifest."""
     # The receipt format belongs to the back office, which lives in comms.
-    from comms.receipts import ReceiptError, parse_receipt, verify_receipt
 
     held = {m.stem: m for m in trusted}
     for path in receipts:

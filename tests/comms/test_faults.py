@@ -17,7 +17,7 @@ import pytest
 from evidence import audit
 from evidence.keys import load_device_public_keys
 from evidence.verify import verify_paths
-from comms.receipts import verify_receipt
+from evidence.receipts import verify_receipt
 from comms_env import SUMMARY, test_uplink_settings, wait_until
 from faultproxy import FaultProxy
 

@@ -12,7 +12,7 @@ from evidence.keys import generate_receipt_key, load_device_public_keys, load_re
 from evidence.seal import Manifest
 from evidence.verify import verify_paths
 from comms import protocol
-from comms.receipts import verify_receipt
+from evidence.receipts import verify_receipt
 from backoffice.receiver import Receiver
 from backoffice.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
 from comms.transfer import BytesSource, SegmentTransfer

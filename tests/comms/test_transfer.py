@@ -13,7 +13,7 @@ from evidence.export import export_incident
 from evidence.keys import generate_receipt_key, load_device_public_keys, load_evidence_identities, load_receipt_signing_key
 from evidence.verify import verify_paths
 from comms import protocol
-from comms.receipts import sign_receipt
+from evidence.receipts import sign_receipt
 from comms_env import test_uplink_settings, wait_until
 
 

@@ -1,4 +1,4 @@
-"""Message formats (comms.protocol), receipts (comms.receipts), the receipt key files and the settings."""
+"""Message formats (comms.protocol), receipts (evidence.receipts), the receipt key files and the settings."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from evidence.keys import KeyFileError, generate_device_key, generate_receipt_ke
 from evidence.spool import CorruptSegmentError
 from comms import protocol
 from comms.protocol import Offer, ProtocolError, Status, decode_chunk, encode_chunk
-from comms.receipts import ReceiptError, sign_receipt, verify_receipt
+from evidence.receipts import ReceiptError, sign_receipt, verify_receipt
 from backoffice.settings import EXAMPLE_RECEIVER_TOML, loads_receiver_config
 from comms.settings import MqttSettings, UplinkSettings
 from comms.transfer import BytesSource, Phase, SegmentTransfer

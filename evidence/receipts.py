@@ -23,11 +23,12 @@ import re
 from dataclasses import dataclass, field
 
 from base.errors import BodycamError
-from evidence.keys import ReceiptPublicKey, ReceiptSigningKey
+from base.canonical import canonical_json as canonical
 from base.ids import is_id, is_stem
 from base.utctime import iso_utc
 
-from .protocol import canonical
+from .keys import ReceiptPublicKey, ReceiptSigningKey
+
 
 FORMAT = "bodycam-receipt/1"
 DOMAIN = b"bodycam-receipt-v1\n"
