@@ -10,8 +10,13 @@ import json
 import sys
 import time
 
-from . import doctor
 from base.errors import BodycamError
+
+from .doctor import DEFAULT_CONFIG, Check, Context, Level, exit_code, run_checks
+from .doctor.check import format_duration
+from .doctor.context import SERVICE
+from .doctor.machine import systemd_service_state
+from .doctor.storage import scan_spool
 from .statusfile import STATUS_PATH, read_status, status_path
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
@@ -22,14 +27,14 @@ def register(subparsers) -> None:
     """Add ``doctor`` and ``status`` to the ``bodycam`` command's subparsers."""
     p = subparsers.add_parser("doctor", help="check camera, display, GPIO, keys, clock, broker and spool; "
                                              "one line each with the fix")
-    p.add_argument("--config", default=doctor.DEFAULT_CONFIG, metavar="FILE",
-                   help=f"the agent's config (default {doctor.DEFAULT_CONFIG})")
+    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                   help=f"the agent's config (default {DEFAULT_CONFIG})")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_doctor)
 
     p = subparsers.add_parser("status", help="the running agent's state and backlog")
-    p.add_argument("--config", default=doctor.DEFAULT_CONFIG, metavar="FILE",
-                   help=f"config naming the status file and the spool (default {doctor.DEFAULT_CONFIG})")
+    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                   help=f"config naming the status file and the spool (default {DEFAULT_CONFIG})")
     p.add_argument("--file", metavar="PATH",
                    help=f"the status file the agent writes (default: runtime.status_file, {STATUS_PATH})")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
@@ -38,26 +43,26 @@ def register(subparsers) -> None:
 
 # --- doctor ---------------------------------------------------------------------------------------
 
-def cmd_doctor(args, ctx: doctor.Context | None = None) -> int:
+def cmd_doctor(args, ctx: Context | None = None) -> int:
     """Run every check and print one line each (two when there is a fix)."""
-    ctx = ctx or doctor.Context.load(args.config)
-    results = doctor.run_checks(ctx)
+    ctx = ctx or Context.load(args.config)
+    results = run_checks(ctx)
     if args.json:
-        print(json.dumps({"config": ctx.config_path, "ok": doctor.exit_code(results) == 0,
+        print(json.dumps({"config": ctx.config_path, "ok": exit_code(results) == 0,
                           "checks": [r.as_dict() for r in results]}, indent=2))
     else:
         for line in format_report(results):
             print(line)
-    return doctor.exit_code(results)
+    return exit_code(results)
 
 
-def format_report(results: list[doctor.Check]) -> list[str]:
+def format_report(results: list[Check]) -> list[str]:
     lines = []
     for r in results:
         lines.append(f"{r.level.value:<5} {r.name:<{_WIDTH}}{r.title}")
-        if r.fix and r.level is not doctor.Level.OK:
+        if r.fix and r.level is not Level.OK:
             lines.append(f"{'':<6}{'':<{_WIDTH}}fix: {r.fix}")
-    counts = {level: sum(r.level is level for r in results) for level in doctor.Level}
+    counts = {level: sum(r.level is level for r in results) for level in Level}
     lines.append(", ".join(f"{n} {level.value}" for level, n in counts.items() if n))
     return lines
 
@@ -84,7 +89,7 @@ def cmd_status(args, now: float | None = None) -> int:
     if status is None:
         reason = f"not running (no status file {path})"
     elif status.stopped:
-        reason = (f"stopped {doctor.format_duration(status.age_s)} ago "
+        reason = (f"stopped {format_duration(status.age_s)} ago "
                   f"(exit code {status.doc.get('exit_code', '?')})")
     else:
         reason = f"not responding: its status is {status.age_s:.0f} s old"
@@ -93,7 +98,7 @@ def cmd_status(args, now: float | None = None) -> int:
         print(json.dumps({"running": False, "reason": reason, "backlog": backlog}, indent=2))
     else:
         print(f"agent:   {reason}")
-        state = doctor.systemd_service_state(doctor.SERVICE)
+        state = systemd_service_state(SERVICE)
         if state:
             print(f"service: bodycam-agent is {state} (journalctl -u bodycam-agent -b says why)")
         print(f"backlog: {_backlog_line(backlog, now)}")
@@ -165,7 +170,7 @@ def _spool_backlog(cfg) -> dict:
     if cfg is None:
         return {"error": "no readable config names the spool"}
     try:
-        scan = doctor.scan_spool(cfg.storage.spool_dir)
+        scan = scan_spool(cfg.storage.spool_dir)
     except OSError as exc:
         return {"error": f"{cfg.storage.spool_dir}: {exc.strerror}"}
     age = None if scan.oldest_mtime is None else max(0.0, time.time() - scan.oldest_mtime)
@@ -190,4 +195,4 @@ def _backlog_line(backlog: dict | None, now: float) -> str:
 
 
 def _ago(seconds: float) -> str:
-    return doctor.format_duration(seconds)
+    return format_duration(seconds)
