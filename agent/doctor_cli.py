@@ -17,6 +17,7 @@ from .doctor.check import format_duration
 from .doctor.context import SERVICE
 from .doctor.machine import systemd_service_state
 from .doctor.storage import scan_spool
+from .status import StatusDocument
 from .statusfile import STATUS_PATH, read_status, status_path
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
@@ -81,7 +82,7 @@ def cmd_status(args, now: float | None = None) -> int:
         return EXIT_PROBLEM
     if status is not None and status.running:
         if args.json:
-            print(json.dumps({"running": True, "age_s": round(status.age_s, 1), **status.doc}, indent=2))
+            print(json.dumps({"running": True, "age_s": round(status.age_s, 1), **status.doc.as_json()}, indent=2))
         else:
             for line in describe_status(status.doc, now):
                 print(line)
@@ -89,8 +90,8 @@ def cmd_status(args, now: float | None = None) -> int:
     if status is None:
         reason = f"not running (no status file {path})"
     elif status.stopped:
-        reason = (f"stopped {format_duration(status.age_s)} ago "
-                  f"(exit code {status.doc.get('exit_code', '?')})")
+        code = "?" if status.doc.exit_code is None else status.doc.exit_code
+        reason = f"stopped {format_duration(status.age_s)} ago (exit code {code})"
     else:
         reason = f"not responding: its status is {status.age_s:.0f} s old"
     backlog = _spool_backlog(cfg)
@@ -101,59 +102,48 @@ def cmd_status(args, now: float | None = None) -> int:
         state = systemd_service_state(SERVICE)
         if state:
             print(f"service: bodycam-agent is {state} (journalctl -u bodycam-agent -b says why)")
-        print(f"backlog: {_backlog_line(backlog, now)}")
+        print(f"backlog: {_spool_backlog_line(backlog)}")
     return EXIT_PROBLEM
 
 
-def describe_status(doc: dict, now: float) -> list[str]:
-    """Human lines for a status document; missing keys are left out, unknown ones ignored."""
-    device = doc.get("device")
-    if isinstance(device, dict):  # the proposed form
-        site, device = device.get("site", "?"), device.get("id", "?")
-    else:
-        site = doc.get("site", "?")
-    head = f"agent:   running, version {doc.get('version', '?')}, device {site}/{device or '?'}"
-    if doc.get("pid"):
-        head += f", pid {doc['pid']}"
-    if _is_time(doc.get("started_at")):
-        head += f", up {_ago(now - doc['started_at'])}"
-    lines = [head]
-    state = str(doc.get("state", "?")).upper()
-    if _is_time(doc.get("recording_since")):
-        state += f" for {_ago(now - doc['recording_since'])}"
-    if doc.get("incident_id"):
-        state += f" (incident {doc['incident_id']})"
-    if doc.get("refused_reason"):
-        state += f"; recording refused: {doc['refused_reason']}"
+def describe_status(doc: StatusDocument, now: float) -> list[str]:
+    """Human lines for a running agent's status document."""
+    lines = [f"agent:   running, version {doc.version}, device {doc.site}/{doc.device}"]
+    state = doc.state.upper()
+    if doc.recording_since is not None:
+        state += f" for {format_duration(now - doc.recording_since)}"
+    if doc.incident_id:
+        state += f" (incident {doc.incident_id})"
+    if doc.refused_reason:
+        state += f"; recording refused: {doc.refused_reason}"
     lines.append(f"state:   {state}")
-    if "frames_seen" in doc:
-        lost = doc.get("frames_lost", 0)
-        lines.append(f"camera:  {doc['frames_seen']} frame(s) seen, {lost} lost"
-                     + (" (OVERRUN)" if doc.get("overrun_alarm") else ""))
-    camera = doc.get("camera")
-    if isinstance(camera, dict):  # the proposed form
-        fault = f", FAULT: {camera['fault']}" if camera.get("fault") else ""
-        lines.append(f"camera:  {camera.get('backend', '?')}, {camera.get('dropped_frames', 0)} frame(s) dropped{fault}")
-    storage = doc.get("storage")
-    if isinstance(storage, dict) and storage.get("reason"):
-        lines.append(f"storage: {storage['reason']}")
-    if isinstance(doc.get("backlog"), dict):
-        lines.append(f"backlog: {_backlog_line(doc['backlog'], now)}")
-    uplink = doc.get("uplink")
-    if isinstance(uplink, dict):
-        link = "connected" if uplink.get("connected") else "NOT connected"
-        last = uplink.get("last_ack_at")
-        lines.append(f"uplink:  {link} to {uplink.get('broker', '?')}"
-                     + (f", last receipt {_ago(now - last)} ago" if _is_time(last) else ""))
-    for part, fault in (doc.get("faults") or {}).items():
+    lines.append(f"camera:  {doc.frames_seen} frame(s) seen, {doc.frames_lost} lost"
+                 + (" (OVERRUN)" if doc.overrun_alarm else ""))
+    if doc.storage is not None:
+        lines.append(f"storage: {doc.storage.reason}")
+    if doc.backlog is not None:
+        b = doc.backlog
+        lines.append(f"backlog: {_backlog_line(b.segments, b.bytes, b.oldest_age_s)}")
+    lines.append(f"uplink:  {_uplink_line(doc, now)}")
+    for part, fault in doc.faults.items():
         lines.append(f"FAULT:   {part}: {fault}")
-    for alarm in doc.get("alarms") or ():
-        lines.append(f"ALARM:   {alarm}")
+    for alert in doc.alerts:
+        lines.append(f"ALERT:   {alert.text} ({alert.severity})")
     return lines
 
 
-def _is_time(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _uplink_line(doc: StatusDocument, now: float) -> str:
+    if doc.broker is None:
+        return "off (uplink.enabled = false): segments stay on the card"
+    up = doc.uplink
+    if up is None:  # not started: faults["uplink"] says why
+        return f"NOT connected to {doc.broker}"
+    line = f"{'connected' if up.link_up else 'NOT connected'} to {doc.broker}, state {up.state}"
+    if up.last_receipt_time is not None:
+        line += f", last receipt {format_duration(now - up.last_receipt_time)} ago"
+    if up.fault:
+        line += f"; {up.fault}"
+    return line
 
 
 def _config_or_none(path: str):
@@ -166,7 +156,7 @@ def _config_or_none(path: str):
 
 
 def _spool_backlog(cfg) -> dict:
-    """The spool's backlog counted from the card (read-only), in the status file's shape."""
+    """The spool's backlog counted from the card (read-only), in the status document's shape."""
     if cfg is None:
         return {"error": "no readable config names the spool"}
     try:
@@ -178,21 +168,19 @@ def _spool_backlog(cfg) -> dict:
             "acknowledged": scan.acknowledged, "quarantined": scan.quarantined}
 
 
-def _backlog_line(backlog: dict | None, now: float) -> str:
-    if not backlog:
-        return "unknown"
+def _spool_backlog_line(backlog: dict) -> str:
     if "error" in backlog:
         return f"unknown ({backlog['error']})"
-    count = backlog.get("segments", backlog.get("count", 0))
-    if not count:
-        return "nothing waiting for the back office"
-    line = f"{count} segment(s), {backlog.get('bytes', 0) / 2**20:.1f} MiB waiting for the back office"
-    if isinstance(backlog.get("oldest_age_s"), (int, float)):
-        line += f", oldest {_ago(backlog['oldest_age_s'])}"
-    if backlog.get("quarantined"):
+    line = _backlog_line(backlog["segments"], backlog["bytes"], backlog["oldest_age_s"])
+    if backlog["quarantined"]:
         line += f"; {backlog['quarantined']} file(s) in quarantine"
     return line
 
 
-def _ago(seconds: float) -> str:
-    return format_duration(seconds)
+def _backlog_line(segments: int, nbytes: int, oldest_age_s: float | None) -> str:
+    if not segments:
+        return "nothing waiting for the back office"
+    line = f"{segments} segment(s), {nbytes / 2**20:.1f} MiB waiting for the back office"
+    if oldest_age_s is not None:
+        line += f", oldest {format_duration(oldest_age_s)}"
+    return line

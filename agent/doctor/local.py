@@ -106,15 +106,14 @@ def check_agent(ctx: Context) -> Check:
         return warn("agent", str(exc), "restart the agent: sudo systemctl restart bodycam-agent")
     if status is not None and status.running:
         doc = status.doc
-        faults = doc.get("faults") or {}
-        if faults:
-            return warn("agent", f"running, state {doc.get('state', '?')}, but faulty: "
-                                 + "; ".join(f"{k}: {v}" for k, v in faults.items()),
+        if doc.faults:
+            return warn("agent", f"running, state {doc.state}, but faulty: "
+                                 + "; ".join(f"{k}: {v}" for k, v in doc.faults.items()),
                         "look at 'journalctl -u bodycam-agent -b'; the lines above may name the part")
-        return ok("agent", f"running, state {doc.get('state', '?')}")
+        return ok("agent", f"running, state {doc.state}")
     if status is not None and status.stopped and state != "active":
-        return warn("agent", f"the agent stopped {format_duration(status.age_s)} ago "
-                             f"(exit code {status.doc.get('exit_code', '?')})",
+        exit_code = "?" if status.doc.exit_code is None else status.doc.exit_code
+        return warn("agent", f"the agent stopped {format_duration(status.age_s)} ago (exit code {exit_code})",
                     "start it with 'sudo systemctl start bodycam-agent'; 'journalctl -u bodycam-agent -b' says why "
                     "it stopped")
     if status is not None and not status.stopped:

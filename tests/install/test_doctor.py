@@ -24,6 +24,7 @@ from agent.doctor.local import check_agent, check_clock, check_config, check_key
 from agent.doctor.machine import kernel_clock_synchronised, service_uid
 from agent.doctor.network import check_broker
 from agent.doctor.storage import check_backlog, check_spool, scan_spool
+from agent.status import StatusDocument
 from agent.statusfile import write_status
 from comms.probe import connect_packet
 
@@ -431,28 +432,39 @@ def test_scan_changes_nothing(device):
 
 # --- the running agent ------------------------------------------------------------------------------
 
+def agent_status(state="standby", age_s=1.0, **fields) -> StatusDocument:
+    return StatusDocument(time=time.time() - age_s, version="0.1.0", device="cam-0042", site="musterstadt",
+                          state=state, **fields)
+
+
 def test_agent_reporting(device):
-    write_status({"state": "standby", "faults": {}}, device.root / "status.json")
+    write_status(agent_status(), device.root / "status.json")
     result = check_agent(make_ctx(device))
     assert result == ok("agent", "running, state standby")
 
 
 def test_agent_with_a_fault(device):
-    write_status({"state": "standby", "faults": {"camera": "no frames"}}, device.root / "status.json")
+    write_status(agent_status(faults={"camera": "no frames"}), device.root / "status.json")
     result = check_agent(make_ctx(device))
     assert result.level is Level.WARN and "camera: no frames" in result.title
 
 
 def test_agent_stopped(device):
-    write_status({"state": "stopped", "exit_code": 2, "time": time.time() - 30}, device.root / "status.json")
+    write_status(agent_status("stopped", age_s=30, exit_code=2), device.root / "status.json")
     result = check_agent(make_ctx(device, service_state=lambda: "failed"))
-    assert result.level is Level.WARN and "exit code 2" in result.title
+    assert result.level is Level.WARN and result.title == "the agent stopped 30 s ago (exit code 2)"
 
 
 def test_agent_stopped_reporting(device):
-    write_status({"state": "standby", "time": time.time() - 600}, device.root / "status.json")
+    write_status(agent_status(age_s=600), device.root / "status.json")
     result = check_agent(make_ctx(device))
     assert result.level is Level.FAIL and "journalctl" in result.fix
+
+
+def test_agent_status_file_unreadable(device):
+    (device.root / "status.json").write_text('{"time": 1}')
+    result = check_agent(make_ctx(device))
+    assert result.level is Level.WARN and "not a bodycam status document" in result.title
 
 
 def test_agent_service_failed(device):

@@ -57,15 +57,15 @@ def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     agent, _, _ = running_agent
     check = validator("telemetry.schema.json")
     assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 10 and agent.monitor.snapshot)
-    standby = build_telemetry(agent.status(), clock_sync="unsynchronized")
+    standby = build_telemetry(agent.status().as_json(), clock_sync="unsynchronized")
     check.validate(standby)
     assert standby["recorder"]["state"] == "standby" and standby["battery"] is None  # no gauge: unknown
     seq, digest = agent.stage.sealer.chain.head()
     assert standby["chain_head"] == {"seq": seq, "manifest_sha256": digest}  # for `bodycam verify --head`
     agent.trigger(Trigger(Action.START, "test"))
     assert wait_for(lambda: agent.recorder_thread.status.state.recording)
-    recording = build_telemetry(agent.status(), clock_sync="ntp-synchronized", battery=BatteryReading(9.0, 3.4),
-                                cpu_temperature_c=83.0, throttling=["throttled"],
+    recording = build_telemetry(agent.status().as_json(), clock_sync="ntp-synchronized",
+                                battery=BatteryReading(9.0, 3.4), cpu_temperature_c=83.0, throttling=["throttled"],
                                 link={"interface": "wlan0", "quality": 40.0, "signal_dbm": -70.0},
                                 upload=UplinkStatus(state="refused", link_up=True, fault=REFUSED).as_dict())
     check.validate(recording)
