@@ -10,8 +10,14 @@ import json
 import sys
 import time
 
-from . import doctor
 from base.errors import BodycamError
+
+from .doctor import DEFAULT_CONFIG, Check, Context, Level, exit_code, run_checks
+from .doctor.check import format_duration
+from .doctor.context import SERVICE
+from .doctor.machine import systemd_service_state
+from .doctor.storage import scan_spool
+from .status import StatusDocument
 from .statusfile import STATUS_PATH, read_status, status_path
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
@@ -22,14 +28,14 @@ def register(subparsers) -> None:
     """Add ``doctor`` and ``status`` to the ``bodycam`` command's subparsers."""
     p = subparsers.add_parser("doctor", help="check camera, display, GPIO, keys, clock, broker and spool; "
                                              "one line each with the fix")
-    p.add_argument("--config", default=doctor.DEFAULT_CONFIG, metavar="FILE",
-                   help=f"the agent's config (default {doctor.DEFAULT_CONFIG})")
+    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                   help=f"the agent's config (default {DEFAULT_CONFIG})")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_doctor)
 
     p = subparsers.add_parser("status", help="the running agent's state and backlog")
-    p.add_argument("--config", default=doctor.DEFAULT_CONFIG, metavar="FILE",
-                   help=f"config naming the status file and the spool (default {doctor.DEFAULT_CONFIG})")
+    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                   help=f"config naming the status file and the spool (default {DEFAULT_CONFIG})")
     p.add_argument("--file", metavar="PATH",
                    help=f"the status file the agent writes (default: runtime.status_file, {STATUS_PATH})")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
@@ -38,26 +44,26 @@ def register(subparsers) -> None:
 
 # --- doctor ---------------------------------------------------------------------------------------
 
-def cmd_doctor(args, ctx: doctor.Context | None = None) -> int:
+def cmd_doctor(args, ctx: Context | None = None) -> int:
     """Run every check and print one line each (two when there is a fix)."""
-    ctx = ctx or doctor.Context.load(args.config)
-    results = doctor.run_checks(ctx)
+    ctx = ctx or Context.load(args.config)
+    results = run_checks(ctx)
     if args.json:
-        print(json.dumps({"config": ctx.config_path, "ok": doctor.exit_code(results) == 0,
+        print(json.dumps({"config": ctx.config_path, "ok": exit_code(results) == 0,
                           "checks": [r.as_dict() for r in results]}, indent=2))
     else:
         for line in format_report(results):
             print(line)
-    return doctor.exit_code(results)
+    return exit_code(results)
 
 
-def format_report(results: list[doctor.Check]) -> list[str]:
+def format_report(results: list[Check]) -> list[str]:
     lines = []
     for r in results:
         lines.append(f"{r.level.value:<5} {r.name:<{_WIDTH}}{r.title}")
-        if r.fix and r.level is not doctor.Level.OK:
+        if r.fix and r.level is not Level.OK:
             lines.append(f"{'':<6}{'':<{_WIDTH}}fix: {r.fix}")
-    counts = {level: sum(r.level is level for r in results) for level in doctor.Level}
+    counts = {level: sum(r.level is level for r in results) for level in Level}
     lines.append(", ".join(f"{n} {level.value}" for level, n in counts.items() if n))
     return lines
 
@@ -76,7 +82,7 @@ def cmd_status(args, now: float | None = None) -> int:
         return EXIT_PROBLEM
     if status is not None and status.running:
         if args.json:
-            print(json.dumps({"running": True, "age_s": round(status.age_s, 1), **status.doc}, indent=2))
+            print(json.dumps({"running": True, "age_s": round(status.age_s, 1), **status.doc.as_json()}, indent=2))
         else:
             for line in describe_status(status.doc, now):
                 print(line)
@@ -84,8 +90,8 @@ def cmd_status(args, now: float | None = None) -> int:
     if status is None:
         reason = f"not running (no status file {path})"
     elif status.stopped:
-        reason = (f"stopped {doctor.format_duration(status.age_s)} ago "
-                  f"(exit code {status.doc.get('exit_code', '?')})")
+        code = "?" if status.doc.exit_code is None else status.doc.exit_code
+        reason = f"stopped {format_duration(status.age_s)} ago (exit code {code})"
     else:
         reason = f"not responding: its status is {status.age_s:.0f} s old"
     backlog = _spool_backlog(cfg)
@@ -93,62 +99,51 @@ def cmd_status(args, now: float | None = None) -> int:
         print(json.dumps({"running": False, "reason": reason, "backlog": backlog}, indent=2))
     else:
         print(f"agent:   {reason}")
-        state = doctor.systemd_service_state(doctor.SERVICE)
+        state = systemd_service_state(SERVICE)
         if state:
             print(f"service: bodycam-agent is {state} (journalctl -u bodycam-agent -b says why)")
-        print(f"backlog: {_backlog_line(backlog, now)}")
+        print(f"backlog: {_spool_backlog_line(backlog)}")
     return EXIT_PROBLEM
 
 
-def describe_status(doc: dict, now: float) -> list[str]:
-    """Human lines for a status document; missing keys are left out, unknown ones ignored."""
-    device = doc.get("device")
-    if isinstance(device, dict):  # the proposed form
-        site, device = device.get("site", "?"), device.get("id", "?")
-    else:
-        site = doc.get("site", "?")
-    head = f"agent:   running, version {doc.get('version', '?')}, device {site}/{device or '?'}"
-    if doc.get("pid"):
-        head += f", pid {doc['pid']}"
-    if _is_time(doc.get("started_at")):
-        head += f", up {_ago(now - doc['started_at'])}"
-    lines = [head]
-    state = str(doc.get("state", "?")).upper()
-    if _is_time(doc.get("recording_since")):
-        state += f" for {_ago(now - doc['recording_since'])}"
-    if doc.get("incident_id"):
-        state += f" (incident {doc['incident_id']})"
-    if doc.get("refused_reason"):
-        state += f"; recording refused: {doc['refused_reason']}"
+def describe_status(doc: StatusDocument, now: float) -> list[str]:
+    """Human lines for a running agent's status document."""
+    lines = [f"agent:   running, version {doc.version}, device {doc.site}/{doc.device}"]
+    state = doc.state.upper()
+    if doc.recording_since is not None:
+        state += f" for {format_duration(now - doc.recording_since)}"
+    if doc.incident_id:
+        state += f" (incident {doc.incident_id})"
+    if doc.refused_reason:
+        state += f"; recording refused: {doc.refused_reason}"
     lines.append(f"state:   {state}")
-    if "frames_seen" in doc:
-        lost = doc.get("frames_lost", 0)
-        lines.append(f"camera:  {doc['frames_seen']} frame(s) seen, {lost} lost"
-                     + (" (OVERRUN)" if doc.get("overrun_alarm") else ""))
-    camera = doc.get("camera")
-    if isinstance(camera, dict):  # the proposed form
-        fault = f", FAULT: {camera['fault']}" if camera.get("fault") else ""
-        lines.append(f"camera:  {camera.get('backend', '?')}, {camera.get('dropped_frames', 0)} frame(s) dropped{fault}")
-    storage = doc.get("storage")
-    if isinstance(storage, dict) and storage.get("reason"):
-        lines.append(f"storage: {storage['reason']}")
-    if isinstance(doc.get("backlog"), dict):
-        lines.append(f"backlog: {_backlog_line(doc['backlog'], now)}")
-    uplink = doc.get("uplink")
-    if isinstance(uplink, dict):
-        link = "connected" if uplink.get("connected") else "NOT connected"
-        last = uplink.get("last_ack_at")
-        lines.append(f"uplink:  {link} to {uplink.get('broker', '?')}"
-                     + (f", last receipt {_ago(now - last)} ago" if _is_time(last) else ""))
-    for part, fault in (doc.get("faults") or {}).items():
+    lines.append(f"camera:  {doc.frames_seen} frame(s) seen, {doc.frames_lost} lost"
+                 + (" (OVERRUN)" if doc.overrun_alarm else ""))
+    if doc.storage is not None:
+        lines.append(f"storage: {doc.storage.reason}")
+    if doc.backlog is not None:
+        b = doc.backlog
+        lines.append(f"backlog: {_backlog_line(b.segments, b.bytes, b.oldest_age_s)}")
+    lines.append(f"uplink:  {_uplink_line(doc, now)}")
+    for part, fault in doc.faults.items():
         lines.append(f"FAULT:   {part}: {fault}")
-    for alarm in doc.get("alarms") or ():
-        lines.append(f"ALARM:   {alarm}")
+    for alert in doc.alerts:
+        lines.append(f"ALERT:   {alert.text} ({alert.severity})")
     return lines
 
 
-def _is_time(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _uplink_line(doc: StatusDocument, now: float) -> str:
+    if doc.broker is None:
+        return "off (uplink.enabled = false): segments stay on the card"
+    up = doc.uplink
+    if up is None:  # not started: faults["uplink"] says why
+        return f"NOT connected to {doc.broker}"
+    line = f"{'connected' if up.link_up else 'NOT connected'} to {doc.broker}, state {up.state}"
+    if up.last_receipt_time is not None:
+        line += f", last receipt {format_duration(now - up.last_receipt_time)} ago"
+    if up.fault:
+        line += f"; {up.fault}"
+    return line
 
 
 def _config_or_none(path: str):
@@ -161,11 +156,11 @@ def _config_or_none(path: str):
 
 
 def _spool_backlog(cfg) -> dict:
-    """The spool's backlog counted from the card (read-only), in the status file's shape."""
+    """The spool's backlog counted from the card (read-only), in the status document's shape."""
     if cfg is None:
         return {"error": "no readable config names the spool"}
     try:
-        scan = doctor.scan_spool(cfg.storage.spool_dir)
+        scan = scan_spool(cfg.storage.spool_dir)
     except OSError as exc:
         return {"error": f"{cfg.storage.spool_dir}: {exc.strerror}"}
     age = None if scan.oldest_mtime is None else max(0.0, time.time() - scan.oldest_mtime)
@@ -173,21 +168,19 @@ def _spool_backlog(cfg) -> dict:
             "acknowledged": scan.acknowledged, "quarantined": scan.quarantined}
 
 
-def _backlog_line(backlog: dict | None, now: float) -> str:
-    if not backlog:
-        return "unknown"
+def _spool_backlog_line(backlog: dict) -> str:
     if "error" in backlog:
         return f"unknown ({backlog['error']})"
-    count = backlog.get("segments", backlog.get("count", 0))
-    if not count:
-        return "nothing waiting for the back office"
-    line = f"{count} segment(s), {backlog.get('bytes', 0) / 2**20:.1f} MiB waiting for the back office"
-    if isinstance(backlog.get("oldest_age_s"), (int, float)):
-        line += f", oldest {_ago(backlog['oldest_age_s'])}"
-    if backlog.get("quarantined"):
+    line = _backlog_line(backlog["segments"], backlog["bytes"], backlog["oldest_age_s"])
+    if backlog["quarantined"]:
         line += f"; {backlog['quarantined']} file(s) in quarantine"
     return line
 
 
-def _ago(seconds: float) -> str:
-    return doctor.format_duration(seconds)
+def _backlog_line(segments: int, nbytes: int, oldest_age_s: float | None) -> str:
+    if not segments:
+        return "nothing waiting for the back office"
+    line = f"{segments} segment(s), {nbytes / 2**20:.1f} MiB waiting for the back office"
+    if oldest_age_s is not None:
+        line += f", oldest {format_duration(oldest_age_s)}"
+    return line

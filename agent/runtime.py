@@ -15,6 +15,7 @@ that stays true: a hung pipeline gets the service restarted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -41,11 +42,12 @@ from .recorder import Recorder, Trigger
 from .sdnotify import Notifier, watchdog_interval
 from .sealing import EvidenceStage, SealerThread, clock_sync_state
 from .sensors import BatteryMonitor, cpu_temperature_c, throttling, wifi_link
+from .status import INTERVAL_S as STATUS_PERIOD_S
+from .status import AuditHead, Backlog, ChainHead, PreEvent, StatusAlert, StatusDocument, Storage
 from .statusfile import write_status
 
 logger = logging.getLogger(__name__)
 
-STATUS_PERIOD_S = 2.0
 #: After the sealer stopped: how long a recorder that waited on it may take to end.
 RECORDER_LATE_JOIN_S = 5.0
 #: Keys that a SIGHUP applies to the running agent; any other change needs a restart.
@@ -91,7 +93,7 @@ class Agent:
         self.alerts: list = []
         self._health = None
         self._readings: dict = {}
-        self._status_cache: dict | None = None
+        self._status_cache: StatusDocument | None = None
         self.display = self.indicators = self.controls = None
         self.link = self.uplink = self.channel = None
         self.sealer: SealerThread | None = None
@@ -193,23 +195,21 @@ class Agent:
             on_gesture=lambda name: self.stage.audit_writer.append(audit.BUTTON_GESTURE, gesture=name))
         self.controls.start()
 
-    def refresh_alerts(self) -> dict:
-        """Gather the side readings and derive the alert list once (not at the display's frame rate)."""
+    def refresh_alerts(self) -> StatusDocument:
+        """Gather the side readings and derive the alert list once (not at the display's frame rate);
+        the status document with the alerts is what the status file gets."""
         status = self.status()
         battery = self.battery.read()
         display_fault = self.display.fault if self.display is not None else None
         from ui.view import Health
 
         self._health = Health(battery_percent=round(battery.percent) if battery else None,
-                              link_up=self._link_up(), backlog_segments=status["backlog"]["segments"])
+                              link_up=self._link_up(), backlog_segments=status.backlog.segments)
         self._readings = {"battery": battery, "cpu_temperature_c": cpu_temperature_c(), "throttling": throttling(),
                           "link": wifi_link(), "display_fault": str(display_fault) if display_fault else None,
-                          "upload": self.uplink.status.as_dict() if self.uplink is not None else None}
-        r = self._readings
-        self.alerts = self._derive_alerts(status)
-        status["alerts"] = [a.as_dict() for a in self.alerts]
-        if r["upload"] is not None:
-            status["uplink"] = r["upload"]
+                          "upload": status.uplink.as_dict() if status.uplink is not None else None}
+        self.alerts = self._derive_alerts(status.as_json())
+        status = dataclasses.replace(status, alerts=tuple(StatusAlert(**a.as_dict()) for a in self.alerts))
         self._status_cache = status
         return status
 
@@ -232,7 +232,7 @@ class Agent:
         """The telemetry message: the last full status (every 2 s) with the recorder's live state."""
         from comms.telemetry import build_telemetry
 
-        status = dict(self._status_cache or self.refresh_alerts())
+        status = (self._status_cache or self.refresh_alerts()).as_json()
         live = self.recorder_thread.status
         status.update(state=live.state.value, incident_id=live.incident_id, recording_since=live.recording_since,
                       frames_lost=live.frames_lost, overrun_alarm=live.overrun_alarm,
@@ -427,8 +427,9 @@ class Agent:
         self.cfg = new
         return needs_restart
 
-    def status(self) -> dict:
-        """A JSON-able snapshot for `bodycam status` (and later telemetry)."""
+    def status(self) -> StatusDocument:
+        """A snapshot for the status file (agent.status), the alerts and telemetry; alerts are added by
+        :meth:`refresh_alerts`, which derives them from this."""
         rs = self.recorder_thread.status
         disk = self.monitor.snapshot if self.monitor else None
         backlog = self.stage.spool.backlog()
@@ -439,21 +440,23 @@ class Agent:
             faults["homeassistant"] = self.channel.discovery_fault
         if self.stage.audit_writer.fault is not None:
             faults["audit"] = describe_fault(self.stage.audit_writer.fault)
-        return {
-            "version": __version__, "time": time.time(), "device": self.cfg.device.id, "site": self.cfg.device.site,
-            "state": rs.state.value, "incident_id": rs.incident_id, "recording_since": rs.recording_since,
-            "frames_seen": rs.frames_seen, "frames_lost": rs.frames_lost, "overrun_alarm": rs.overrun_alarm,
-            "refused_reason": rs.refused_reason,
-            "pre_event": {"seconds_held": rs.ring.seconds_held, "memory_bytes": rs.ring.memory_bytes,
-                          "window_seconds": rs.ring.window_seconds},
-            "storage": disk.as_dict() if disk else None,
-            "backlog": {"segments": backlog.count, "bytes": backlog.bytes, "oldest_age_s": backlog.oldest_age_s},
-            "sealed": self.sealer.sealed if self.sealer else 0,
-            "audit_head": {"seq": self.stage.audit.head.seq, "hash": self.stage.audit.head.hash},
-            "chain_head": self.stage.chain_head(),
-            "faults": faults,
-            "restarts": {w.name: w.restarts for w in self._workers},
-        }
+        mqtt = self.cfg.mqtt
+        return StatusDocument(
+            time=time.time(), version=__version__, device=self.cfg.device.id, site=self.cfg.device.site,
+            state=rs.state.value, incident_id=rs.incident_id, recording_since=rs.recording_since,
+            frames_seen=rs.frames_seen, frames_lost=rs.frames_lost, overrun_alarm=rs.overrun_alarm,
+            refused_reason=rs.refused_reason,
+            pre_event=PreEvent(rs.ring.seconds_held, rs.ring.memory_bytes, rs.ring.window_seconds),
+            storage=Storage(**disk.as_dict()) if disk else None,
+            backlog=Backlog(backlog.count, backlog.bytes, backlog.oldest_age_s),
+            sealed=self.sealer.sealed if self.sealer else 0,
+            audit_head=AuditHead(self.stage.audit.head.seq, self.stage.audit.head.hash),
+            chain_head=ChainHead(**self.stage.chain_head()),
+            faults=faults,
+            restarts={w.name: w.restarts for w in self._workers},
+            broker=f"{mqtt.host}:{mqtt.port}" if self.cfg.uplink.enabled else None,
+            uplink=self.uplink.status if self.uplink is not None else None,
+        )
 
 
 def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event | None = None,
@@ -511,7 +514,7 @@ def run_agent(cfg: Config, config_path: str | None = None, stop: threading.Event
             logger.critical("%d segment(s) could not be stored before the agent stopped; see the audit log's "
                             "segment_lost lines", agent.sealer.lost)
             code = code or 1
-        _write_status_safely(cfg.runtime.status_file, {**_stopped_status(cfg), "exit_code": code})
+        _write_status_safely(cfg.runtime.status_file, _stopped_status(cfg, code))
         notifier.close()
         lock.release()
     return code
@@ -534,11 +537,12 @@ def _reload(agent: Agent, config_path: str | None) -> None:
         logger.info("configuration reloaded")
 
 
-def _stopped_status(cfg: Config) -> dict:
-    return {"version": __version__, "time": time.time(), "device": cfg.device.id, "state": "stopped"}
+def _stopped_status(cfg: Config, exit_code: int) -> StatusDocument:
+    return StatusDocument(time=time.time(), version=__version__, device=cfg.device.id, site=cfg.device.site,
+                          state="stopped", exit_code=exit_code)
 
 
-def _write_status_safely(path: str, status: dict) -> None:
+def _write_status_safely(path: str, status: StatusDocument) -> None:
     """Mode 0644, replaced atomically (agent.statusfile): any local user may run 'bodycam status'."""
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

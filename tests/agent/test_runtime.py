@@ -214,8 +214,8 @@ def test_a_device_not_yet_enrolled_records_and_spools_and_shows_the_uplink_fault
         assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 120)
         status = agent.refresh_alerts()
         assert agent._health.link_up is False  # the officer's sync icon: crossed out
-        assert "uplink" in status["faults"]
-        assert "upload_failing" in [a["code"] for a in status["alerts"]]
+        assert "uplink" in status.faults
+        assert "upload_failing" in [a.code for a in status.alerts]
         assert agent.supervise() is None  # the agent keeps running; it retries the link every minute
     finally:
         agent.stop()

@@ -143,14 +143,18 @@ def test_another_clients_id_does_not_disconnect_the_running_client(settings_for,
 def test_the_doctors_broker_probe_leaves_the_devices_session_alone(settings_for, clients):
     """The broker makes the CN the client id, so `bodycam doctor` connects *as* the device: it must not
     discard the device's session (the receipts queued for it)."""
-    from agent import doctor
+    import dataclasses
+
+    from agent import config, doctor
+    from agent.doctor.network import check_broker
     down = "bodycam/duisburg/kod-07/down/seg/+"
     kod07 = clients(settings_for("kod-07"), "kod-07", [down])
     kod07.stop()
     receiver = clients(settings_for("bo-recv-1"), "bo-recv-1")
     assert receiver.publish("bodycam/duisburg/kod-07/down/seg/receipt", b"receipt").reason_code == 0
-    settings = doctor.broker_settings(settings_for("kod-07"))
-    check = doctor.probe_broker(settings, doctor.tls_context(settings), client_id="kod-07-doctor")
+    cfg = config.replace(config.Config(), "device", id="kod-07-doctor")  # the broker makes it the CN, kod-07
+    cfg = config.replace(cfg, "mqtt", **dataclasses.asdict(settings_for("kod-07")))
+    check = check_broker(doctor.Context("agent.toml", config=cfg))
     assert check.level is doctor.Level.OK, check
     back = clients(settings_for("kod-07"), "kod-07", [down])
     assert [m.payload for m in back.messages()] == [b"receipt"]

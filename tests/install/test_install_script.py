@@ -235,6 +235,7 @@ def test_a_later_run_with_recipients_lists_them_in_the_kept_config(tmp_path, emp
     """The config of a first run without --recipients (or one edited by hand) gets exactly the recipients key
     changed; every other line and comment stays, and the doctor no longer says the agent will not record."""
     from agent import doctor
+    from agent.doctor.local import check_recipients
     from evidence.keys import generate_evidence_keys
 
     config = tmp_path / "agent.toml"
@@ -250,14 +251,14 @@ def test_a_later_run_with_recipients_lists_them_in_the_kept_config(tmp_path, emp
     else:
         config.write_text(template.replace("recipients = []", empty))
         expected = template.replace("recipients = []", f'recipients = ["{pub}"]')
-    assert doctor.check_recipients(doctor.Context.load(str(config))).title.endswith("the agent will not record")
+    assert check_recipients(doctor.Context.load(str(config))).title.endswith("the agent will not record")
 
     out = source(f'SOURCE_DIR="{REPO}"; enable_recipients "$1" "$2"', str(config), str(pub))
     assert out.returncode == 0, out.stderr
 
     assert config.read_text() == expected
     assert config_mod.load(config).evidence.recipients == (str(pub),)
-    check = doctor.check_recipients(doctor.Context.load(str(config)))
+    check = check_recipients(doctor.Context.load(str(config)))
     assert check.level == doctor.Level.OK, check
 
 

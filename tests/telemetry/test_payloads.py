@@ -65,7 +65,7 @@ def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     agent, _, _ = running_agent
     check = validator("telemetry.schema.json")
     assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 10 and agent.monitor.snapshot)
-    status = agent.status()
+    status = agent.status().as_json()
     standby = build_telemetry(status, clock_sync="unsynchronized", alerts=[a.as_dict() for a in derive_alerts(status)])
     check.validate(standby)
     assert standby["recorder"]["state"] == "standby" and standby["battery"] is None  # no gauge: unknown
@@ -73,7 +73,7 @@ def test_telemetry_of_a_running_agent_validates_in_every_state(running_agent):
     assert standby["chain_head"] == {"seq": seq, "manifest_sha256": digest}  # for `bodycam verify --head`
     agent.trigger(Trigger(Action.START, "test"))
     assert wait_for(lambda: agent.recorder_thread.status.state.recording)
-    status, upload = agent.status(), UplinkStatus(state="refused", link_up=True, fault=REFUSED).as_dict()
+    status, upload = agent.status().as_json(), UplinkStatus(state="refused", link_up=True, fault=REFUSED).as_dict()
     alerts = derive_alerts(status, battery_percent=9.0, cpu_temperature_c=83.0, throttling=["throttled"],
                            upload=upload)
     recording = build_telemetry(status, clock_sync="ntp-synchronized", alerts=[a.as_dict() for a in alerts],
