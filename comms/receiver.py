@@ -34,6 +34,7 @@ from agent.seal import Manifest, ManifestError, SignatureError, verify_manifest
 
 from . import protocol
 from .mqtt import Connected, Message, MqttLink, Subscribed
+from .settings import MqttSettings
 from .protocol import Offer, ProtocolError, Route, Status
 from .receipts import sign_receipt
 from .store import ConflictError, EvidenceStore, Partial, PartialGoneError, StoreError
@@ -327,19 +328,37 @@ class Receiver:
         return Reply(protocol.down_topic(route.site, route.device, protocol.STATUS), status.encode())
 
 
+def receiver_link(settings: MqttSettings, receiver_id: str, queue_messages: int = 64) -> MqttLink:
+    """The MQTT link a receiver needs: at most ``queue_messages`` messages in flight to it.
+
+    Each message is acknowledged only once the :class:`ReceiverThread` has handled it (its chunk is
+    written), and the broker holds the rest: bounded memory without a paho callback ever waiting.
+    """
+    return MqttLink(settings, receiver_id, receive_maximum=queue_messages, ack_when_handled=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The assembler's replies for a stored segment, published by the ReceiverThread."""
+
+    replies: tuple[Reply, ...]
+
+
 class AssemblerThread(threading.Thread):
     """Stores complete segments (one hash pass, fsyncs, receipt) while the ReceiverThread takes more chunks.
 
     Without it the chunk intake stops for every segment's fsyncs (measured: about 40 ms per 12.5 MB
-    segment on the development VM), and the broker holds the device's chunks meanwhile.
+    segment on the development VM), and the broker holds the device's chunks meanwhile. Its replies
+    (the receipt) go back to the ReceiverThread through ``deliver``: one thread publishes, and so one
+    thread sees every PUBACK.
     """
 
     _STOP = object()
 
-    def __init__(self, receiver: Receiver, link: MqttLink):
+    def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None]):
         super().__init__(name="ReceiverAssembler", daemon=True)
         self.receiver = receiver
-        self.link = link
+        self._deliver = deliver
         self._jobs: queue.Queue = queue.Queue()
         self._queued: set[str] = set()
         self._lock = threading.Lock()
@@ -370,8 +389,8 @@ class AssemblerThread(threading.Thread):
                 finally:
                     with self._lock:
                         self._queued.discard(key)
-                for reply in replies:
-                    self.link.publish(reply.topic, reply.payload, qos=1)
+                if replies:
+                    self._deliver(_Stored(tuple(replies)))
         except BaseException as exc:
             self.fault = f"receiver assembler crashed: {type(exc).__name__}: {exc}"
             logger.exception("receiver assembler crashed")
@@ -382,15 +401,16 @@ class ReceiverThread(threading.Thread):
     """Feeds the :class:`Receiver` from the MQTT link and publishes its replies; also tidies up periodically.
 
     Complete segments are stored by its :class:`AssemblerThread`; :meth:`start` and :meth:`stop` run both.
+    Each message is acknowledged to the link once handled (see :func:`receiver_link`).
     """
 
-    def __init__(self, link: MqttLink, receiver: Receiver, *, share_group: str = "", queue_messages: int = 64,
+    def __init__(self, link: MqttLink, receiver: Receiver, *, share_group: str = "",
                  partial_max_age_s: float = 72 * 3600, gap_report_s: float = 300.0):
         super().__init__(name="ReceiverThread", daemon=True)
         self.link = link
         self.receiver = receiver
         self.filter = protocol.receiver_filter(share_group)
-        self._events: queue.Queue = queue.Queue(maxsize=queue_messages)
+        self._events: queue.Queue = queue.Queue()  # bounded by the link's receive maximum, not here
         link.add_listener(self._events, (self.filter,))
         self._partial_max_age_s = partial_max_age_s
         self._gap_report_s = gap_report_s
@@ -398,7 +418,7 @@ class ReceiverThread(threading.Thread):
         self._open_gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self.fault: str | None = None
         self.connected = threading.Event()
-        self.assembler = AssemblerThread(receiver, link)
+        self.assembler = AssemblerThread(receiver, self._events.put)
         receiver.defer_completion(self.assembler.submit)
 
     def start(self) -> None:
@@ -406,6 +426,10 @@ class ReceiverThread(threading.Thread):
         super().start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, then let the assembler store what is queued.
+
+        Receipts for segments stored during the stop are not sent; the device's next offer gets them.
+        """
         self._stopping.set()
         if self.ident is not None:
             self.join(timeout)
@@ -425,8 +449,10 @@ class ReceiverThread(threading.Thread):
                 except queue.Empty:
                     event = None
                 if isinstance(event, Message):
-                    for reply in self.receiver.handle(event.topic, event.payload):
-                        self.link.publish(reply.topic, reply.payload, qos=1)
+                    self._publish(self.receiver.handle(event.topic, event.payload))
+                    self.link.ack(event)
+                elif isinstance(event, _Stored):
+                    self._publish(event.replies)
                 elif isinstance(event, Connected):
                     self.link.subscribe([(self.filter, 1)])
                     self.connected.set()
@@ -443,6 +469,10 @@ class ReceiverThread(threading.Thread):
             self.fault = f"receiver crashed: {type(exc).__name__}: {exc}"
             logger.exception("receiver thread crashed")
             raise
+
+    def _publish(self, replies) -> None:
+        for reply in replies:
+            self.link.publish(reply.topic, reply.payload, qos=1)
 
     def _expire(self) -> None:
         try:

@@ -15,8 +15,7 @@ import threading
 from agent.errors import BodycamError
 from agent.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
 
-from .mqtt import MqttLink
-from .receiver import Receiver, ReceiverThread
+from .receiver import Receiver, ReceiverThread, receiver_link
 from .settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
 from .store import EvidenceStore
 
@@ -88,9 +87,8 @@ class ReceiverService:
         store = EvidenceStore(r.store_dir, r.incoming_dir)
         self.receiver = Receiver(store, devices, key, r.id, max_segment_bytes=int(r.max_segment_mib * 2**20),
                                  max_chunk_bytes=r.max_chunk_kib * 1024)
-        self.link = MqttLink(cfg.mqtt, r.id)
+        self.link = receiver_link(cfg.mqtt, r.id, r.queue_messages)
         self.thread = ReceiverThread(self.link, self.receiver, share_group=r.share_group,
-                                     queue_messages=r.queue_messages,
                                      partial_max_age_s=r.partial_max_age_h * 3600, gap_report_s=r.gap_report_s)
 
     def start(self) -> None:
