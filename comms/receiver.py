@@ -232,7 +232,9 @@ class Receiver:
             self._forget(partial)
             return self._orphan_chunk(route, header)
         self._count("chunk_bytes", header.length)
-        if len(parts) + 1 >= offer.chunks:  # the listing plus this chunk: every chunk is there
+        # Counted after writing our own marker: when receivers of a group write the last chunks at the
+        # same moment, each listing before its write misses the others', and none would assemble.
+        if len(partial.parts()) >= offer.chunks:
             return self._complete(route, offer, manifest, partial)
         return []
 

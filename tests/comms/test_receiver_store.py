@@ -14,7 +14,7 @@ from agent.verify import verify_paths
 from comms import protocol
 from comms.receipts import verify_receipt
 from comms.receiver import Receiver
-from comms.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
+from comms.store import STALE_LOCK_S, EvidenceStore, Partial, incident_dir_name
 from comms.transfer import BytesSource, SegmentTransfer
 from comms_env import DeviceEnv
 
@@ -180,3 +180,38 @@ def test_a_manifest_checked_against_the_topic(env):
     assert (reply.code, reply.stem) == ("mismatch", stem) and "site" in reply.reason
     m = Manifest.parse(device.spool.read(stem).manifest)
     assert m.site == "duisburg"
+
+
+@pytest.fixture
+def second_receiver(env, tmp_path):
+    """Another receiver of the same share group: its own process state, the same store and incoming area."""
+    device, _, _ = env
+    store = EvidenceStore(tmp_path / "store", tmp_path / "incoming")
+    return Receiver(store, load_device_public_keys([device.device_pub]),
+                    load_receipt_signing_key(tmp_path / "keys" / "receipt.key"), "bo-recv-2",
+                    max_segment_bytes=1 << 24, max_chunk_bytes=1 << 20)
+
+
+def test_two_receivers_writing_the_last_two_chunks_at_once_store_the_segment(env, second_receiver, monkeypatch):
+    device, rx, public = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    offer, chunks = messages(device, stem)
+    rx.handle(OFFER, offer)
+    for _, payload in chunks[:-2]:
+        rx.handle(CHUNKT, payload)
+    (mine, my_payload), (_, other_payload) = chunks[-2:]
+    other_replies: list = []
+    write = Partial.put
+
+    def put_while_the_other_receiver_writes(self, index, *args):
+        # This receiver has listed the markers (the last two missing); the other one takes its chunk now.
+        if index == mine and not other_replies:
+            other_replies.append(second_receiver.handle(CHUNKT, other_payload))
+        return write(self, index, *args)
+
+    monkeypatch.setattr(Partial, "put", put_while_the_other_receiver_writes)
+    replies = rx.handle(CHUNKT, my_payload) + other_replies[0]
+    receipts = [r for r in replies if r.topic.endswith("/receipt")]
+    assert len(receipts) == 1, "a complete segment waits for the device's re-offer"
+    assert verify_receipt(receipts[0].payload, public).stem == stem
+    assert not rx.store.partial("duisburg", "kod-07", stem, CHUNK).directory.exists()
