@@ -131,16 +131,21 @@ class Receiver:
         self._count("offers")
         manifest = self._check_offer(route, offer)
         self.seen.add((route.site, route.device))
-        stored = self.store.lookup(manifest)
-        if stored is not None:
-            return self._receipt_for_stored(route, stored)
         partial = self.store.partial(route.site, route.device, offer.stem, offer.chunk_size)
-        recorded = partial.read_offer()
-        if recorded is None:
-            partial.write_offer(offer)
-        elif recorded != offer:
-            raise _Rejection("conflict", f"{offer.stem} is being received with another manifest or size "
-                             "(a forked chain or a reused sequence number)", offer.stem)
+        stored = self.store.lookup(manifest)
+        if stored is None:
+            recorded = partial.read_offer()
+            if recorded is None:
+                partial.write_offer(offer)
+                # Another receiver of the group may have stored the segment and removed its chunks since
+                # the lookup: then this new folder would collect the device's chunks for nothing.
+                stored = self.store.lookup(manifest)
+            elif recorded != offer:
+                raise _Rejection("conflict", f"{offer.stem} is being received with another manifest or size "
+                                 "(a forked chain or a reused sequence number)", offer.stem)
+        if stored is not None:
+            self._discard(partial)
+            return self._receipt_for_stored(route, stored)
         self._remember(partial, offer, manifest)
         have = set(partial.parts())
         if len(have) >= offer.chunks:
@@ -188,6 +193,11 @@ class Receiver:
     def _forget(self, partial: Partial) -> None:
         with self._lock:
             self._offers.pop(str(partial.directory), None)
+
+    def _discard(self, partial: Partial) -> None:
+        """Remove chunks of a segment that is stored (left by a race or a receiver that died before cleaning up)."""
+        partial.remove()
+        self._forget(partial)
 
     def _recorded(self, partial: Partial) -> tuple[Offer, Manifest] | None:
         """The offer recorded for a partial (maybe by another receiver of the group), checked once."""
@@ -259,28 +269,31 @@ class Receiver:
             if not mine:
                 return []  # another receiver of the group (or thread) is storing it and will send the receipt
             stored = self.store.lookup(manifest)
-            if stored is not None:
-                return self._receipt_for_stored(route, stored)
-            if not partial.exists:
+            if stored is not None:  # stored by another receiver meanwhile: its receipt, and these chunks go
+                resent = self._receipt_for_stored(route, stored)
+            elif not partial.exists:
                 return []  # stored and cleaned up by another receiver between our listing and the lock
-            try:
-                done, missing = self.store.commit(manifest, partial)
-            except StoreError as exc:
-                if not partial.exists:  # the assembled bytes did not match the manifest
-                    raise _Rejection("hash_mismatch", str(exc), offer.stem) from None
-                raise
-            if not done:
-                have = set(range(offer.chunks)) - missing
-                return [self._status(route, offer, have)]
-            chain = self.store.chain_position(manifest)
-            receipt = sign_receipt(
-                self.receipt_key, device_id=manifest.device_id, site=manifest.site, stem=manifest.stem,
-                seq=manifest.seq, incident_id=manifest.incident_id, ciphertext_sha256=manifest.ciphertext_sha256,
-                ciphertext_bytes=manifest.ciphertext_bytes, manifest_sha256=manifest.sha256,
-                receiver_id=self.receiver_id, chain=chain, received_at=self._clock())
-            self.store.write_receipt(manifest, receipt)
-        partial.remove()
-        self._forget(partial)
+            else:
+                try:
+                    done, missing = self.store.commit(manifest, partial)
+                except StoreError as exc:
+                    if not partial.exists:  # the assembled bytes did not match the manifest
+                        raise _Rejection("hash_mismatch", str(exc), offer.stem) from None
+                    raise
+                if not done:
+                    have = set(range(offer.chunks)) - missing
+                    return [self._status(route, offer, have)]
+                chain = self.store.chain_position(manifest)
+                receipt = sign_receipt(
+                    self.receipt_key, device_id=manifest.device_id, site=manifest.site, stem=manifest.stem,
+                    seq=manifest.seq, incident_id=manifest.incident_id,
+                    ciphertext_sha256=manifest.ciphertext_sha256, ciphertext_bytes=manifest.ciphertext_bytes,
+                    manifest_sha256=manifest.sha256, receiver_id=self.receiver_id, chain=chain,
+                    received_at=self._clock())
+                self.store.write_receipt(manifest, receipt)
+        self._discard(partial)  # outside the lock: its file is in the partial's folder
+        if stored is not None:
+            return resent
         self._count("stored")
         if chain == "broken":
             self._count("chain_broken")

@@ -215,3 +215,44 @@ def test_two_receivers_writing_the_last_two_chunks_at_once_store_the_segment(env
     assert len(receipts) == 1, "a complete segment waits for the device's re-offer"
     assert verify_receipt(receipts[0].payload, public).stem == stem
     assert not rx.store.partial("duisburg", "kod-07", stem, CHUNK).directory.exists()
+
+
+def test_a_re_offer_racing_with_storage_leaves_nothing_in_the_incoming_area(env, second_receiver, monkeypatch):
+    device, rx, public = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    offer, chunks = messages(device, stem)
+    rx.handle(OFFER, offer)
+    for _, payload in chunks[:-1]:
+        rx.handle(CHUNKT, payload)
+    stored_meanwhile: list = []
+    lookup = second_receiver.store.lookup
+
+    def lookup_while_the_first_receiver_stores(manifest):
+        found = lookup(manifest)
+        if not stored_meanwhile:  # not stored yet when looked up; then the last chunk lands at the first receiver
+            stored_meanwhile.append(rx.handle(CHUNKT, chunks[-1][1]))
+        return found
+
+    monkeypatch.setattr(second_receiver.store, "lookup", lookup_while_the_first_receiver_stores)
+    replies = second_receiver.handle(OFFER, offer)  # the device's re-offer, at the second receiver
+    for _, payload in chunks:  # whatever the device sends on that answer
+        replies += second_receiver.handle(CHUNKT, payload)
+    assert receipt_of(stored_meanwhile[0])["stem"] == stem
+    assert all(verify_receipt(r.payload, public).stem == stem for r in replies if r.topic.endswith("/receipt"))
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    assert not partial.directory.exists(), sorted(p.name for p in partial.directory.iterdir())
+    assert len(list(rx.store.root.rglob("*.age"))) == 1
+
+
+def test_chunks_left_over_for_a_stored_segment_are_removed_when_it_is_offered_again(env):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    receipt_of(deliver(rx, device, stem))
+    offer, chunks = messages(device, stem)
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    partial.write_offer(protocol.Offer.decode(offer))  # a receiver died between storing and cleaning up
+    for _, payload in chunks[:2]:
+        header, data = protocol.decode_chunk(payload, 1 << 20)
+        partial.put(header.index, header.offset, header.sha256, data)
+    assert receipt_of(rx.handle(OFFER, offer))["stem"] == stem
+    assert not partial.directory.exists()
