@@ -120,7 +120,7 @@ class Receiver:
         except ProtocolError as exc:
             return [self._reject(route, exc.code, str(exc), exc.stem)]
         except ConflictError as exc:
-            return [self._reject(route, "conflict", str(exc), None)]
+            return [self._reject(route, "conflict", str(exc), exc.stem)]
         except StoreError as exc:
             logger.error("storage problem while handling %s from %s/%s: %s", route.kind, route.site, route.device, exc)
             return [self._reject(route, "storage_error", str(exc), None)]

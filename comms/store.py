@@ -71,6 +71,11 @@ class StoreError(BodycamError):
 class ConflictError(StoreError):
     """A different segment already holds this stem; evidence is never overwritten."""
 
+    def __init__(self, message: str, stem: str):
+        super().__init__(message)
+        #: Named in the rejection, so the device parks exactly this segment.
+        self.stem = stem
+
 
 class PartialGoneError(StoreError):
     """The partial segment was removed meanwhile (stored by another receiver of the group, or expired)."""
@@ -269,7 +274,7 @@ class EvidenceStore:
             if parsed.manifest_sha256 != manifest.sha256:
                 raise ConflictError(f"{manifest.stem} is already stored with manifest {parsed.manifest_sha256[:16]}…; "
                                     f"this one is {manifest.sha256[:16]}… (a forked chain or a reused sequence "
-                                    "number); the stored evidence is kept")
+                                    "number); the stored evidence is kept", manifest.stem)
         age, man = self.paths(manifest)
         try:
             stored = man.read_bytes()
@@ -280,7 +285,7 @@ class EvidenceStore:
         except OSError as exc:
             raise StoreError(f"cannot read {man} ({exc.strerror})") from None
         if stored != manifest.raw:
-            raise ConflictError(f"{man} holds a different manifest; the stored evidence is kept")
+            raise ConflictError(f"{man} holds a different manifest; the stored evidence is kept", manifest.stem)
         return StoredSegment(manifest, age, man, receipt)
 
     def commit(self, manifest: Manifest, partial: Partial) -> tuple[bool, set[int]]:
