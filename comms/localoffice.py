@@ -64,6 +64,8 @@ class LocalBackOffice:
         return client_settings(self.pki.issue(device_id), self.broker.port)
 
     def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.begin_stop()
         if self.link is not None:
             self.link.stop()
         if self.thread is not None:

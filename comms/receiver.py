@@ -11,8 +11,9 @@ manifest and offer name the same site, device, stem, seq, size and hash (``misma
 is not stored with another manifest (``conflict``). For a chunk: framing, limits and its own hash, and
 that it belongs to a recorded offer (``no_offer`` otherwise). A complete segment is assembled, checked
 against the manifest's ciphertext hash, stored durably, placed in the chain (comms.store), and only
-then is the receipt signed, stored and sent. Every rejection is logged with its reason (rate-limited
-per device and code) and answered with a ``rejected`` status; the receiver keeps running.
+then is the receipt signed, stored and sent. Every rejection is answered with a ``rejected`` status
+and logged with its reason, at most once a minute per reason (a fleet with one bad setting must not
+flood the journal); the periodic summary counts them all. The receiver keeps running.
 
 Duplicates are harmless by construction: a chunk already held is dropped, an offer for a stored
 segment is answered with the stored receipt, byte for byte.
@@ -33,7 +34,7 @@ from agent.keys import DevicePublicKey, ReceiptSigningKey
 from agent.seal import Manifest, ManifestError, SignatureError, verify_manifest
 
 from . import protocol
-from .mqtt import Connected, Message, MqttLink, Subscribed
+from .mqtt import ConnectFailed, Connected, Disconnected, Message, MqttLink, Published, Subscribed
 from .settings import MqttSettings
 from .protocol import Offer, ProtocolError, Route, Status
 from .receipts import sign_receipt
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 _LOG_EVERY_S = 60.0
 _OFFER_CACHE = 256
+#: A receiver thread stuck this long (one message, one segment's storage, or a reply without PUBACK
+#: while connected) is reported stalled, and the systemd watchdog is no longer fed.
+STALL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,7 @@ class Receiver:
         self._clock = clock
         self._lock = threading.Lock()
         self._offers: collections.OrderedDict[str, tuple[Offer, Manifest]] = collections.OrderedDict()
-        self._logged: dict[tuple[str, str], tuple[float, int]] = {}
+        self._logged: dict[str, tuple[float, int, frozenset[str]]] = {}
         self._defer: Deferral | None = None
         self.counts: collections.Counter = collections.Counter()
         #: Devices seen since start, for the chain-gap report.
@@ -94,6 +98,11 @@ class Receiver:
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counts[key] += n
+
+    def snapshot(self) -> collections.Counter:
+        """A copy of the counters (they are updated by two threads)."""
+        with self._lock:
+            return collections.Counter(self.counts)
 
     def handle(self, topic: str, payload: bytes) -> list[Reply]:
         try:
@@ -295,6 +304,7 @@ class Receiver:
         if stored is not None:
             return resent
         self._count("stored")
+        self._count("stored_bytes", manifest.ciphertext_bytes)
         if chain == "broken":
             self._count("chain_broken")
         logger.info("stored %s (%d bytes, incident %s, chain %s)", manifest.stem, manifest.ciphertext_bytes,
@@ -316,6 +326,25 @@ class Receiver:
         self._count("receipts_resent")
         return [self._receipt_reply(route, receipt)]
 
+    def refused_reply(self, reason_code: int, reason: str) -> None:
+        """The broker refused one of our replies (PUBACK >= 0x80; the ACL, most likely): counted and logged."""
+        self._count("replies_refused")
+        more = self._throttled(f"puback {reason_code}", self.receiver_id)
+        if more is not None:
+            logger.error("the broker refused a reply of receiver %s: reason 0x%02x (%s); check its ACL entry%s",
+                         self.receiver_id, reason_code, reason, more)
+
+    def _throttled(self, key: str, sender: str) -> str | None:
+        """One log line per ``key`` and minute, whoever the sender: the text to append, or None to stay quiet."""
+        now = time.monotonic()
+        with self._lock:
+            last, held, senders = self._logged.get(key, (-_LOG_EVERY_S, 0, frozenset()))
+            if now - last < _LOG_EVERY_S:
+                self._logged[key] = (last, held + 1, senders | {sender})
+                return None
+            self._logged[key] = (now, 0, frozenset())
+        return f" (and {held} more from {len(senders)} sender(s) since the last report)" if held else ""
+
     # -- replies ---------------------------------------------------------------------------------------
     def _receipt_reply(self, route: Route, receipt: bytes) -> Reply:
         self._count("receipts_sent")
@@ -329,16 +358,10 @@ class Receiver:
     def _reject(self, route: Route, code: str, reason: str, stem: str | None) -> Reply:
         self._count("rejected")
         self._count(f"rejected_{code}")
-        key = (f"{route.site}/{route.device}", code)
-        now = time.monotonic()
-        with self._lock:
-            last, suppressed = self._logged.get(key, (-_LOG_EVERY_S, 0))
-            report = now - last >= _LOG_EVERY_S
-            self._logged[key] = (now, 0) if report else (last, suppressed + 1)
-        if report:
-            more = f" ({suppressed} similar since the last report)" if suppressed else ""
-            logger.warning("rejected %s from %s/%s: %s: %s%s", stem or route.kind, route.site, route.device, code,
-                           reason, more)
+        sender = f"{route.site}/{route.device}"
+        more = self._throttled(code, sender)
+        if more is not None:
+            logger.warning("rejected %s from %s: %s: %s%s", stem or route.kind, sender, code, reason, more)
         status = Status(stem, protocol.REJECTED, self.receiver_id, code=code, reason=reason[:400])
         return Reply(protocol.down_topic(route.site, route.device, protocol.STATUS), status.encode())
 
@@ -378,6 +401,8 @@ class AssemblerThread(threading.Thread):
         self._queued: set[str] = set()
         self._lock = threading.Lock()
         self.fault: str | None = None
+        #: Monotonic time the segment being stored was taken up; None while idle (read by the watchdog).
+        self.busy_since: float | None = None
 
     def submit(self, route: Route, offer: Offer, manifest: Manifest, partial: Partial) -> None:
         """Queue a segment once; a request while it is queued or being stored is already covered."""
@@ -399,11 +424,13 @@ class AssemblerThread(threading.Thread):
         try:
             while (job := self._jobs.get()) is not self._STOP:
                 key, *args = job
+                self.busy_since = time.monotonic()
                 try:
                     replies = self.receiver.finish(*args)
                 finally:
                     with self._lock:
                         self._queued.discard(key)
+                    self.busy_since = None
                 if replies:
                     self._deliver(_Stored(tuple(replies)))
         except BaseException as exc:
@@ -416,11 +443,14 @@ class ReceiverThread(threading.Thread):
     """Feeds the :class:`Receiver` from the MQTT link and publishes its replies; also tidies up periodically.
 
     Complete segments are stored by its :class:`AssemblerThread`; :meth:`start` and :meth:`stop` run both.
-    Each message is acknowledged to the link once handled (see :func:`receiver_link`).
+    Each message is acknowledged to the link once handled (see :func:`receiver_link`). It logs every
+    change of the connection and, every ``summary_s``, what it did meanwhile; :meth:`health` says
+    whether its work moves (for the systemd watchdog).
     """
 
     def __init__(self, link: MqttLink, receiver: Receiver, *, share_group: str = "",
-                 partial_max_age_s: float = 72 * 3600, gap_report_s: float = 300.0):
+                 partial_max_age_s: float = 72 * 3600, gap_report_s: float = 300.0, summary_s: float = 300.0,
+                 stall_s: float = STALL_S):
         super().__init__(name="ReceiverThread", daemon=True)
         self.link = link
         self.receiver = receiver
@@ -429,16 +459,28 @@ class ReceiverThread(threading.Thread):
         link.add_listener(self._events, (self.filter,))
         self._partial_max_age_s = partial_max_age_s
         self._gap_report_s = gap_report_s
+        self._summary_s = summary_s
+        self.stall_s = stall_s
         self._stopping = threading.Event()
         self._open_gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self.fault: str | None = None
         self.connected = threading.Event()
+        #: When the loop last turned, and since when the oldest reply waits for its PUBACK (watchdog).
+        self._turned = time.monotonic()
+        self._puback_waiting_since: float | None = None
+        self._unacked: dict[int, float] = {}
+        self._link_state = "starting"  # starting, up, down
+        self._down_since = time.monotonic()
         self.assembler = AssemblerThread(receiver, self._events.put)
         receiver.defer_completion(self.assembler.submit)
 
     def start(self) -> None:
         self.assembler.start()
         super().start()
+
+    def begin_stop(self) -> None:
+        """Finish the message in hand and take no more; call before stopping the link (its disconnect is no loss)."""
+        self._stopping.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, then let the assembler store what is queued.
@@ -454,11 +496,35 @@ class ReceiverThread(threading.Thread):
             self.assembler.stop(timeout)
         self.link.remove_listener(self._events)
 
+    def health(self) -> tuple[bool, str]:
+        """(True, what it does) while its work moves; (False, why) when a thread died or is stuck.
+
+        Called from another thread (the service's main loop); it only reads values this thread and the
+        assembler replace whole. Waiting for a broker that is down is not a stall: paho reconnects.
+        """
+        now = time.monotonic()
+        if not self.is_alive():
+            return False, self.fault or "the receiver thread ended"
+        if now - self._turned > self.stall_s:
+            return False, f"the receiver thread has been stuck for {now - self._turned:.0f} s"
+        busy = self.assembler.busy_since
+        if not self.assembler.is_alive():
+            return False, self.assembler.fault or "the assembler ended"
+        if busy is not None and now - busy > self.stall_s:
+            return False, f"storing one segment has been stuck for {now - busy:.0f} s"
+        waiting = self._puback_waiting_since
+        if waiting is not None and now - waiting > self.stall_s:
+            return False, f"a reply has been stuck without the broker's PUBACK for {now - waiting:.0f} s"
+        return True, "receiving" if self._link_state == "up" else "waiting for the broker"
+
     def run(self) -> None:
         next_housekeeping = time.monotonic() + self._gap_report_s
+        next_summary = time.monotonic() + self._summary_s
+        self._last_summary = (time.monotonic(), self.receiver.snapshot())
         self._expire()
         try:
             while not self._stopping.is_set():
+                self._turned = time.monotonic()
                 try:
                     event = self._events.get(timeout=0.25)
                 except queue.Empty:
@@ -468,26 +534,75 @@ class ReceiverThread(threading.Thread):
                     self.link.ack(event)
                 elif isinstance(event, _Stored):
                     self._publish(event.replies)
+                elif isinstance(event, Published):
+                    self._on_published(event)
                 elif isinstance(event, Connected):
-                    self.link.subscribe([(self.filter, 1)])
-                    self.connected.set()
+                    self._on_connected(event)
+                elif isinstance(event, (Disconnected, ConnectFailed)):
+                    self._on_link_lost(event)
                 elif isinstance(event, Subscribed) and any(rc >= 0x80 for rc in event.reason_codes):
                     self.fault = f"the broker refused the subscription {self.filter}: {event.reason_codes}"
                     logger.error("%s", self.fault)
                 if not self.assembler.is_alive():
                     raise RuntimeError(self.assembler.fault or "the receiver's assembler ended unexpectedly")
-                if time.monotonic() >= next_housekeeping:
-                    next_housekeeping = time.monotonic() + self._gap_report_s
+                now = time.monotonic()
+                oldest = min(self._unacked.values(), default=None)
+                self._puback_waiting_since = oldest if self._link_state == "up" else None
+                if now >= next_summary:
+                    next_summary = now + self._summary_s
+                    self._summarise()
+                if now >= next_housekeeping:
+                    next_housekeeping = now + self._gap_report_s
                     self._expire()
                     self._report_gaps()
+            self._summarise()
         except BaseException as exc:
             self.fault = f"receiver crashed: {type(exc).__name__}: {exc}"
             logger.exception("receiver thread crashed")
             raise
 
+    def _summarise(self) -> None:
+        since, before = self._last_summary
+        self._last_summary = (time.monotonic(), self.receiver.snapshot())
+        logger.info("%s", summary_line(self.receiver.receiver_id, self._last_summary[1] - before,
+                                       self._last_summary[0] - since, self._link_state == "up",
+                                       self._events.qsize()))
+
     def _publish(self, replies) -> None:
         for reply in replies:
-            self.link.publish(reply.topic, reply.payload, qos=1)
+            mid = self.link.publish(reply.topic, reply.payload, qos=1)
+            if mid is not None:
+                self._unacked[mid] = time.monotonic()
+
+    def _on_published(self, event: Published) -> None:
+        if self._unacked.pop(event.mid, None) is not None and event.failed:
+            self.receiver.refused_reply(event.reason_code, event.reason)
+
+    # -- the connection, in the log --------------------------------------------------------------------
+    def _on_connected(self, event: Connected) -> None:
+        self.link.subscribe([(self.filter, 1)])
+        self.connected.set()
+        now = time.monotonic()
+        for mid in self._unacked:  # paho sends them again on this connection
+            self._unacked[mid] = now
+        after = f" after {now - self._down_since:.0f} s without it" if self._link_state == "down" else ""
+        logger.info("receiver %s connected to the broker %s:%d%s (session %s); subscribing to %s",
+                    self.receiver.receiver_id, self.link.settings.host, self.link.settings.port, after,
+                    "resumed" if event.session_present else "new", self.filter)
+        self._link_state = "up"
+
+    def _on_link_lost(self, event) -> None:
+        self.connected.clear()
+        if self._stopping.is_set():
+            return  # our own disconnect
+        if self._link_state == "up":
+            logger.warning("receiver %s lost the broker: %s; reconnecting", self.receiver.receiver_id, event.reason)
+        elif self._link_state == "starting":
+            logger.warning("receiver %s cannot connect to the broker %s:%d: %s; retrying",
+                           self.receiver.receiver_id, self.link.settings.host, self.link.settings.port, event.reason)
+        else:
+            return  # one line per outage; paho retries every reconnect_max_s
+        self._link_state, self._down_since = "down", time.monotonic()
 
     def _expire(self) -> None:
         try:
@@ -510,3 +625,19 @@ class ReceiverThread(threading.Thread):
                     logger.warning("chain gap: device %s/%s: %s still missing (later segments are stored)",
                                    site, device, missing)
             self._open_gaps[(site, device)] = gaps
+
+
+def summary_line(receiver_id: str, counts: collections.Counter, seconds: float, link_up: bool, waiting: int) -> str:
+    """The periodic INFO line: what the receiver did in the last ``seconds`` (``counts`` is the difference)."""
+    c = counts
+    rejected = ", ".join(f"{key[len('rejected_'):]} {n}" for key, n in sorted(c.items())
+                         if key.startswith("rejected_") and n)
+    parts = [f"{c['stored']} segments stored ({c['stored_bytes'] / 1e6:.1f} MB)",
+             f"{c['chunks']} chunks ({c['duplicate_chunks']} duplicate)", f"{c['offers']} offers",
+             f"{c['receipts_resent']} receipts resent", f"{c['rejected']} rejected" + (f" ({rejected})" if rejected else "")]
+    if c["chain_broken"]:
+        parts.append(f"{c['chain_broken']} chain breaks")
+    if c["replies_refused"]:
+        parts.append(f"{c['replies_refused']} replies refused by the broker")
+    state = "broker connected" if link_up else "broker NOT connected"
+    return f"receiver {receiver_id}, last {seconds:.0f} s: {', '.join(parts)}; {state}, {waiting} messages waiting"

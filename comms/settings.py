@@ -87,6 +87,8 @@ class ReceiverSettings:
                                       min=0.1, max=8760.0)
     gap_report_s: float = option(300.0, "How often to report chain gaps that persist (out-of-order arrival "
                                         "fills most gaps within seconds).", min=1.0, max=86400.0)
+    summary_s: float = option(300.0, "How often to log a summary at INFO (segments stored, chunks, rejections "
+                                     "by reason, connection).", min=1.0, max=86400.0)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ queue_messages = 64
 partial_max_age_h = 72.0
 # Report chain gaps that are still open after this long.
 gap_report_s = 300.0
+# Log a summary line (segments stored, chunks, rejections by reason, connection) this often.
+summary_s = 300.0
 
 [mqtt]
 host = "mqtt.example.city"

@@ -158,6 +158,7 @@ class BackOffice:
 
     def stop(self) -> None:
         if self.running:
+            self.thread.begin_stop()
             self.link.stop()
             self.thread.stop()
             self.running = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -256,3 +257,15 @@ def test_chunks_left_over_for_a_stored_segment_are_removed_when_it_is_offered_ag
         partial.put(header.index, header.offset, header.sha256, data)
     assert receipt_of(rx.handle(OFFER, offer))["stem"] == stem
     assert not partial.directory.exists()
+
+
+def test_rejections_are_logged_once_per_reason_not_once_per_device(env, caplog):
+    _, rx, _ = env
+    too_big = b"x" * (protocol.MAX_OFFER_BYTES + 1)
+    for n in range(20):
+        rx.handle(protocol.up_topic("duisburg", f"kod-{n:02d}", "offer"), b"not json")
+        rx.handle(protocol.up_topic("duisburg", f"kod-{n:02d}", "offer"), too_big)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, lines  # one per reason; the periodic summary counts the rest
+    assert any(": malformed: " in line for line in lines) and any(": oversize: " in line for line in lines)
+    assert rx.counts["rejected_malformed"] == rx.counts["rejected_oversize"] == 20
