@@ -173,9 +173,11 @@ class Partial:
         if fd is None:
             try:
                 age = time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                age = STALE_LOCK_S
-            if age >= STALE_LOCK_S:
+            except FileNotFoundError:  # released meanwhile, or the folder is gone (stored by another receiver)
+                age = None
+            if age is None:
+                fd = _try_lock(path)
+            elif age >= STALE_LOCK_S:
                 logger.warning("breaking a stale assembly lock %s (%.0f s old)", path, age)
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()

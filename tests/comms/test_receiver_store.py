@@ -13,6 +13,7 @@ from agent.keys import generate_receipt_key, load_device_public_keys, load_recei
 from agent.seal import Manifest
 from agent.verify import verify_paths
 from comms import protocol
+from comms import store as store_module
 from comms.receipts import verify_receipt
 from comms.receiver import Receiver
 from comms.store import STALE_LOCK_S, EvidenceStore, Partial, incident_dir_name
@@ -269,3 +270,29 @@ def test_rejections_are_logged_once_per_reason_not_once_per_device(env, caplog):
     assert len(lines) == 2, lines  # one per reason; the periodic summary counts the rest
     assert any(": malformed: " in line for line in lines) and any(": oversize: " in line for line in lines)
     assert rx.counts["rejected_malformed"] == rx.counts["rejected_oversize"] == 20
+
+
+def test_a_lock_released_meanwhile_or_a_folder_already_stored_is_not_reported_as_a_stale_lock(env, monkeypatch,
+                                                                                          caplog):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+    offer, _ = messages(device, stem)
+    rx.handle(OFFER, offer)
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    lock = partial.directory / "assembling.lock"
+    lock.touch()
+    try_lock = store_module._try_lock
+
+    def released_by_its_holder_now(path):  # the other receiver finishes between our attempt and our look
+        fd = try_lock(path)
+        if fd is None and lock.exists():
+            lock.unlink()
+        return fd
+
+    monkeypatch.setattr(store_module, "_try_lock", released_by_its_holder_now)
+    with partial.assembly_lock() as mine:
+        assert mine
+    partial.remove()  # stored and cleaned up by another receiver
+    with partial.assembly_lock() as mine:
+        assert not mine
+    assert "stale" not in caplog.text
