@@ -143,3 +143,36 @@ def test_a_busy_device_channel_cannot_stall_the_uplinks_link(settings_for):
         release.set()
         channel.stop()
         link.stop()
+
+
+def test_a_busy_receiver_takes_at_most_queue_messages_and_the_broker_holds_the_rest(world, settings_for):
+    """Bounded memory without a waiting callback: MQTT flow control (Receive Maximum, PUBACK once handled)."""
+    device = world.device(DEVICE, SITE)
+    office = world.backoffice([device], queue_messages=4)
+    busy, release, handled = threading.Event(), threading.Event(), []
+    handle = office.receiver.handle
+
+    def slow_handle(topic, payload):
+        busy.set()
+        release.wait(30)
+        handled.append(payload)
+        return handle(topic, payload)
+
+    office.receiver.handle = slow_handle
+    dev_link = MqttLink(settings_for(DEVICE), DEVICE)
+    pubacks = PubackCounter(dev_link)
+    dev_link.start()
+    try:
+        wait_until(lambda: dev_link.connected, 10, what="the device link")
+        publisher = publish_in_background(dev_link, protocol.up_topic(SITE, DEVICE, protocol.OFFER), 20)
+        assert busy.wait(10)
+        wait_until(lambda: pubacks.seen() >= 20, 15, what="the broker to take all 20 messages")
+        publisher.join(10)
+        inside = [office.thread._events.qsize()]
+        wait_until(lambda: inside.append(office.thread._events.qsize()) or len(inside) > 10, 5, interval=0.05)
+        assert max(inside) <= 3, inside  # one in hand, three waiting: the broker holds the other sixteen
+        release.set()
+        wait_until(lambda: len(handled) == 20, 15, what="every message handled once the receiver moves again")
+    finally:
+        release.set()
+        dev_link.stop()
