@@ -238,21 +238,19 @@ class MqttLink:
         """A listener is done with ``message``; with ``ack_when_handled`` the PUBACK goes once all are.
 
         A no-op without ``ack_when_handled``, for QoS 0, and for a message of an earlier connection
-        (the broker sends an unacknowledged message again on the next one, which is acknowledged then).
+        (its packet id means nothing on this one; a resumed session brings the message again).
         """
         if not self.ack_when_handled or message.qos == 0:
             return
         key = (message.connection, message.mid)
         with self._ack_lock:
-            left = self._unacked.get(key)
+            left = self._unacked.get(key)  # forgotten on every new connection
             if left is None:
                 return
             if left > 1:
                 self._unacked[key] = left - 1
                 return
             del self._unacked[key]
-            if message.connection != self._connection:
-                return
         self._client.ack(message.mid, message.qos)
 
     def announce_online(self, payload: bytes = b"online") -> None:

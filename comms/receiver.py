@@ -471,6 +471,8 @@ class ReceiverThread(threading.Thread):
         self._unacked: dict[int, float] = {}
         self._link_state = "starting"  # starting, up, down
         self._down_since = time.monotonic()
+        #: When the last summary was logged, and the counters then.
+        self._last_summary: tuple[float, collections.Counter] = (time.monotonic(), collections.Counter())
         self.assembler = AssemblerThread(receiver, self._events.put)
         receiver.defer_completion(self.assembler.submit)
 

@@ -157,7 +157,7 @@ def notifications(sock, *, until=None, seconds: float = 15.0) -> list[str]:
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             got.extend(sock.recv(4096).decode().splitlines())
-        except socket.timeout:
+        except TimeoutError:
             break
         if until is not None and until(got):
             return got
