@@ -33,7 +33,8 @@ from agent.verify import verify_paths
 from comms_env import DeviceEnv, mqtt_settings, test_uplink_settings, uplink_for, wait_until
 from mqtt_harness import HOST, Broker
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(1800)]
+# Also ``slow``: about four minutes, so the fast loop (-m "not slow") leaves it out; -m system selects it.
+pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DEVICES = 50
 SEGMENTS = 10
