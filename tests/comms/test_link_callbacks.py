@@ -13,6 +13,8 @@ from __future__ import annotations
 import queue
 import threading
 
+import pytest
+
 from comms import protocol
 from comms.device import BrokerChannelThread
 from comms.mqtt import Connected, Message, MqttLink, Published, Subscribed
@@ -176,3 +178,9 @@ def test_a_busy_receiver_takes_at_most_queue_messages_and_the_broker_holds_the_r
     finally:
         release.set()
         dev_link.stop()
+
+
+def test_a_bounded_listener_queue_is_refused(settings_for):
+    link = MqttLink(settings_for(DEVICE), DEVICE)
+    with pytest.raises(ValueError, match="unbounded"):
+        link.add_listener(queue.Queue(maxsize=1000), ("bodycam/#",))
