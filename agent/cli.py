@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # journald adds time and unit; a level and the module are all a line needs. Secrets never reach
     # the log: keys are logged by id and path only.
-    default_level = logging.INFO if args.command == "run" else logging.WARNING
+    # The services log at INFO (connections, stored segments, summaries); one-shot commands only warnings.
+    default_level = logging.INFO if args.command in ("run", "receiver") else logging.WARNING
     logging.basicConfig(level=logging.DEBUG if args.verbose else default_level,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

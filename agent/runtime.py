@@ -39,7 +39,7 @@ from .instancelock import AlreadyRunningError, InstanceLock
 from .memory import release_free_heap
 from .pipeline import RecorderThread
 from .recorder import Recorder, Trigger
-from .sdnotify import Notifier, watchdog_interval
+from base.sdnotify import Notifier, watchdog_interval
 from .sealing import EvidenceStage, SealerThread, clock_sync_state
 from .sensors import BatteryMonitor, cpu_temperature_c, throttling, wifi_link
 from .status import INTERVAL_S as STATUS_PERIOD_S

@@ -17,12 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-from comms.mqtt import MqttLink
 from comms.settings import MqttSettings
 from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
 
 from .localbroker import HOST, MOSQUITTO, Broker, Pki
-from .receiver import Receiver, ReceiverThread
+from .receiver import Receiver, ReceiverThread, receiver_link
 from .store import EvidenceStore
 
 RECEIVER_ID = "bo-recv-1"
@@ -56,7 +55,7 @@ class LocalBackOffice:
         creds = self.pki.issue(RECEIVER_ID)
         receiver = Receiver(self.store, self._devices, self._receipt_key, RECEIVER_ID,
                             max_segment_bytes=256 << 20, max_chunk_bytes=1 << 20)
-        self.link = MqttLink(client_settings(creds, self.broker.port), RECEIVER_ID)
+        self.link = receiver_link(client_settings(creds, self.broker.port), RECEIVER_ID)
         self.thread = ReceiverThread(self.link, receiver)
         self.thread.start()
         self.link.start()
@@ -71,6 +70,8 @@ class LocalBackOffice:
         return client_settings(self.pki.issue(device_id), self.broker.port)
 
     def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.begin_stop()
         if self.link is not None:
             self.link.stop()
         if self.thread is not None:

@@ -11,8 +11,9 @@ manifest and offer name the same site, device, stem, seq, size and hash (``misma
 is not stored with another manifest (``conflict``). For a chunk: framing, limits and its own hash, and
 that it belongs to a recorded offer (``no_offer`` otherwise). A complete segment is assembled, checked
 against the manifest's ciphertext hash, stored durably, placed in the chain (backoffice.store), and only
-then is the receipt signed, stored and sent. Every rejection is logged with its reason (rate-limited
-per device and code) and answered with a ``rejected`` status; the receiver keeps running.
+then is the receipt signed, stored and sent. Every rejection is answered with a ``rejected`` status
+and logged with its reason, at most once a minute per reason (a fleet with one bad setting must not
+flood the journal); the periodic summary counts them all. The receiver keeps running.
 
 Duplicates are harmless by construction: a chunk already held is dropped, an offer for a stored
 segment is answered with the stored receipt, byte for byte.
@@ -33,8 +34,9 @@ from evidence.keys import DevicePublicKey, ReceiptSigningKey
 from evidence.seal import Manifest, ManifestError, SignatureError, verify_manifest
 
 from comms import protocol
-from comms.mqtt import Connected, Message, MqttLink, Subscribed
+from comms.mqtt import ConnectFailed, Connected, Disconnected, Message, MqttLink, Published, Subscribed
 from comms.protocol import Offer, ProtocolError, Route, Status
+from comms.settings import MqttSettings
 from evidence.receipts import sign_receipt
 from .store import ConflictError, EvidenceStore, Partial, PartialGoneError, StoreError
 
@@ -42,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 _LOG_EVERY_S = 60.0
 _OFFER_CACHE = 256
+#: A receiver thread stuck this long (one message, one segment's storage, or a reply without PUBACK
+#: while connected) is reported stalled, and the systemd watchdog is no longer fed.
+STALL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,7 @@ class Receiver:
         self._clock = clock
         self._lock = threading.Lock()
         self._offers: collections.OrderedDict[str, tuple[Offer, Manifest]] = collections.OrderedDict()
-        self._logged: dict[tuple[str, str], tuple[float, int]] = {}
+        self._logged: dict[str, tuple[float, int, frozenset[str]]] = {}
         self._defer: Deferral | None = None
         self.counts: collections.Counter = collections.Counter()
         #: Devices seen since start, for the chain-gap report.
@@ -93,6 +98,11 @@ class Receiver:
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counts[key] += n
+
+    def snapshot(self) -> collections.Counter:
+        """A copy of the counters (they are updated by two threads)."""
+        with self._lock:
+            return collections.Counter(self.counts)
 
     def handle(self, topic: str, payload: bytes) -> list[Reply]:
         try:
@@ -119,7 +129,7 @@ class Receiver:
         except ProtocolError as exc:
             return [self._reject(route, exc.code, str(exc), exc.stem)]
         except ConflictError as exc:
-            return [self._reject(route, "conflict", str(exc), None)]
+            return [self._reject(route, "conflict", str(exc), exc.stem)]
         except StoreError as exc:
             logger.error("storage problem while handling %s from %s/%s: %s", route.kind, route.site, route.device, exc)
             return [self._reject(route, "storage_error", str(exc), None)]
@@ -130,16 +140,21 @@ class Receiver:
         self._count("offers")
         manifest = self._check_offer(route, offer)
         self.seen.add((route.site, route.device))
-        stored = self.store.lookup(manifest)
-        if stored is not None:
-            return self._receipt_for_stored(route, stored)
         partial = self.store.partial(route.site, route.device, offer.stem, offer.chunk_size)
-        recorded = partial.read_offer()
-        if recorded is None:
-            partial.write_offer(offer)
-        elif recorded != offer:
-            raise _Rejection("conflict", f"{offer.stem} is being received with another manifest or size "
-                             "(a forked chain or a reused sequence number)", offer.stem)
+        stored = self.store.lookup(manifest)
+        if stored is None:
+            recorded = partial.read_offer()
+            if recorded is None:
+                partial.write_offer(offer)
+                # Another receiver of the group may have stored the segment and removed its chunks since
+                # the lookup: then this new folder would collect the device's chunks for nothing.
+                stored = self.store.lookup(manifest)
+            elif recorded != offer:
+                raise _Rejection("conflict", f"{offer.stem} is being received with another manifest or size "
+                                 "(a forked chain or a reused sequence number)", offer.stem)
+        if stored is not None:
+            self._discard(partial)
+            return self._receipt_for_stored(route, stored)
         self._remember(partial, offer, manifest)
         have = set(partial.parts())
         if len(have) >= offer.chunks:
@@ -188,6 +203,11 @@ class Receiver:
         with self._lock:
             self._offers.pop(str(partial.directory), None)
 
+    def _discard(self, partial: Partial) -> None:
+        """Remove chunks of a segment that is stored (left by a race or a receiver that died before cleaning up)."""
+        partial.remove()
+        self._forget(partial)
+
     def _recorded(self, partial: Partial) -> tuple[Offer, Manifest] | None:
         """The offer recorded for a partial (maybe by another receiver of the group), checked once."""
         with self._lock:
@@ -231,7 +251,9 @@ class Receiver:
             self._forget(partial)
             return self._orphan_chunk(route, header)
         self._count("chunk_bytes", header.length)
-        if len(parts) + 1 >= offer.chunks:  # the listing plus this chunk: every chunk is there
+        # Counted after writing our own marker: when receivers of a group write the last chunks at the
+        # same moment, each listing before its write misses the others', and none would assemble.
+        if len(partial.parts()) >= offer.chunks:
             return self._complete(route, offer, manifest, partial)
         return []
 
@@ -256,29 +278,33 @@ class Receiver:
             if not mine:
                 return []  # another receiver of the group (or thread) is storing it and will send the receipt
             stored = self.store.lookup(manifest)
-            if stored is not None:
-                return self._receipt_for_stored(route, stored)
-            if not partial.exists:
+            if stored is not None:  # stored by another receiver meanwhile: its receipt, and these chunks go
+                resent = self._receipt_for_stored(route, stored)
+            elif not partial.exists:
                 return []  # stored and cleaned up by another receiver between our listing and the lock
-            try:
-                done, missing = self.store.commit(manifest, partial)
-            except StoreError as exc:
-                if not partial.exists:  # the assembled bytes did not match the manifest
-                    raise _Rejection("hash_mismatch", str(exc), offer.stem) from None
-                raise
-            if not done:
-                have = set(range(offer.chunks)) - missing
-                return [self._status(route, offer, have)]
-            chain = self.store.chain_position(manifest)
-            receipt = sign_receipt(
-                self.receipt_key, device_id=manifest.device_id, site=manifest.site, stem=manifest.stem,
-                seq=manifest.seq, incident_id=manifest.incident_id, ciphertext_sha256=manifest.ciphertext_sha256,
-                ciphertext_bytes=manifest.ciphertext_bytes, manifest_sha256=manifest.sha256,
-                receiver_id=self.receiver_id, chain=chain, received_at=self._clock())
-            self.store.write_receipt(manifest, receipt)
-        partial.remove()
-        self._forget(partial)
+            else:
+                try:
+                    done, missing = self.store.commit(manifest, partial)
+                except StoreError as exc:
+                    if not partial.exists:  # the assembled bytes did not match the manifest
+                        raise _Rejection("hash_mismatch", str(exc), offer.stem) from None
+                    raise
+                if not done:
+                    have = set(range(offer.chunks)) - missing
+                    return [self._status(route, offer, have)]
+                chain = self.store.chain_position(manifest)
+                receipt = sign_receipt(
+                    self.receipt_key, device_id=manifest.device_id, site=manifest.site, stem=manifest.stem,
+                    seq=manifest.seq, incident_id=manifest.incident_id,
+                    ciphertext_sha256=manifest.ciphertext_sha256, ciphertext_bytes=manifest.ciphertext_bytes,
+                    manifest_sha256=manifest.sha256, receiver_id=self.receiver_id, chain=chain,
+                    received_at=self._clock())
+                self.store.write_receipt(manifest, receipt)
+        self._discard(partial)  # outside the lock: its file is in the partial's folder
+        if stored is not None:
+            return resent
         self._count("stored")
+        self._count("stored_bytes", manifest.ciphertext_bytes)
         if chain == "broken":
             self._count("chain_broken")
         logger.info("stored %s (%d bytes, incident %s, chain %s)", manifest.stem, manifest.ciphertext_bytes,
@@ -300,6 +326,25 @@ class Receiver:
         self._count("receipts_resent")
         return [self._receipt_reply(route, receipt)]
 
+    def refused_reply(self, reason_code: int, reason: str) -> None:
+        """The broker refused one of our replies (PUBACK >= 0x80; the ACL, most likely): counted and logged."""
+        self._count("replies_refused")
+        more = self._throttled(f"puback {reason_code}", self.receiver_id)
+        if more is not None:
+            logger.error("the broker refused a reply of receiver %s: reason 0x%02x (%s); check its ACL entry%s",
+                         self.receiver_id, reason_code, reason, more)
+
+    def _throttled(self, key: str, sender: str) -> str | None:
+        """One log line per ``key`` and minute, whoever the sender: the text to append, or None to stay quiet."""
+        now = time.monotonic()
+        with self._lock:
+            last, held, senders = self._logged.get(key, (-_LOG_EVERY_S, 0, frozenset()))
+            if now - last < _LOG_EVERY_S:
+                self._logged[key] = (last, held + 1, senders | {sender})
+                return None
+            self._logged[key] = (now, 0, frozenset())
+        return f" (and {held} more from {len(senders)} sender(s) since the last report)" if held else ""
+
     # -- replies ---------------------------------------------------------------------------------------
     def _receipt_reply(self, route: Route, receipt: bytes) -> Reply:
         self._count("receipts_sent")
@@ -313,37 +358,51 @@ class Receiver:
     def _reject(self, route: Route, code: str, reason: str, stem: str | None) -> Reply:
         self._count("rejected")
         self._count(f"rejected_{code}")
-        key = (f"{route.site}/{route.device}", code)
-        now = time.monotonic()
-        with self._lock:
-            last, suppressed = self._logged.get(key, (-_LOG_EVERY_S, 0))
-            report = now - last >= _LOG_EVERY_S
-            self._logged[key] = (now, 0) if report else (last, suppressed + 1)
-        if report:
-            more = f" ({suppressed} similar since the last report)" if suppressed else ""
-            logger.warning("rejected %s from %s/%s: %s: %s%s", stem or route.kind, route.site, route.device, code,
-                           reason, more)
+        sender = f"{route.site}/{route.device}"
+        more = self._throttled(code, sender)
+        if more is not None:
+            logger.warning("rejected %s from %s: %s: %s%s", stem or route.kind, sender, code, reason, more)
         status = Status(stem, protocol.REJECTED, self.receiver_id, code=code, reason=reason[:400])
         return Reply(protocol.down_topic(route.site, route.device, protocol.STATUS), status.encode())
+
+
+def receiver_link(settings: MqttSettings, receiver_id: str, queue_messages: int = 64) -> MqttLink:
+    """The MQTT link a receiver needs: at most ``queue_messages`` messages in flight to it.
+
+    Each message is acknowledged only once the :class:`ReceiverThread` has handled it (its chunk is
+    written), and the broker holds the rest: bounded memory without a paho callback ever waiting.
+    """
+    return MqttLink(settings, receiver_id, receive_maximum=queue_messages, ack_when_handled=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The assembler's replies for a stored segment, published by the ReceiverThread."""
+
+    replies: tuple[Reply, ...]
 
 
 class AssemblerThread(threading.Thread):
     """Stores complete segments (one hash pass, fsyncs, receipt) while the ReceiverThread takes more chunks.
 
     Without it the chunk intake stops for every segment's fsyncs (measured: about 40 ms per 12.5 MB
-    segment on the development VM), and the broker holds the device's chunks meanwhile.
+    segment on the development VM), and the broker holds the device's chunks meanwhile. Its replies
+    (the receipt) go back to the ReceiverThread through ``deliver``: one thread publishes, and so one
+    thread sees every PUBACK.
     """
 
     _STOP = object()
 
-    def __init__(self, receiver: Receiver, link: MqttLink):
+    def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None]):
         super().__init__(name="ReceiverAssembler", daemon=True)
         self.receiver = receiver
-        self.link = link
+        self._deliver = deliver
         self._jobs: queue.Queue = queue.Queue()
         self._queued: set[str] = set()
         self._lock = threading.Lock()
         self.fault: str | None = None
+        #: Monotonic time the segment being stored was taken up; None while idle (read by the watchdog).
+        self.busy_since: float | None = None
 
     def submit(self, route: Route, offer: Offer, manifest: Manifest, partial: Partial) -> None:
         """Queue a segment once; a request while it is queued or being stored is already covered."""
@@ -365,13 +424,15 @@ class AssemblerThread(threading.Thread):
         try:
             while (job := self._jobs.get()) is not self._STOP:
                 key, *args = job
+                self.busy_since = time.monotonic()
                 try:
                     replies = self.receiver.finish(*args)
                 finally:
                     with self._lock:
                         self._queued.discard(key)
-                for reply in replies:
-                    self.link.publish(reply.topic, reply.payload, qos=1)
+                    self.busy_since = None
+                if replies:
+                    self._deliver(_Stored(tuple(replies)))
         except BaseException as exc:
             self.fault = f"receiver assembler crashed: {type(exc).__name__}: {exc}"
             logger.exception("receiver assembler crashed")
@@ -382,30 +443,52 @@ class ReceiverThread(threading.Thread):
     """Feeds the :class:`Receiver` from the MQTT link and publishes its replies; also tidies up periodically.
 
     Complete segments are stored by its :class:`AssemblerThread`; :meth:`start` and :meth:`stop` run both.
+    Each message is acknowledged to the link once handled (see :func:`receiver_link`). It logs every
+    change of the connection and, every ``summary_s``, what it did meanwhile; :meth:`health` says
+    whether its work moves (for the systemd watchdog).
     """
 
-    def __init__(self, link: MqttLink, receiver: Receiver, *, share_group: str = "", queue_messages: int = 64,
-                 partial_max_age_s: float = 72 * 3600, gap_report_s: float = 300.0):
+    def __init__(self, link: MqttLink, receiver: Receiver, *, share_group: str = "",
+                 partial_max_age_s: float = 72 * 3600, gap_report_s: float = 300.0, summary_s: float = 300.0,
+                 stall_s: float = STALL_S):
         super().__init__(name="ReceiverThread", daemon=True)
         self.link = link
         self.receiver = receiver
         self.filter = protocol.receiver_filter(share_group)
-        self._events: queue.Queue = queue.Queue(maxsize=queue_messages)
+        self._events: queue.Queue = queue.Queue()  # bounded by the link's receive maximum, not here
         link.add_listener(self._events, (self.filter,))
         self._partial_max_age_s = partial_max_age_s
         self._gap_report_s = gap_report_s
+        self._summary_s = summary_s
+        self.stall_s = stall_s
         self._stopping = threading.Event()
         self._open_gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self.fault: str | None = None
         self.connected = threading.Event()
-        self.assembler = AssemblerThread(receiver, link)
+        #: When the loop last turned, and since when the oldest reply waits for its PUBACK (watchdog).
+        self._turned = time.monotonic()
+        self._puback_waiting_since: float | None = None
+        self._unacked: dict[int, float] = {}
+        self._link_state = "starting"  # starting, up, down
+        self._down_since = time.monotonic()
+        #: When the last summary was logged, and the counters then.
+        self._last_summary: tuple[float, collections.Counter] = (time.monotonic(), collections.Counter())
+        self.assembler = AssemblerThread(receiver, self._events.put)
         receiver.defer_completion(self.assembler.submit)
 
     def start(self) -> None:
         self.assembler.start()
         super().start()
 
+    def begin_stop(self) -> None:
+        """Finish the message in hand and take no more; call before stopping the link (its disconnect is no loss)."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, then let the assembler store what is queued.
+
+        Receipts for segments stored during the stop are not sent; the device's next offer gets them.
+        """
         self._stopping.set()
         if self.ident is not None:
             self.join(timeout)
@@ -415,34 +498,113 @@ class ReceiverThread(threading.Thread):
             self.assembler.stop(timeout)
         self.link.remove_listener(self._events)
 
+    def health(self) -> tuple[bool, str]:
+        """(True, what it does) while its work moves; (False, why) when a thread died or is stuck.
+
+        Called from another thread (the service's main loop); it only reads values this thread and the
+        assembler replace whole. Waiting for a broker that is down is not a stall: paho reconnects.
+        """
+        now = time.monotonic()
+        if not self.is_alive():
+            return False, self.fault or "the receiver thread ended"
+        if now - self._turned > self.stall_s:
+            return False, f"the receiver thread has been stuck for {now - self._turned:.0f} s"
+        busy = self.assembler.busy_since
+        if not self.assembler.is_alive():
+            return False, self.assembler.fault or "the assembler ended"
+        if busy is not None and now - busy > self.stall_s:
+            return False, f"storing one segment has been stuck for {now - busy:.0f} s"
+        waiting = self._puback_waiting_since
+        if waiting is not None and now - waiting > self.stall_s:
+            return False, f"a reply has been stuck without the broker's PUBACK for {now - waiting:.0f} s"
+        return True, "receiving" if self._link_state == "up" else "waiting for the broker"
+
     def run(self) -> None:
         next_housekeeping = time.monotonic() + self._gap_report_s
+        next_summary = time.monotonic() + self._summary_s
+        self._last_summary = (time.monotonic(), self.receiver.snapshot())
         self._expire()
         try:
             while not self._stopping.is_set():
+                self._turned = time.monotonic()
                 try:
                     event = self._events.get(timeout=0.25)
                 except queue.Empty:
                     event = None
                 if isinstance(event, Message):
-                    for reply in self.receiver.handle(event.topic, event.payload):
-                        self.link.publish(reply.topic, reply.payload, qos=1)
+                    self._publish(self.receiver.handle(event.topic, event.payload))
+                    self.link.ack(event)
+                elif isinstance(event, _Stored):
+                    self._publish(event.replies)
+                elif isinstance(event, Published):
+                    self._on_published(event)
                 elif isinstance(event, Connected):
-                    self.link.subscribe([(self.filter, 1)])
-                    self.connected.set()
+                    self._on_connected(event)
+                elif isinstance(event, (Disconnected, ConnectFailed)):
+                    self._on_link_lost(event)
                 elif isinstance(event, Subscribed) and any(rc >= 0x80 for rc in event.reason_codes):
                     self.fault = f"the broker refused the subscription {self.filter}: {event.reason_codes}"
                     logger.error("%s", self.fault)
                 if not self.assembler.is_alive():
                     raise RuntimeError(self.assembler.fault or "the receiver's assembler ended unexpectedly")
-                if time.monotonic() >= next_housekeeping:
-                    next_housekeeping = time.monotonic() + self._gap_report_s
+                now = time.monotonic()
+                oldest = min(self._unacked.values(), default=None)
+                self._puback_waiting_since = oldest if self._link_state == "up" else None
+                if now >= next_summary:
+                    next_summary = now + self._summary_s
+                    self._summarise()
+                if now >= next_housekeeping:
+                    next_housekeeping = now + self._gap_report_s
                     self._expire()
                     self._report_gaps()
+            self._summarise()
         except BaseException as exc:
             self.fault = f"receiver crashed: {type(exc).__name__}: {exc}"
             logger.exception("receiver thread crashed")
             raise
+
+    def _summarise(self) -> None:
+        since, before = self._last_summary
+        self._last_summary = (time.monotonic(), self.receiver.snapshot())
+        logger.info("%s", summary_line(self.receiver.receiver_id, self._last_summary[1] - before,
+                                       self._last_summary[0] - since, self._link_state == "up",
+                                       self._events.qsize()))
+
+    def _publish(self, replies) -> None:
+        for reply in replies:
+            mid = self.link.publish(reply.topic, reply.payload, qos=1)
+            if mid is not None:
+                self._unacked[mid] = time.monotonic()
+
+    def _on_published(self, event: Published) -> None:
+        if self._unacked.pop(event.mid, None) is not None and event.failed:
+            self.receiver.refused_reply(event.reason_code, event.reason)
+
+    # -- the connection, in the log --------------------------------------------------------------------
+    def _on_connected(self, event: Connected) -> None:
+        self.link.subscribe([(self.filter, 1)])
+        self.connected.set()
+        now = time.monotonic()
+        for mid in self._unacked:  # paho sends them again on this connection
+            self._unacked[mid] = now
+        after = f" after {now - self._down_since:.0f} s without it" if self._link_state == "down" else ""
+        logger.info("receiver %s connected to the broker %s:%d%s (session %s); subscribing to %s",
+                    self.receiver.receiver_id, self.link.settings.host, self.link.settings.port, after,
+                    "resumed" if event.session_present else "new", self.filter)
+        self._link_state = "up"
+
+    def _on_link_lost(self, event) -> None:
+        self.connected.clear()
+        if self._stopping.is_set():
+            return  # our own disconnect
+        if self._link_state == "up":
+            logger.warning("receiver %s lost the broker: %s; reconnecting", self.receiver.receiver_id, event.reason)
+        elif self._link_state == "starting":
+            logger.warning("receiver %s cannot connect to the broker %s:%d: %s; retrying",
+                           self.receiver.receiver_id, self.link.settings.host, self.link.settings.port, event.reason)
+        else:
+            return  # one line per outage; paho retries every reconnect_max_s
+        self._link_state, self._down_since = "down", time.monotonic()
 
     def _expire(self) -> None:
         try:
@@ -465,3 +627,19 @@ class ReceiverThread(threading.Thread):
                     logger.warning("chain gap: device %s/%s: %s still missing (later segments are stored)",
                                    site, device, missing)
             self._open_gaps[(site, device)] = gaps
+
+
+def summary_line(receiver_id: str, counts: collections.Counter, seconds: float, link_up: bool, waiting: int) -> str:
+    """The periodic INFO line: what the receiver did in the last ``seconds`` (``counts`` is the difference)."""
+    c = counts
+    rejected = ", ".join(f"{key[len('rejected_'):]} {n}" for key, n in sorted(c.items())
+                         if key.startswith("rejected_") and n)
+    parts = [f"{c['stored']} segments stored ({c['stored_bytes'] / 1e6:.1f} MB)",
+             f"{c['chunks']} chunks ({c['duplicate_chunks']} duplicate)", f"{c['offers']} offers",
+             f"{c['receipts_resent']} receipts resent", f"{c['rejected']} rejected" + (f" ({rejected})" if rejected else "")]
+    if c["chain_broken"]:
+        parts.append(f"{c['chain_broken']} chain breaks")
+    if c["replies_refused"]:
+        parts.append(f"{c['replies_refused']} replies refused by the broker")
+    state = "broker connected" if link_up else "broker NOT connected"
+    return f"receiver {receiver_id}, last {seconds:.0f} s: {', '.join(parts)}; {state}, {waiting} messages waiting"

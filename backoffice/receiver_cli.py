@@ -1,4 +1,4 @@
-"""``bodycam receiver`` (run the back office's receiver) and ``bodycam keys receiver`` (its receipt key).
+"""``bodycam-office receiver``: run the back office's receiver (its receipt key comes from ``bodycam keys receiver``).
 
 Thin, like evidence.cli: exit 0 on a clean stop, 1 when the receiver failed while running, 2 for
 bad input (config, key files, TLS files). Errors are one sentence on stderr, never a traceback.
@@ -10,12 +10,13 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from base.errors import BodycamError
+from base.sdnotify import Notifier, watchdog_interval
 from evidence.keys import load_device_public_keys, load_receipt_signing_key
 
-from comms.mqtt import MqttLink
-from .receiver import Receiver, ReceiverThread
+from .receiver import STALL_S, Receiver, ReceiverThread, receiver_link
 from .settings import EXAMPLE_RECEIVER_TOML, ReceiverConfig, load_receiver_config
 from .store import EvidenceStore
 
@@ -56,9 +57,14 @@ def cmd_receiver(args) -> int:
 
 
 class ReceiverService:
-    """Builds the receiver from its config; :meth:`run` until ``stop`` is set."""
+    """Builds the receiver from its config; :meth:`run` until ``stop`` is set.
 
-    def __init__(self, cfg: ReceiverConfig):
+    Under systemd (``Type=notify``) it says READY=1 once its threads run and feeds the watchdog only
+    while :meth:`ReceiverThread.health` says the work moves; a receiver stuck for good (#11.5: three
+    receivers at 0 % CPU for hours) is then restarted by systemd instead of waiting for someone to notice.
+    """
+
+    def __init__(self, cfg: ReceiverConfig, *, stall_s: float = STALL_S):
         r = cfg.receiver
         self.cfg = cfg
         devices = load_device_public_keys(r.devices)
@@ -66,29 +72,51 @@ class ReceiverService:
         store = EvidenceStore(r.store_dir, r.incoming_dir)
         self.receiver = Receiver(store, devices, key, r.id, max_segment_bytes=int(r.max_segment_mib * 2**20),
                                  max_chunk_bytes=r.max_chunk_kib * 1024)
-        self.link = MqttLink(cfg.mqtt, r.id)
+        self.link = receiver_link(cfg.mqtt, r.id, r.queue_messages)
         self.thread = ReceiverThread(self.link, self.receiver, share_group=r.share_group,
-                                     queue_messages=r.queue_messages,
-                                     partial_max_age_s=r.partial_max_age_h * 3600, gap_report_s=r.gap_report_s)
+                                     partial_max_age_s=r.partial_max_age_h * 3600, gap_report_s=r.gap_report_s,
+                                     summary_s=r.summary_s, stall_s=stall_s)
 
     def start(self) -> None:
         self.thread.start()
         self.link.start()
 
     def stop(self) -> None:
+        self.thread.begin_stop()
         self.link.stop()
         self.thread.stop()
 
     def run(self, stop: threading.Event) -> int:
+        notifier = Notifier()
+        feed_every = watchdog_interval()
         self.start()
-        logger.info("receiver %s running (%d enrolled device keys)", self.cfg.receiver.id, len(self.receiver.devices))
-        code = EXIT_OK
+        r = self.cfg.receiver
+        logger.info("receiver %s running (%d enrolled device keys, store %s, share group %r)", r.id,
+                    len(self.receiver.devices), r.store_dir, r.share_group or None)
+        notifier.ready(f"{r.id}: starting")
+        code, last_feed, said, stalled = EXIT_OK, 0.0, None, False
         try:
-            while not stop.wait(1.0):
+            while not stop.wait(min(1.0, feed_every or 1.0)):
                 if not self.thread.is_alive():
                     logger.critical("receiver stopped: %s", self.thread.fault)
                     code = EXIT_FAILED
                     break
+                ok, why = self.thread.health()
+                now = time.monotonic()
+                if ok and feed_every and now - last_feed >= feed_every:
+                    notifier.watchdog()
+                    last_feed = now
+                if why != said:
+                    notifier.status(f"{r.id}: {why}")
+                    said = why
+                if ok == stalled:
+                    stalled = not ok
+                    if stalled:
+                        logger.error("receiver %s stalled: %s; not feeding the watchdog", r.id, why)
+                    else:
+                        logger.warning("receiver %s moves again (%s)", r.id, why)
         finally:
+            notifier.stopping()
             self.stop()
+            notifier.close()
         return code

@@ -26,12 +26,15 @@ class ReceiverSettings:
                                   "and must share store_dir and incoming_dir. Empty: plain subscription.")
     max_segment_mib: float = option(256.0, "Larger segments are rejected (oversize).", min=0.1, max=65536.0)
     max_chunk_kib: int = option(1024, "Larger chunks are rejected (oversize).", min=4, max=8192)
-    queue_messages: int = option(64, "Messages buffered between the network thread and the worker.",
-                                 min=1, max=100_000)
+    queue_messages: int = option(64, "Messages the broker may have in flight to this receiver (its MQTT Receive "
+                                     "Maximum); each is acknowledged once handled, the broker holds the rest.",
+                                 min=1, max=65_535)
     partial_max_age_h: float = option(72.0, "Chunks of a segment untouched this long are deleted.",
                                       min=0.1, max=8760.0)
     gap_report_s: float = option(300.0, "How often to report chain gaps that persist (out-of-order arrival "
                                         "fills most gaps within seconds).", min=1.0, max=86400.0)
+    summary_s: float = option(300.0, "How often to log a summary at INFO (segments stored, chunks, rejections "
+                                     "by reason, connection).", min=1.0, max=86400.0)
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,15 @@ share_group = ""
 # Reject segments and chunks larger than this.
 max_segment_mib = 256.0
 max_chunk_kib = 1024
-# Messages buffered between the network thread and the worker (back-pressure beyond that).
+# Messages the broker may have in flight to this receiver; each is acknowledged once handled, the broker
+# holds the rest (MQTT Receive Maximum).
 queue_messages = 64
 # Partial segments untouched this long are deleted.
 partial_max_age_h = 72.0
 # Report chain gaps that are still open after this long.
 gap_report_s = 300.0
+# Log a summary line (segments stored, chunks, rejections by reason, connection) this often.
+summary_s = 300.0
 
 [mqtt]
 host = "mqtt.example.city"

@@ -72,6 +72,11 @@ class StoreError(BodycamError):
 class ConflictError(StoreError):
     """A different segment already holds this stem; evidence is never overwritten."""
 
+    def __init__(self, message: str, stem: str):
+        super().__init__(message)
+        #: Named in the rejection, so the device parks exactly this segment.
+        self.stem = stem
+
 
 class PartialGoneError(StoreError):
     """The partial segment was removed meanwhile (stored by another receiver of the group, or expired)."""
@@ -169,9 +174,11 @@ class Partial:
         if fd is None:
             try:
                 age = time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                age = STALE_LOCK_S
-            if age >= STALE_LOCK_S:
+            except FileNotFoundError:  # released meanwhile, or the folder is gone (stored by another receiver)
+                age = None
+            if age is None:
+                fd = _try_lock(path)
+            elif age >= STALE_LOCK_S:
                 logger.warning("breaking a stale assembly lock %s (%.0f s old)", path, age)
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -270,7 +277,7 @@ class EvidenceStore:
             if parsed.manifest_sha256 != manifest.sha256:
                 raise ConflictError(f"{manifest.stem} is already stored with manifest {parsed.manifest_sha256[:16]}…; "
                                     f"this one is {manifest.sha256[:16]}… (a forked chain or a reused sequence "
-                                    "number); the stored evidence is kept")
+                                    "number); the stored evidence is kept", manifest.stem)
         age, man = self.paths(manifest)
         try:
             stored = man.read_bytes()
@@ -281,7 +288,7 @@ class EvidenceStore:
         except OSError as exc:
             raise StoreError(f"cannot read {man} ({exc.strerror})") from None
         if stored != manifest.raw:
-            raise ConflictError(f"{man} holds a different manifest; the stored evidence is kept")
+            raise ConflictError(f"{man} holds a different manifest; the stored evidence is kept", manifest.stem)
         return StoredSegment(manifest, age, man, receipt)
 
     def commit(self, manifest: Manifest, partial: Partial) -> tuple[bool, set[int]]:

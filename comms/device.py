@@ -47,7 +47,7 @@ class BrokerChannelThread(threading.Thread):
         self.commands = commands
         self.ha_prefix = homeassistant_prefix
         self.events = EventTracker(device, site, open_events)
-        self._inbox: queue.Queue = queue.Queue(maxsize=1000)
+        self._inbox: queue.Queue = queue.Queue()  # unbounded: the link's callbacks never wait (comms.mqtt)
         self._stopping = threading.Event()
         self._wanted = threading.Event()
         self._last_sent: dict | None = None

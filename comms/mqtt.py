@@ -17,8 +17,15 @@ What it does for every user of the connection:
 
 Listeners register a queue and the topic filters they want messages for (``add_listener``), normally
 before :meth:`start`. Connection events and PUBACKs go to every listener (a listener ignores message ids it
-did not publish: ids in flight are unique). A listener with a bounded queue gets back-pressure: the
-network thread waits for room, so the broker holds further messages instead of our memory.
+did not publish: ids in flight are unique).
+
+A note on locking: paho calls ``on_publish`` while it holds its out-message mutex, which every
+``publish()`` needs. A callback that waited -- for room in a bounded queue, say -- while the listener
+that would make room was itself about to publish, stopped the link for good (#11.5). So callbacks never
+wait: listener queues are unbounded. Where memory must stay bounded against a fast sender (the
+receiver), the link uses MQTT's own flow control instead: ``ack_when_handled`` sends each QoS 1
+message's PUBACK only when every listener it went to called :meth:`ack`, and ``receive_maximum`` caps
+the messages the broker may have in flight to us, so the broker holds the rest.
 
 Why PUBACK is not the end of the story: mosquitto persists by snapshot, so a message it acknowledged
 can vanish in a crash. The uplink therefore trusts only the receiver's signed receipt (comms.uplink).
@@ -90,13 +97,18 @@ class Subscribed:
 class Message:
     topic: str
     payload: bytes
+    #: For :meth:`MqttLink.ack`: paho's message id, QoS and the connection it arrived on.
+    mid: int = 0
+    qos: int = 0
+    connection: int = 0
 
 
 class MqttLink:
     """The device's (or receiver's) one connection to the broker; see the module docstring."""
 
     def __init__(self, settings: MqttSettings, client_id: str, *, window: int = 16,
-                 will: tuple[str, bytes] | None = None, receive_maximum: int | None = None):
+                 will: tuple[str, bytes] | None = None, receive_maximum: int | None = None,
+                 ack_when_handled: bool = False):
         self.settings = settings
         self.client_id = settings.client_id or client_id
         self.configured_window = window
@@ -107,6 +119,12 @@ class MqttLink:
         self._started = False
         self._connected = threading.Event()
         self.window = window
+        self.ack_when_handled = ack_when_handled
+        #: Counts connections, so that an ack meant for a message of an earlier one is not sent on this one.
+        self._connection = 0
+        #: (connection, mid) -> listeners that have not acknowledged that message yet.
+        self._unacked: dict[tuple[int, int], int] = {}
+        self._ack_lock = threading.Lock()
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                    protocol=paho.MQTTv5, reconnect_on_failure=True)
         client = self._client
@@ -119,6 +137,7 @@ class MqttLink:
                             f"key {settings.key_file}): {exc}") from None
         client.max_inflight_messages_set(window)
         client.max_queued_messages_set(0)
+        client.manual_ack_set(ack_when_handled)
         client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
@@ -137,9 +156,13 @@ class MqttLink:
     def add_listener(self, events: queue.Queue, filters: tuple[str, ...] = ()) -> None:
         """Deliver connection events, PUBACKs and messages matching ``filters`` into ``events``.
 
+        ``events`` must be unbounded: paho's callbacks never wait for room (see the note on locking).
         May be called while the link runs (a worker restarted by the runtime): if the link is up, the
         new listener first gets the current :class:`Connected`, so it subscribes like the others did.
         """
+        if getattr(events, "maxsize", 0) > 0:
+            raise ValueError("an MqttLink listener's queue must be unbounded: paho's callbacks never wait for room "
+                             "(bound the messages with receive_maximum and ack_when_handled instead)")
         with self._listeners_lock:
             self._listeners = self._listeners + [(events, tuple(filters))]  # copy on write: callbacks iterate freely
             current = self._last_connected if self._connected.is_set() else None
@@ -210,6 +233,25 @@ class MqttLink:
             return None
         return mid
 
+    def ack(self, message: Message) -> None:
+        """A listener is done with ``message``; with ``ack_when_handled`` the PUBACK goes once all are.
+
+        A no-op without ``ack_when_handled``, for QoS 0, and for a message of an earlier connection
+        (its packet id means nothing on this one; a resumed session brings the message again).
+        """
+        if not self.ack_when_handled or message.qos == 0:
+            return
+        key = (message.connection, message.mid)
+        with self._ack_lock:
+            left = self._unacked.get(key)  # forgotten on every new connection
+            if left is None:
+                return
+            if left > 1:
+                self._unacked[key] = left - 1
+                return
+            del self._unacked[key]
+        self._client.ack(message.mid, message.qos)
+
     def announce_online(self, payload: bytes = b"online") -> None:
         """Replace the retained last will with ``payload`` (call on each Connected, from a listener's thread)."""
         if self.will is not None:
@@ -229,7 +271,7 @@ class MqttLink:
 
     def _broadcast(self, event) -> None:
         for events, _ in self._listeners:
-            events.put(event)
+            events.put_nowait(event)  # unbounded (add_listener): never waits
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -240,6 +282,9 @@ class MqttLink:
         # Applied here, not on a listener's thread: paho sends held-back messages right after this callback.
         window = self._apply_window(receive_max)
         event = Connected(bool(flags.session_present), receive_max, max_packet, window)
+        with self._ack_lock:
+            self._connection += 1
+            self._unacked.clear()
         with self._listeners_lock:
             self._last_connected = event
             self._connected.set()
@@ -260,9 +305,16 @@ class MqttLink:
 
     def _on_message(self, client, userdata, message) -> None:
         topic = message.topic
-        for events, filters in self._listeners:
-            if any(paho.topic_matches_sub(_unshared(f), topic) for f in filters):
-                events.put(Message(topic, message.payload))
+        takers = [events for events, filters in self._listeners
+                  if any(paho.topic_matches_sub(_unshared(f), topic) for f in filters)]
+        with self._ack_lock:
+            event = Message(topic, message.payload, message.mid, message.qos, self._connection)
+            if self.ack_when_handled and message.qos > 0 and takers:
+                self._unacked[(self._connection, message.mid)] = len(takers)
+        if self.ack_when_handled and message.qos > 0 and not takers:
+            client.ack(message.mid, message.qos)  # nobody wants it: done with it now
+        for events in takers:
+            events.put_nowait(event)  # unbounded (add_listener): never waits
 
 
 def _unshared(topic_filter: str) -> str:

@@ -25,7 +25,7 @@ from camera.frames import EncodedFrame, StreamInfo
 from camera.ring import PreEventRing
 from camera.segment import Segment
 from comms.mqtt import MqttLink
-from backoffice.receiver import Receiver, ReceiverThread
+from backoffice.receiver import Receiver, ReceiverThread, receiver_link
 from comms.settings import MqttSettings, UplinkSettings
 from backoffice.store import EvidenceStore
 from comms.uplink import UplinkThread
@@ -143,9 +143,8 @@ class BackOffice:
         self.receiver = Receiver(self.store, load_device_public_keys(devices), load_receipt_signing_key(keys /
                                  "receipt.key"), receiver_id, max_segment_bytes=max_segment_bytes,
                                  max_chunk_bytes=max_chunk_bytes)
-        self.link = MqttLink(settings, receiver_id)
-        self.thread = ReceiverThread(self.link, self.receiver, share_group=share_group,
-                                     queue_messages=queue_messages, gap_report_s=3600)
+        self.link = receiver_link(settings, receiver_id, queue_messages)
+        self.thread = ReceiverThread(self.link, self.receiver, share_group=share_group, gap_report_s=3600)
         self.running = False
 
     def start(self, wait: bool = True) -> BackOffice:
@@ -158,6 +157,7 @@ class BackOffice:
 
     def stop(self) -> None:
         if self.running:
+            self.thread.begin_stop()
             self.link.stop()
             self.thread.stop()
             self.running = False

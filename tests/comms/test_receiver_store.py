@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -12,9 +13,10 @@ from evidence.keys import generate_receipt_key, load_device_public_keys, load_re
 from evidence.seal import Manifest
 from evidence.verify import verify_paths
 from comms import protocol
+from backoffice import store as store_module
 from evidence.receipts import verify_receipt
 from backoffice.receiver import Receiver
-from backoffice.store import STALE_LOCK_S, EvidenceStore, incident_dir_name
+from backoffice.store import STALE_LOCK_S, EvidenceStore, Partial, incident_dir_name
 from comms.transfer import BytesSource, SegmentTransfer
 from comms_env import DeviceEnv
 
@@ -134,7 +136,7 @@ def test_a_different_manifest_for_a_stored_stem_is_a_conflict_and_nothing_is_ove
     forked.seal_random(1, size=20_000)
     offer, _ = messages(forked, stem)
     reply = protocol.Status.decode(rx.handle(OFFER, offer)[0].payload)
-    assert (reply.state, reply.code) == ("rejected", "conflict")
+    assert (reply.state, reply.code, reply.stem) == ("rejected", "conflict", stem)  # the device parks that one
     assert age.read_bytes() == before
     forked.close()
 
@@ -180,3 +182,117 @@ def test_a_manifest_checked_against_the_topic(env):
     assert (reply.code, reply.stem) == ("mismatch", stem) and "site" in reply.reason
     m = Manifest.parse(device.spool.read(stem).manifest)
     assert m.site == "duisburg"
+
+
+@pytest.fixture
+def second_receiver(env, tmp_path):
+    """Another receiver of the same share group: its own process state, the same store and incoming area."""
+    device, _, _ = env
+    store = EvidenceStore(tmp_path / "store", tmp_path / "incoming")
+    return Receiver(store, load_device_public_keys([device.device_pub]),
+                    load_receipt_signing_key(tmp_path / "keys" / "receipt.key"), "bo-recv-2",
+                    max_segment_bytes=1 << 24, max_chunk_bytes=1 << 20)
+
+
+def test_two_receivers_writing_the_last_two_chunks_at_once_store_the_segment(env, second_receiver, monkeypatch):
+    device, rx, public = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    offer, chunks = messages(device, stem)
+    rx.handle(OFFER, offer)
+    for _, payload in chunks[:-2]:
+        rx.handle(CHUNKT, payload)
+    (mine, my_payload), (_, other_payload) = chunks[-2:]
+    other_replies: list = []
+    write = Partial.put
+
+    def put_while_the_other_receiver_writes(self, index, *args):
+        # This receiver has listed the markers (the last two missing); the other one takes its chunk now.
+        if index == mine and not other_replies:
+            other_replies.append(second_receiver.handle(CHUNKT, other_payload))
+        return write(self, index, *args)
+
+    monkeypatch.setattr(Partial, "put", put_while_the_other_receiver_writes)
+    replies = rx.handle(CHUNKT, my_payload) + other_replies[0]
+    receipts = [r for r in replies if r.topic.endswith("/receipt")]
+    assert len(receipts) == 1, "a complete segment waits for the device's re-offer"
+    assert verify_receipt(receipts[0].payload, public).stem == stem
+    assert not rx.store.partial("duisburg", "kod-07", stem, CHUNK).directory.exists()
+
+
+def test_a_re_offer_racing_with_storage_leaves_nothing_in_the_incoming_area(env, second_receiver, monkeypatch):
+    device, rx, public = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    offer, chunks = messages(device, stem)
+    rx.handle(OFFER, offer)
+    for _, payload in chunks[:-1]:
+        rx.handle(CHUNKT, payload)
+    stored_meanwhile: list = []
+    lookup = second_receiver.store.lookup
+
+    def lookup_while_the_first_receiver_stores(manifest):
+        found = lookup(manifest)
+        if not stored_meanwhile:  # not stored yet when looked up; then the last chunk lands at the first receiver
+            stored_meanwhile.append(rx.handle(CHUNKT, chunks[-1][1]))
+        return found
+
+    monkeypatch.setattr(second_receiver.store, "lookup", lookup_while_the_first_receiver_stores)
+    replies = second_receiver.handle(OFFER, offer)  # the device's re-offer, at the second receiver
+    for _, payload in chunks:  # whatever the device sends on that answer
+        replies += second_receiver.handle(CHUNKT, payload)
+    assert receipt_of(stored_meanwhile[0])["stem"] == stem
+    assert all(verify_receipt(r.payload, public).stem == stem for r in replies if r.topic.endswith("/receipt"))
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    assert not partial.directory.exists(), sorted(p.name for p in partial.directory.iterdir())
+    assert len(list(rx.store.root.rglob("*.age"))) == 1
+
+
+def test_chunks_left_over_for_a_stored_segment_are_removed_when_it_is_offered_again(env):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=40_000)[0].stem
+    receipt_of(deliver(rx, device, stem))
+    offer, chunks = messages(device, stem)
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    partial.write_offer(protocol.Offer.decode(offer))  # a receiver died between storing and cleaning up
+    for _, payload in chunks[:2]:
+        header, data = protocol.decode_chunk(payload, 1 << 20)
+        partial.put(header.index, header.offset, header.sha256, data)
+    assert receipt_of(rx.handle(OFFER, offer))["stem"] == stem
+    assert not partial.directory.exists()
+
+
+def test_rejections_are_logged_once_per_reason_not_once_per_device(env, caplog):
+    _, rx, _ = env
+    too_big = b"x" * (protocol.MAX_OFFER_BYTES + 1)
+    for n in range(20):
+        rx.handle(protocol.up_topic("duisburg", f"kod-{n:02d}", "offer"), b"not json")
+        rx.handle(protocol.up_topic("duisburg", f"kod-{n:02d}", "offer"), too_big)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, lines  # one per reason; the periodic summary counts the rest
+    assert any(": malformed: " in line for line in lines) and any(": oversize: " in line for line in lines)
+    assert rx.counts["rejected_malformed"] == rx.counts["rejected_oversize"] == 20
+
+
+def test_a_lock_released_meanwhile_or_a_folder_already_stored_is_not_reported_as_a_stale_lock(env, monkeypatch,
+                                                                                          caplog):
+    device, rx, _ = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+    offer, _ = messages(device, stem)
+    rx.handle(OFFER, offer)
+    partial = rx.store.partial("duisburg", "kod-07", stem, CHUNK)
+    lock = partial.directory / "assembling.lock"
+    lock.touch()
+    try_lock = store_module._try_lock
+
+    def released_by_its_holder_now(path):  # the other receiver finishes between our attempt and our look
+        fd = try_lock(path)
+        if fd is None and lock.exists():
+            lock.unlink()
+        return fd
+
+    monkeypatch.setattr(store_module, "_try_lock", released_by_its_holder_now)
+    with partial.assembly_lock() as mine:
+        assert mine
+    partial.remove()  # stored and cleaned up by another receiver
+    with partial.assembly_lock() as mine:
+        assert not mine
+    assert "stale" not in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from evidence.keys import generate_receipt_key, load_device_public_keys, load_ev
 from evidence.verify import verify_paths
 from comms import protocol
 from evidence.receipts import sign_receipt
-from comms_env import test_uplink_settings, wait_until
+from comms_env import DeviceEnv, test_uplink_settings, wait_until
 
 
 def audit_order(device, stem: str) -> list[str]:
@@ -229,3 +230,31 @@ def test_the_window_follows_the_brokers_receive_maximum_and_packet_limit(world, 
                            uplink=test_uplink_settings(chunk_kib=64))
     wait_until(lambda: too_big.thread.status.state == "refused", 10, what="the refusal")
     assert "uplink.chunk_kib" in too_big.thread.status.fault
+
+
+def test_a_segment_in_conflict_is_parked_on_the_device_and_the_next_ones_go_on(world):
+    device = world.device()
+    first = device.seal_random(1, size=20_000)[0]
+    office = world.backoffice([device])
+    up = world.uplink(device, office.receipt_pub)
+    wait_until(lambda: not device.spool.pending() and not device.spool.acknowledged(), 30, what="the first upload")
+    up.stop()
+    # The device loses its chain state and starts again at seq 1: another segment under a stored stem.
+    keys = world.tmp / "forked" / "device" / "keys"
+    keys.mkdir(parents=True)
+    for name in ("device.key", "device.pub"):
+        shutil.copy(device.device_pub.with_name(name), keys / name)
+    forked = DeviceEnv(world.tmp / "forked", device.device_id, device.site)
+    try:
+        again, after = forked.seal_random(2, size=20_000)
+        assert again.stem == first.stem
+        up = world.uplink(forked, office.receipt_pub)
+        wait_until(lambda: [i.stem for i in forked.spool.pending()] == [again.stem]
+                   and not forked.spool.acknowledged(), 30, what="the next segment stored")
+        wait_until(lambda: again.stem not in up.thread.status.active, 10, what="the conflicting segment parked")
+        assert any(f"rejected {again.stem}: conflict" in f for f in up.thread.status.recent_faults)
+        assert up.thread.status.offers_sent == 2  # one offer each: the parked one is not offered round and round
+        assert office.store.read_receipt(device.site, device.device_id, after.stem) is not None
+    finally:
+        up.stop()
+        forked.close()

@@ -88,5 +88,7 @@ def test_receiver_contract():
     assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam-office receiver --config /etc/bodycam/receiver.toml"]
     assert d["PrivateDevices"] == ["yes"] and d["User"] == ["bodycam-receiver"]
     assert d["ReadWritePaths"] == ["/srv/bodycam"]  # backoffice.settings.ReceiverSettings' store and incoming dirs
-    # exec until the receiver speaks sd_notify; then notify with a watchdog, like the agent
-    assert d["Type"] == ["exec"] or (d["Type"] == ["notify"] and "WatchdogSec" in d)
+    # The receiver says READY=1 and feeds the watchdog only while its work moves (#11.5): a receiver
+    # stuck for good is restarted instead of idling at 0 % CPU.
+    assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"] and d["Restart"] == ["always"]
+    assert int(d["WatchdogSec"][0]) > 0
