@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from base.durable import write_atomically
 from base.errors import BodycamError
 
 from .status import INTERVAL_S, SCHEMA, StatusDocument, StatusDocumentError
@@ -62,15 +62,8 @@ def write_status(doc: StatusDocument, path: str | os.PathLike = STATUS_PATH) -> 
     """Replace the status file atomically with mode 0644."""
     path = Path(path)
     text = json.dumps(doc.as_json(), sort_keys=True, indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".status-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o644)
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # /run is tmpfs: replaced atomically for readers, no fsync (it does not outlive a reboot anyway)
+    write_atomically(path, text.encode("utf-8"), mode=0o644, durable=False, what="writing the status file")
 
 
 def read_status(path: str | os.PathLike = STATUS_PATH, now: float | None = None) -> StatusReading | None:

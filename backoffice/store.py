@@ -43,9 +43,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from base.durable import write_atomically
-from base.errors import StorageError
-from base.errors import BodycamError
+from base.durable import fsync_dir, write_atomically
+from base.errors import BodycamError, StorageError
 from evidence.seal import Manifest, ManifestError
 
 from comms.protocol import Offer, chunk_count
@@ -121,7 +120,7 @@ class Partial:
         """Record the offer (atomically; the same offer from another receiver writes the same bytes)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.directory / OFFER_NAME, offer.encode())
+            write_atomically(self.directory / OFFER_NAME, offer.encode(), durable=False)
         except OSError as exc:
             raise StoreError(f"cannot write the offer into {self.directory} ({exc.strerror})") from None
 
@@ -206,13 +205,6 @@ def _try_lock(path: Path) -> int | None:
         return None  # the directory was removed: someone else finished
     except OSError as exc:
         raise StoreError(f"cannot create the assembly lock {path} ({exc.strerror})") from None
-
-
-def _atomic_write(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 class EvidenceStore:
@@ -322,7 +314,7 @@ class EvidenceStore:
             age.parent.mkdir(parents=True, exist_ok=True)
             _fsync_file(partial.data_path)
             _move(partial.data_path, age)
-            _fsync_dir(age.parent)  # the ciphertext's name is durable before the manifest's
+            fsync_dir(age.parent, f"storing {manifest.stem}")  # the ciphertext's name is durable before the manifest's
             write_atomically(man, manifest.raw)
         except OSError as exc:
             raise StoreError(f"cannot store {manifest.stem} in {age.parent} ({exc.strerror})") from None
@@ -487,9 +479,3 @@ def _move(src: Path, dst: Path) -> None:
     src.unlink()
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from evidence import audit
+from base.canonical import canonical_json
 from base.errors import BodycamError
 
 from .refusals import RefusalLog
@@ -81,8 +82,8 @@ class CommandResult:
                            "ts": round(self.ts, 3)}, sort_keys=True).encode()
 
 
-def canonical(doc: dict) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+#: The signed byte form of a command (base.canonical: one canonical JSON for every signed document).
+canonical = canonical_json
 
 
 def issued_at(t: float) -> float:
@@ -178,7 +179,7 @@ class CommandVerifier:
         doc = _parse_json(payload)
         if not isinstance(doc, dict):
             raise CommandRejected("malformed", "command must be a JSON object")
-        command_id = doc.get("id") if _is_id(doc.get("id")) else None
+        command_id = doc.get("id") if _is_command_id(doc.get("id")) else None
         try:
             _require_canonical(doc, payload)
             return self._check(doc, command_id)
@@ -294,8 +295,6 @@ def _require_canonical(doc: dict, payload: bytes) -> None:
                                            "ASCII with \\u escapes); send the signed bytes unchanged")
 
 
-def _is_id(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS
 
 
 class RecorderRequest(str, enum.Enum):
@@ -371,3 +370,8 @@ class CommandHandler:
     def _audit(self, event: str, **fields) -> None:
         if self.audit_log is not None:
             self.audit_log.append(event, **fields)
+
+
+def _is_command_id(value) -> bool:
+    """A command's own id (chosen by the control room: wider than a device id, so not base.ids' rule)."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from base.utctime import iso_utc
+
 from .openevents import OpenEventsFile
-from .telemetry import iso
 
 SCHEMA = "bodycam.event/1"
 #: A restarted agent derives some alerts only once its parts have measured (storage, display), so an
@@ -55,7 +56,7 @@ class EventTracker:
         self._settle_until = clock() + settle_s
 
     def _message(self, kind: str, before: dict | None, after: dict) -> dict:
-        return {"schema": SCHEMA, "device": self.device, "site": self.site, "time": iso(time.time()),
+        return {"schema": SCHEMA, "device": self.device, "site": self.site, "time": iso_utc(time.time()),
                 "type": kind, "before": before, "after": after}
 
     def _save(self) -> None:
@@ -72,7 +73,7 @@ class EventTracker:
         """The end of a recording left open by the previous agent (a new agent's recorder starts in standby)."""
         if self._recording is None:
             return []
-        messages = [self._end_recording(iso(time.time()), RESTART_TRIGGER)]
+        messages = [self._end_recording(iso_utc(time.time()), RESTART_TRIGGER)]
         self._save()
         return messages
 
@@ -87,7 +88,7 @@ class EventTracker:
         if event.recording and not event.was_recording:
             messages = self.end_interrupted()
             self._recording = {"id": event.incident_id, "kind": "recording", "trigger": trigger,
-                               "state": event.state, "start_time": iso(event.wall_time), "end_time": None}
+                               "state": event.state, "start_time": iso_utc(event.wall_time), "end_time": None}
             self._save()
             return messages + [self._message("new", None, dict(self._recording))]
         if self._recording is None:
@@ -96,7 +97,7 @@ class EventTracker:
         if event.recording:  # RECORDING ↔ FINISHING (post-event)
             self._recording["state"] = event.state
             return [self._message("update", before, dict(self._recording))]
-        messages = [self._end_recording(iso(event.wall_time), trigger)]
+        messages = [self._end_recording(iso_utc(event.wall_time), trigger)]
         self._save()
         return messages
 
@@ -109,7 +110,7 @@ class EventTracker:
             known = self._alerts.get(code)
             if known is None:
                 self._alerts[code] = {"id": f"alert-{code}-{int(time.time() * 1000)}", "kind": "alert",
-                                      "start_time": iso(time.time()), "end_time": None, **alert}
+                                      "start_time": iso_utc(time.time()), "end_time": None, **alert}
                 messages.append(self._message("new", None, dict(self._alerts[code])))
             elif known["text"] != alert["text"] or known["severity"] != alert["severity"]:
                 before = dict(known)
@@ -119,7 +120,7 @@ class EventTracker:
             if code not in current and not (settling and code in self._restored):
                 self._restored.discard(code)
                 before = self._alerts.pop(code)
-                messages.append(self._message("end", before, {**before, "end_time": iso(time.time())}))
+                messages.append(self._message("end", before, {**before, "end_time": iso_utc(time.time())}))
         if any(m["type"] != "update" for m in messages):
             self._save()
         return messages

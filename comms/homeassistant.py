@@ -16,7 +16,8 @@ cannot contain never collide (``kod-07`` and ``kod_07`` stay two devices).
 from __future__ import annotations
 
 import json
-import re
+
+from base.ids import is_id
 
 #: (component, object id, name, value template, extra fields)
 ENTITIES = [
@@ -37,13 +38,9 @@ ENTITIES = [
 ]
 
 
-#: Device ids (agent.config's "id" rule); a subset of what Home Assistant allows in a node id.
-_DEVICE_ID = re.compile(r"[a-z0-9_-]{1,64}")
-
-
 def node_id(device: str) -> str:
     """The discovery node id of ``device``: the device id itself (= the certificate CN the ACL's %u stands for)."""
-    if not _DEVICE_ID.fullmatch(device):
+    if not is_id(device):  # base.ids' rule: a subset of what Home Assistant allows in a node id
         raise ValueError(f"device id {device!r} cannot be a Home Assistant node id (1-64 of a-z 0-9 - _)")
     return device
 

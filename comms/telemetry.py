@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from base.config import option
+from base.utctime import iso_utc
 
 SCHEMA = "bodycam.telemetry/1"
 
@@ -23,10 +24,6 @@ class TelemetryConfig:
                                  min=10, max=86400)
     homeassistant: bool = option(False, "Publish Home Assistant MQTT discovery so the fleet appears there.")
     homeassistant_prefix: str = option("homeassistant", "Home Assistant's discovery prefix.")
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], battery=None,
@@ -45,13 +42,13 @@ def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], batter
         "schema": SCHEMA,
         "device": status["device"],
         "site": status["site"],
-        "time": iso(now),
+        "time": iso_utc(now),
         "clock_sync": clock_sync,
         "software_version": status["version"],
         "recorder": {
             "state": status["state"],
             "incident_id": status.get("incident_id"),
-            "recording_since": iso(status["recording_since"]) if status.get("recording_since") else None,
+            "recording_since": iso_utc(status["recording_since"]) if status.get("recording_since") else None,
             "pre_event_seconds_held": round(pre.get("seconds_held", 0.0), 2),
             "pre_event_window_seconds": pre.get("window_seconds", 0.0),
             "frames_dropped": status.get("frames_lost", 0),
