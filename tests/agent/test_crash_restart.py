@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from evidence import audit
-from agent import config
 from evidence.audit import verify_log
-from agent.demo import prepare_workdir
 from evidence.keys import load_device_public_keys
 from evidence.verify import parse_time, verify_paths
+from tests.support import device_config, wait_for, written
 
 CHILD = Path(__file__).with_name("crash_agent.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -29,23 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def agent_config(tmp_path):
-    cfg = prepare_workdir(config.Config(), tmp_path)
-    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
-    cfg = config.replace(cfg, "recording", pre_event_seconds=2.0, segment_seconds=2.0)
-    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
-    cfg = config.replace(cfg, "runtime", status_file=str(tmp_path / "run" / "status.json"))
-    path = tmp_path / "agent.toml"
-    path.write_text(config.dumps(cfg))
-    return config.load(path), path
+    return written(device_config(tmp_path), tmp_path / "agent.toml")
 
 
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def bodycam(*args):

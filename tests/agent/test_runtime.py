@@ -15,7 +15,6 @@ import pytest
 
 from agent import config
 from evidence.audit import verify_log
-from agent.demo import prepare_workdir
 from evidence.keys import load_device_public_keys
 from agent.recorder import Action, Trigger
 from agent.runtime import Agent, run_agent
@@ -23,31 +22,19 @@ from evidence.verify import verify_paths
 from camera.synthetic import SyntheticSource
 from comms.uplink import UplinkStatus
 from ui.screens import IDENTIFY, screen_for
+from tests.support import device_config, wait_for, written
 
 
 @pytest.fixture
 def agent_config(tmp_path):
-    cfg = prepare_workdir(config.Config(), tmp_path)
-    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
-    cfg = config.replace(cfg, "recording", pre_event_seconds=2.0, segment_seconds=2.0)
-    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
-    cfg = config.replace(cfg, "runtime", status_file=str(tmp_path / "run" / "status.json"), stall_seconds=2.0)
-    path = tmp_path / "agent.toml"
-    path.write_text(config.dumps(cfg))
-    return config.load(path), path
+    cfg = device_config(tmp_path, runtime={"status_file": str(tmp_path / "run" / "status.json"), "stall_seconds": 2.0})
+    return written(cfg, tmp_path / "agent.toml")
 
 
 def public_key(cfg):
     return load_device_public_keys([cfg.evidence.device_key.replace(".key", ".pub")])
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_service_notifies_systemd_feeds_the_watchdog_and_stops_cleanly_on_sigterm(agent_config, tmp_path):

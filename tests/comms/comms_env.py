@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +30,13 @@ from backoffice.store import EvidenceStore
 from comms.uplink import UplinkThread
 
 from mqtt_harness import HOST, Credentials
+from tests.support import wait_until  # noqa: F401  (the comms tests import it from here)
 
 FPS = 30
 #: Lines the fault test wants shown at the end of the run, also without ``-s`` (see conftest.py).
 SUMMARY: list[str] = []
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def mqtt_settings(creds: Credentials, port: int, **kw) -> MqttSettings:

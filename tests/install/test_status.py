@@ -33,6 +33,7 @@ from agent.statusfile import StatusFileError, read_status, write_status
 from comms.uplink import UplinkStatus
 
 from .conftest import add_segment
+from tests.support import wait_for
 
 NOW = 1_764_000_000.0
 
@@ -268,13 +269,6 @@ def _connected_with_alerts(path: Path) -> bool:
     return bool((doc.get("uplink") or {}).get("link_up")) and bool(doc.get("alerts"))
 
 
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_document_of_a_real_agent_round_trips(running_agent):

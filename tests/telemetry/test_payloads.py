@@ -1,17 +1,14 @@
 """Telemetry, events and command results from a running agent validate against the published schemas."""
 
 import json
-import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import config
 from agent.alerts import derive_alerts
 from agent.bridge import recording_event
-from agent.demo import prepare_workdir
 from agent.recorder import Action, Trigger
 from agent.runtime import Agent
 from agent.sensors import BatteryReading
@@ -19,6 +16,7 @@ from comms.commands import CommandActions, CommandHandler, CommandVerifier, sign
 from comms.events import EventTracker, RecordingEvent
 from comms.telemetry import build_telemetry, significant
 from comms.uplink import UplinkStatus
+from tests.support import device_config, wait_for
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -31,10 +29,7 @@ def validator(name):
 
 @pytest.fixture
 def running_agent(tmp_path):
-    cfg = prepare_workdir(config.Config(), tmp_path)
-    cfg = config.replace(cfg, "camera", backend="synthetic", width=320, height=240)
-    cfg = config.replace(cfg, "recording", pre_event_seconds=1.0, segment_seconds=2.0)
-    cfg = config.replace(cfg, "storage", warn_free_mib=64.0, critical_free_mib=16.0)
+    cfg = device_config(tmp_path, recording={"pre_event_seconds": 1.0})
     agent = Agent(cfg)
     tracker = EventTracker(cfg.device.id, cfg.device.site)
     events = []
@@ -48,13 +43,6 @@ def running_agent(tmp_path):
     agent.recorder_thread.recorder.subscribe(to_tracker)
     yield agent, tracker, events
     agent.stop()
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.05)
-    return predicate()
 
 
 REFUSED = ("the broker refused our publish with reason 0x87 (not authorized): the broker's ACL or this device's "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import time
+from tests.support import wait_for as _wait_for
 
 
 class FakeBus:
@@ -34,9 +34,5 @@ class FakeBus:
 
 
 def wait_for(predicate, timeout=3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    """tests.support.wait_for, polled often: the UI tests time button presses in milliseconds."""
+    return _wait_for(predicate, timeout, interval=0.005)
