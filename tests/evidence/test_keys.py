@@ -174,3 +174,38 @@ def test_recipient_bytes_checks_the_bech32_checksum(tmp_path):
 
 def test_key_errors_are_bodycam_errors():
     assert issubclass(KeyFileError, BodycamError)
+
+
+def test_a_command_key_can_never_be_enrolled_as_a_device(tmp_path, caplog):
+    from evidence.keys import COMMAND_PUB_PREFIX, KEY_KINDS, generate_command_key, load_command_public_key
+
+    files = generate_command_key(tmp_path)
+    line = files.pub_path.read_text().strip()
+    assert line.startswith(COMMAND_PUB_PREFIX)
+    with pytest.raises(KeyFileError, match="not a device public key|expected"):
+        parse_device_public_key(line)
+    with pytest.raises(KeyFileError):
+        load_device_public_keys([files.pub_path])
+    assert load_command_public_key(files.pub_path).key_id == files.public.key_id
+    assert stat.S_IMODE(os.stat(files.key_path).st_mode) == 0o600
+    signer = load_signing_key(files.key_path)
+    assert files.public.verify(signer.sign(b"start"), b"start")
+    prefixes = [kind.public_prefix for kind in KEY_KINDS]
+    assert len(set(prefixes)) == len(prefixes) == 4  # one prefix per kind, none a prefix of another's line
+    assert not any(a != b and b.startswith(a) for a in prefixes for b in prefixes)
+
+
+def test_an_old_command_pub_with_the_device_prefix_still_loads_with_a_warning(tmp_path, caplog):
+    import base64
+
+    from evidence.keys import generate_command_key, load_command_public_key
+
+    files = generate_command_key(tmp_path)
+    raw = base64.b64encode(files.public.key.public_bytes(serialization.Encoding.Raw,
+                                                          serialization.PublicFormat.Raw)).decode()
+    old = tmp_path / "old-command.pub"
+    old.write_text(f"ed25519:{raw} command\n")  # as 'bodycam keys command' wrote it before key kinds had prefixes
+    with caplog.at_level("WARNING"):
+        key = load_command_public_key(old)
+    assert key.key_id == files.public.key_id
+    assert "re-issue it with 'bodycam keys command'" in caplog.text
