@@ -10,7 +10,7 @@ state; medians are reported. Target: ours >= 80 % of age's throughput. For compa
 ``pyrage.encrypt`` + SHA-256 on the joined payload (the route the sealer does not take; see evidence/seal.py).
 
 Then the durable write of each sealed segment (ciphertext and manifest: tmp -> fsync -> rename -> fsync
-dir, via :func:`evidence.chain.durable_write`) in ``--dir``, and CPU seconds per recorded minute for both
+dir, via :func:`base.durable.write_atomically`) in ``--dir``, and CPU seconds per recorded minute for both
 steps. Also the longest time a 1 ms ticker thread was kept from running while sealing: the capture
 thread must never wait long for the GIL.
 
@@ -40,7 +40,8 @@ import cryptography
 import pyrage
 from cryptography.hazmat.backends.openssl import backend
 
-from evidence.chain import ChainState, durable_write
+from base.durable import write_atomically
+from evidence.chain import ChainState
 from evidence.keys import generate_device_key, generate_evidence_keys, load_recipients, load_signing_key
 from evidence.seal import Sealer
 from camera.frames import EncodedFrame, StreamInfo
@@ -187,8 +188,8 @@ def main(argv=None) -> int:
             del payload
 
             c0, t0 = time.process_time(), time.perf_counter()
-            durable_write(spool / sealed.ciphertext_name, sealed.ciphertext)
-            durable_write(spool / sealed.manifest_name, sealed.manifest)
+            write_atomically(spool / sealed.ciphertext_name, sealed.ciphertext)
+            write_atomically(spool / sealed.manifest_name, sealed.manifest)
             t1, c1 = time.perf_counter(), time.process_time()
             write_wall.append(t1 - t0)
             write_cpu.append(c1 - c0)
