@@ -414,16 +414,59 @@ RECEIPT_PUB_PREFIX = "bodycam-receipt-ed25519:"
 
 
 @dataclass(frozen=True)
-class ReceiptPublicKey(_Ed25519Verifier):
-    """The back office's receipt verification key, as devices hold it."""
+class _PrefixedPublicKey(_Ed25519Verifier):
+    """An Ed25519 public key of the back office, written as one line ``<PREFIX><base64>``."""
 
+    PREFIX = ""
     key: Ed25519PublicKey = field(repr=False)
     key_id: str
     source: str = ""
 
     def to_line(self) -> str:
         raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return RECEIPT_PUB_PREFIX + base64.b64encode(raw).decode("ascii")
+        return self.PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ReceiptPublicKey(_PrefixedPublicKey):
+    """The back office's receipt verification key, as devices hold it."""
+
+    PREFIX = RECEIPT_PUB_PREFIX
+
+
+def _new_key_pair(out_dir: str | os.PathLike, key_name: str, pub_name: str, public_cls, force: bool, what: str):
+    """A fresh Ed25519 pair: ``key_name`` (0600, PKCS#8 PEM) and ``pub_name`` (one prefixed line, 0644)."""
+    out = Path(out_dir)
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    key_path, pub_path = out / key_name, out / pub_name
+    public = public_cls(private.public_key(), device_key_id(private.public_key()), str(pub_path))
+    _write_key_files([(key_path, pem, 0o600), (pub_path, f"{public.to_line()}\n".encode("ascii"), 0o644)],
+                     force=force)
+    logger.info("created %s %s (key id %s)", what, key_path, public.key_id)
+    return key_path, pub_path, public
+
+
+def _ed25519_from_base64(encoded: str, source: str, what: str) -> Ed25519PublicKey:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{source}: the {what} is not valid base64") from None
+    if len(raw) != 32:
+        raise KeyFileError(f"{source}: the {what} has {len(raw)} bytes; Ed25519 keys have 32")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def _load_one_line(path: str | os.PathLike, parse, what: str):
+    """Read a public key file that holds exactly one key line (``#`` comments allowed) and parse it."""
+    path = Path(path)
+    lines = [(n, ln.strip()) for n, ln in enumerate(_read_public(path).splitlines(), 1)
+             if ln.strip() and not ln.strip().startswith("#")]
+    if len(lines) != 1:
+        raise KeyFileError(f"{path}: must hold exactly one {what} line, found {len(lines)}")
+    n, line = lines[0]
+    return parse(line, f"{path}:{n}")
 
 
 @dataclass(frozen=True)
@@ -443,16 +486,8 @@ class ReceiptKeyFiles:
 
 def generate_receipt_key(out_dir: str | os.PathLike, *, force: bool = False) -> ReceiptKeyFiles:
     """Create ``receipt.key`` (0600, PKCS#8 PEM; stays with the receivers) and ``receipt.pub`` (for devices)."""
-    out = Path(out_dir)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    key_path, pub_path = out / RECEIPT_KEY, out / RECEIPT_PUB
-    public = ReceiptPublicKey(private.public_key(), device_key_id(private.public_key()), str(pub_path))
-    _write_key_files([(key_path, pem, 0o600), (pub_path, f"{public.to_line()}\n".encode("ascii"), 0o644)],
-                     force=force)
-    logger.info("created receipt signing key %s (key id %s)", key_path, public.key_id)
-    return ReceiptKeyFiles(key_path, pub_path, public)
+    return ReceiptKeyFiles(*_new_key_pair(out_dir, RECEIPT_KEY, RECEIPT_PUB, ReceiptPublicKey, force,
+                                          "receipt signing key"))
 
 
 def load_receipt_signing_key(path: str | os.PathLike) -> ReceiptSigningKey:
@@ -479,25 +514,13 @@ def parse_receipt_public_key(line: str, source: str = "<string>") -> ReceiptPubl
     if not text.startswith(RECEIPT_PUB_PREFIX) or len(text.split()) != 1:
         raise KeyFileError(f"{source}: not a receipt public key (expected '{RECEIPT_PUB_PREFIX}<base64>'; "
                            "make one with 'bodycam keys receiver')")
-    try:
-        raw = base64.b64decode(text[len(RECEIPT_PUB_PREFIX):], validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyFileError(f"{source}: the receipt public key is not valid base64") from None
-    if len(raw) != 32:
-        raise KeyFileError(f"{source}: the receipt public key has {len(raw)} bytes; Ed25519 keys have 32")
-    key = Ed25519PublicKey.from_public_bytes(raw)
+    key = _ed25519_from_base64(text[len(RECEIPT_PUB_PREFIX):], source, "receipt public key")
     return ReceiptPublicKey(key, device_key_id(key), source)
 
 
 def load_receipt_public_key(path: str | os.PathLike) -> ReceiptPublicKey:
     """Read ``receipt.pub``: exactly one receipt key line (``#`` comments allowed)."""
-    path = Path(path)
-    lines = [(n, ln.strip()) for n, ln in enumerate(_read_public(path).splitlines(), 1)
-             if ln.strip() and not ln.strip().startswith("#")]
-    if len(lines) != 1:
-        raise KeyFileError(f"{path}: must hold exactly one receipt public key line, found {len(lines)}")
-    n, line = lines[0]
-    return parse_receipt_public_key(line, f"{path}:{n}")
+    return _load_one_line(path, parse_receipt_public_key, "receipt public key")
 
 
 # --- command key (Ed25519, control room) -------------------------------------------------------------
@@ -513,16 +536,10 @@ COMMAND_PUB_PREFIX = "bodycam-command-ed25519:"
 
 
 @dataclass(frozen=True)
-class CommandPublicKey(_Ed25519Verifier):
+class CommandPublicKey(_PrefixedPublicKey):
     """The control room's command verification key, as devices hold it."""
 
-    key: Ed25519PublicKey = field(repr=False)
-    key_id: str
-    source: str = ""
-
-    def to_line(self) -> str:
-        raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return COMMAND_PUB_PREFIX + base64.b64encode(raw).decode("ascii")
+    PREFIX = COMMAND_PUB_PREFIX
 
 
 @dataclass(frozen=True)
@@ -534,16 +551,8 @@ class CommandKeyFiles:
 
 def generate_command_key(out_dir: str | os.PathLike, *, force: bool = False) -> CommandKeyFiles:
     """Create ``command.key`` (0600, PKCS#8 PEM; the control room's) and ``command.pub`` (for devices)."""
-    out = Path(out_dir)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    key_path, pub_path = out / COMMAND_KEY, out / COMMAND_PUB
-    public = CommandPublicKey(private.public_key(), device_key_id(private.public_key()), str(pub_path))
-    _write_key_files([(key_path, pem, 0o600), (pub_path, f"{public.to_line()}\n".encode("ascii"), 0o644)],
-                     force=force)
-    logger.info("created command signing key %s (key id %s)", key_path, public.key_id)
-    return CommandKeyFiles(key_path, pub_path, public)
+    return CommandKeyFiles(*_new_key_pair(out_dir, COMMAND_KEY, COMMAND_PUB, CommandPublicKey, force,
+                                          "command signing key"))
 
 
 def parse_command_public_key(line: str, source: str = "<string>") -> CommandPublicKey:
@@ -559,25 +568,13 @@ def parse_command_public_key(line: str, source: str = "<string>") -> CommandPubl
     else:
         raise KeyFileError(f"{source}: not a command public key (expected '{COMMAND_PUB_PREFIX}<base64>'; "
                            "make one with 'bodycam keys command')")
-    try:
-        raw = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyFileError(f"{source}: the command public key is not valid base64") from None
-    if len(raw) != 32:
-        raise KeyFileError(f"{source}: the command public key has {len(raw)} bytes; Ed25519 keys have 32")
-    key = Ed25519PublicKey.from_public_bytes(raw)
+    key = _ed25519_from_base64(encoded, source, "command public key")
     return CommandPublicKey(key, device_key_id(key), source)
 
 
 def load_command_public_key(path: str | os.PathLike) -> CommandPublicKey:
     """Read ``command.pub``: exactly one command key line (``#`` comments allowed)."""
-    path = Path(path)
-    lines = [(n, ln.strip()) for n, ln in enumerate(_read_public(path).splitlines(), 1)
-             if ln.strip() and not ln.strip().startswith("#")]
-    if len(lines) != 1:
-        raise KeyFileError(f"{path}: must hold exactly one command public key line, found {len(lines)}")
-    n, line = lines[0]
-    return parse_command_public_key(line, f"{path}:{n}")
+    return _load_one_line(path, parse_command_public_key, "command public key")
 
 
 # --- the key kinds, in one table -----------------------------------------------------------------------
