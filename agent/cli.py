@@ -10,6 +10,7 @@ import logging
 import sys
 
 from base import __version__
+from base.cli import run_command
 from base.errors import BodycamError
 from evidence import cli as evidence_cli
 
@@ -111,20 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # journald adds time and unit; a level and the module are all a line needs. Secrets never reach
-    # the log: keys are logged by id and path only.
-    # The services log at INFO (connections, stored segments, summaries); one-shot commands only warnings.
-    default_level = logging.INFO if args.command in ("run", "receiver") else logging.WARNING
-    logging.basicConfig(level=logging.DEBUG if args.verbose else default_level,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        return args.func(args)
-    except BodycamError as exc:
-        print(f"bodycam: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser(), argv, services=("run",))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,10 @@ Exit codes: 0 success, 1 the job ran and found a problem, 2 bad input (config, a
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from base import __version__
-from base.errors import BodycamError
+from base.cli import run_command
 from evidence import cli as evidence_cli
 
 from . import control_cli, receiver_cli
@@ -30,18 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # The receiver is a service: its log is its journal, at INFO. The one-shot commands say only what fails.
-    default_level = logging.INFO if args.command == "receiver" else logging.WARNING
-    logging.basicConfig(level=logging.DEBUG if args.verbose else default_level,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        return args.func(args)
-    except BodycamError as exc:
-        print(f"bodycam-office: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser(), argv, services=("receiver",))
 
 
 if __name__ == "__main__":
