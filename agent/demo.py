@@ -66,8 +66,8 @@ def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, o
                                config.device.id)
     if office.ready is not None:
         ready = office.ready
-        print(f"local back office (its own process): mosquitto with client certificates on "
-              f"{ready['host']}:{ready['port']}, receiver {ready['store']}", file=out)
+        print(f"local back office: mosquitto with client certificates on {ready['host']}:{ready['port']}, "
+              f"receiver {ready['store']} (its own process, as in a city)", file=out)
         config = replace(config, "mqtt", host=ready["host"], port=ready["port"], keepalive_s=10,
                          reconnect_min_s=0.2, reconnect_max_s=2.0, **ready["devices"][config.device.id])
         config = replace(config, "uplink", enabled=True, receipt_key=ready["receipt_pub"])
