@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from . import fonts, icons
 from .dither import mirror_image
 from .layout import ALERT, IDENTIFY, MIRROR, RECORDING, ScreenSpec, blink_on, format_elapsed, screen_for
+from .picture import luma_of
 from .text import alert_text, strings
 from .view import OfficerView
 
@@ -65,7 +66,7 @@ def _picture(image: Image.Image, view: OfficerView, text, spec: ScreenSpec, box:
         lab = _fit(text["no_picture"], x1 - x0 - 4, _SMALL)
         _paste(image, lab, x0 + (x1 - x0 - lab.width) // 2, y0 + (y1 - y0 - lab.cap_height) // 2)
         return
-    image.paste(mirror_image(view.preview, x1 - x0, y1 - y0, spec.mirror_flip, spec.dither), (x0, y0))
+    image.paste(mirror_image(luma_of(view.preview), x1 - x0, y1 - y0, spec.mirror_flip, spec.dither), (x0, y0))
 
 
 def _tag(image: Image.Image, lab: fonts.Label, right: int, bottom: int) -> None:
@@ -97,7 +98,7 @@ def _recording_mark(image: Image.Image, view: OfficerView, text, top: int, heigh
     _paste(image, lab, x, top + (height - lab.cap_height) // 2, fill=ink)
 
 
-def _status_row(image: Image.Image, view: OfficerView, y: int, dx: int = 0) -> None:
+def status_row(image: Image.Image, view: OfficerView, y: int, dx: int = 0) -> None:
     """Battery (with percent) on the left; link, upload backlog and storage on the right."""
     x = 1 + dx
     x += icons.battery(image, x, y, view.battery_percent, view.charging) + 3
@@ -117,7 +118,7 @@ def _standby(image: Image.Image, view: OfficerView, text) -> None:
     # Shift everything by a pixel every few minutes: a static screen for hours burns into an OLED.
     dx, dy = ((0, 0), (1, 0), (1, 1), (0, 1))[int(view.now // 300) % 4]
     w, h = image.size
-    _status_row(image, view, dy, dx)
+    status_row(image, view, dy, dx)
     word = _fit(text["ready"], w - 4, _BIG, bold=True)
     clock = _fit(view.clock, w - 4, (16, 14, 12))
     free = h - icons.ICON_HEIGHT - 2
@@ -173,7 +174,7 @@ def _alert(image: Image.Image, view: OfficerView, text) -> None:
         return
     _paste(image, hint, (w - hint.width) // 2, title_h + 5)
     bottom = h - icons.ICON_HEIGHT - 1
-    _status_row(image, view, bottom)
+    status_row(image, view, bottom)
     if more > 0:
         lab = fonts.label(text["alert.more"].format(n=more), icons.SMALL_FONT)
         _paste(image, lab, (w - lab.width) // 2, title_h + 5 + hint.cap_height + 5)

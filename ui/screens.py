@@ -13,6 +13,7 @@ from PIL import Image
 from .layout import (ALERT, COLOUR, GREY, IDENTIFY, MIRROR, MONO, RECORDING, RECORDING_CAP_MIN, SCREENS,  # noqa: F401
                      STANDBY, ScreenSpec, blink_on, format_elapsed, screen_for)
 from .render_mono import render_mono
+from .render_panel import render_panel
 from .view import OfficerView
 
 
@@ -20,4 +21,6 @@ def render(view: OfficerView, spec: ScreenSpec = ScreenSpec()) -> Image.Image:
     """The frame for ``view`` in the panel's pixel kind (``spec.mode``) at ``spec.width`` x ``spec.height``."""
     if spec.mode == MONO:
         return render_mono(view, spec)
+    if spec.mode in (GREY, COLOUR):
+        return render_panel(view, spec)
     raise ValueError(f"no renderer for pixel mode {spec.mode!r}")
