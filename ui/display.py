@@ -39,6 +39,10 @@ RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
 #: Push an unchanged frame anyway this often: a display that reset itself (brown-out) is repainted.
 REFRESH_S = 5.0
+#: The achieved frame rate is measured over this long, and logged when it falls short of the configured one.
+RATE_WINDOW_S = 10.0
+#: Short of the configured rate by more than this share, the log says what the bus carries.
+RATE_SHORTFALL = 0.1
 
 
 class DisplayError(BodycamError):
@@ -66,6 +70,7 @@ class DisplayStats:
     failures: int
     fault: DisplayFault | None
     last_push_s: float  # render + push time of the last frame that was sent
+    fps: float  # frames rendered per second over the last RATE_WINDOW_S: below ``fps`` when the bus is too slow
 
 
 #: The screens' pixel mode for each kind of panel.
@@ -292,6 +297,10 @@ class DisplayThread(threading.Thread):
         self.frames_unchanged = 0
         self.failures = 0
         self.last_push_s = 0.0
+        self.fps = 0.0
+        self._rate_start: float | None = None
+        self._rate_frames = 0
+        self._rate_short = False
 
     # -- other threads -------------------------------------------------------------------------------
     @property
@@ -302,7 +311,8 @@ class DisplayThread(threading.Thread):
         return self._fault
 
     def stats(self) -> DisplayStats:
-        return DisplayStats(self.frames_pushed, self.frames_unchanged, self.failures, self.fault, self.last_push_s)
+        return DisplayStats(self.frames_pushed, self.frames_unchanged, self.failures, self.fault, self.last_push_s,
+                            self.fps)
 
     def wake(self) -> None:
         self._wake.set()
@@ -356,6 +366,7 @@ class DisplayThread(threading.Thread):
         data = image.tobytes()
         if data == self._last_bytes and now - self._last_push_at < REFRESH_S:
             self.frames_unchanged += 1
+            self._count_rate(now)
             return
         try:
             self._device.display(image)
@@ -368,10 +379,31 @@ class DisplayThread(threading.Thread):
         self._last_bytes, self._last_push_at = data, now
         self.frames_pushed += 1
         self.last_push_s = time.perf_counter() - started
+        self._count_rate(now)
         if self._fault is not None:
             logger.warning("front display works again (after %d failed attempts)", self._fault.failures)
             self._set_fault(None)
         self._retry_delay = self._retry_first
+
+    def _count_rate(self, now: float) -> None:
+        """The rate the display keeps up (the thread skips ticks it is too slow for, e.g. a slow SPI bus)."""
+        if self._rate_start is None:
+            self._rate_start, self._rate_frames = now, 0
+            return
+        self._rate_frames += 1
+        elapsed = now - self._rate_start
+        if elapsed < RATE_WINDOW_S:
+            return
+        self.fps = self._rate_frames / elapsed
+        self._rate_start, self._rate_frames = now, 0
+        wanted = 1.0 / self.period
+        short = self.fps < wanted * (1 - RATE_SHORTFALL)
+        if short and not self._rate_short:
+            logger.warning("front display keeps up %.1f frames/s of the %.0f configured (the bus or the CPU is too "
+                           "slow); frames are skipped, never queued", self.fps, wanted)
+        elif self._rate_short and not short:
+            logger.info("front display keeps up its %.0f frames/s again", wanted)
+        self._rate_short = short
 
     def _draw(self) -> Image.Image | None:
         """Snapshot and render; a bug here is logged once per message and shown as a display fault."""
