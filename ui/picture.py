@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .dither import fit, stretch
+from .dither import crop_box, fit, stretch
 
 
 def luma_of(preview) -> np.ndarray:
@@ -28,21 +28,19 @@ def luma_of(preview) -> np.ndarray:
 
 def picture(preview, width: int, height: int, flip: bool, colour: bool) -> Image.Image:
     """The preview cropped and scaled to ``width`` x ``height`` as an RGB image (grey unless ``colour``)."""
-    luma = luma_of(preview)
     if colour and isinstance(preview, tuple):
-        return Image.fromarray(yuv_to_rgb(*(fit(plane, width, height, flip) for plane in
-                                            _aligned_planes(preview)))).convert("RGB")
-    return Image.fromarray(stretch(fit(luma, width, height, flip))).convert("RGB")
-
-
-def _aligned_planes(preview) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Y, U, V at the luma plane's size (chroma doubled by repetition: cheap and exact enough for a mirror)."""
-    y, u, v = preview
-    rows, cols = y.shape
-    return y, _upsample(u, rows, cols), _upsample(v, rows, cols)
+        # Convert at the preview's size (128x72: a few thousand pixels), then one resize in Pillow's C code.
+        y, u, v = preview
+        rows, cols = y.shape
+        rgb = Image.fromarray(yuv_to_rgb(y, _upsample(u, rows, cols), _upsample(v, rows, cols)))
+        image = rgb.resize((width, height), Image.Resampling.BOX, box=crop_box(cols, rows, width, height),
+                           reducing_gap=2.0)
+        return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
+    return Image.fromarray(stretch(fit(luma_of(preview), width, height, flip))).convert("RGB")
 
 
 def _upsample(chroma: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A half-size chroma plane at the luma plane's size (each sample doubled: exact enough for a mirror)."""
     return np.repeat(np.repeat(chroma, 2, axis=0), 2, axis=1)[:rows, :cols]
 
 
@@ -59,7 +57,8 @@ def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def rgb565(rgb: np.ndarray) -> bytes:
     """An (h, w, 3) uint8 RGB array → big-endian RGB565 words, the order an ST7789/ILI9341 reads them."""
-    rgb = rgb.astype(np.uint16)
-    words = ((rgb[..., 0] & 0xF8) << 8) | ((rgb[..., 1] & 0xFC) << 3) | (rgb[..., 2] >> 3)
-    return words.astype(">u2").tobytes()
-
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    words = np.empty(rgb.shape[:2] + (2,), np.uint8)  # byte arithmetic: half the memory traffic of uint16
+    words[..., 0] = (r & 0xF8) | (g >> 5)
+    words[..., 1] = ((g << 3) & 0xE0) | (b >> 3)
+    return words.tobytes()

@@ -268,8 +268,8 @@ def _alert(image: Image.Image, view: OfficerView, text, m: Metrics, pal: Palette
     draw = ImageDraw.Draw(image)
     title_text, hint_text = alert_text(view.alerts[0], view.language)
     pad = max(3, m.title_cap // 3)
-    tri = m.title_cap + 2
-    title = _text(title_text, m.title_cap, x1 - x0 - tri - 3 * pad)
+    title = _text(title_text, m.title_cap, x1 - x0 - m.title_cap - 2 - 3 * pad)
+    tri = title.cap_height + 2  # the warning triangle as tall as the title's capitals
     title_h = title.cap_height + 2 * pad
     draw.rectangle((x0, y0, x1 - 1, y0 + title_h - 1), fill=pal.alert)
     tx, ty = x0 + pad, y0 + (title_h - tri) // 2
