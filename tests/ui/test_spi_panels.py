@@ -214,3 +214,32 @@ def test_dummy_and_emulator_show_the_panel_they_are_told(tmp_path):
     thread._frame()
     assert thread.frames_pushed == 1
     thread._device.cleanup()
+
+
+@pytest.mark.parametrize("driver, size", [("ssd1322", (256, 64)), ("ssd1362", (256, 64)), ("ssd1351", (128, 128))])
+@pytest.mark.parametrize("rotation", [0, 1, 2, 3])
+def test_numpy_packing_sends_lumas_own_bytes(driver, size, rotation, pins):
+    """Every frame of a sequence (whole and partial redraws) goes out byte for byte as luma's stock driver sends it."""
+    from luma.core.interface.serial import spi as spi_interface
+    from luma.oled import device as stock
+
+    from ui.spi import OLEDS, GpiozeroGPIO
+
+    width, height = size
+    spec = screen_spec(config(driver=driver, width=width, height=height, rotation=rotation))
+    frames = [render(CASES[name], spec).convert("RGB") for name in ("standby", "recording", "recording_dot_off",
+                                                                       "mirror", "alert_several")]
+    sent = []
+    for cls in (getattr(stock, driver), OLEDS[driver]):
+        bus = FakeSpiDev()
+        gpio = GpiozeroGPIO(pins)
+        device = cls(spi_interface(spi=bus, gpio=gpio, gpio_DC=22, gpio_RST=27), width=width, height=height,
+                     rotate=rotation)
+        bus.writes.clear()
+        for frame in frames:
+            device.display(frame)
+        sent.append(bus.writes)
+        device.cleanup()
+        gpio.cleanup()
+    assert len(sent[0]) > len(frames)
+    assert sent[0] == sent[1]
