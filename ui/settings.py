@@ -173,3 +173,14 @@ class ControlsConfig:
     def pin_keys() -> tuple[str, ...]:
         """The keys that name GPIO pins, in the order they are claimed."""
         return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin")
+
+
+def pin_conflicts(display: DisplayConfig, controls: ControlsConfig):
+    """(controls key, sentence) for each control on a GPIO an SPI display takes (its bus, DC, reset, backlight)."""
+    taken = {pin: f"display.{key}" for key, pin in display.spi_pins().items()}
+    if display.driver in SPI_DRIVERS and display.spi_port == 0:
+        taken.update({pin: "the display's SPI0 bus (GPIO7-11)" for pin in SPI0_PINS})
+    for key in controls.pin_keys():
+        pin = getattr(controls, key)
+        if pin and pin in taken:
+            yield key, f"= {pin} is already used by {taken[pin]}; every function needs its own GPIO"
