@@ -13,6 +13,7 @@ from base import __version__
 from base.cli import run_command
 from base.errors import BodycamError
 from evidence import cli as evidence_cli
+from ui.settings import DRIVER_SIZES
 
 from . import config, doctor_cli
 
@@ -38,6 +39,9 @@ def _cmd_demo(args) -> int:
     if args.width or args.height:
         cfg = config.replace(cfg, "camera", width=args.width or cfg.camera.width,
                              height=args.height or cfg.camera.height)
+    if args.panel:
+        width, height = DRIVER_SIZES[args.panel][0]
+        cfg = config.replace(cfg, "display", driver=args.panel, width=width, height=height)
     standby = args.standby if args.standby is not None else min(cfg.recording.pre_event_seconds, 30) + 1
     return run_demo(cfg, standby, args.seconds, args.workdir)
 
@@ -99,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pre-event", type=float, help="override recording.pre_event_seconds")
     p.add_argument("--width", type=int, help="override camera.width")
     p.add_argument("--height", type=int, help="override camera.height")
+    p.add_argument("--panel", choices=list(DRIVER_SIZES), help="emulate this display driver's panel (default: the "
+                                                                "config's display; e.g. st7789 for the colour TFT)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("display-off", help="clear and switch off the front display (the service runs this "

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from base.config import dumps_sections, option, parse_sections, parse_toml, read_config_text, replace_section
+from base.errors import ConfigError
 from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
-from ui.settings import ControlsConfig, DisplayConfig
+from ui.settings import ControlsConfig, DisplayConfig, pin_conflicts
 
 from .sensors import BatteryConfig
 
@@ -125,6 +126,10 @@ class Config:
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
+
+    def __post_init__(self):
+        for key, sentence in pin_conflicts(self.display, self.controls):  # the only rule across two sections
+            raise ConfigError(f"{self.source}: controls.{key} {sentence}")
 
 
 

@@ -48,12 +48,19 @@ def prepare_workdir(config: Config, workdir: Path) -> Config:
                    critical_free_mib=min(config.storage.critical_free_mib, 128.0))
 
 
+def emulated_display(config: Config, workdir: Path) -> Config:
+    """The display as a GIF in ``workdir``, showing the panel the config names (its kind and size), e.g. a
+    colour TFT after ``bodycam demo --panel st7789``."""
+    return replace(config, "display", driver="emulator", panel=config.display.pixels,
+                   emulator_path=str(Path(workdir) / "display.gif"))
+
+
 def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, out=None) -> int:
     out = out or sys.stdout  # looked up at call time, so redirection after import still applies
     workdir = Path(workdir)
     config = prepare_workdir(config, workdir)
     config = replace(config, "camera", backend="synthetic", synthetic_realtime=True)
-    config = replace(config, "display", driver="emulator", emulator_path=str(workdir / "display.gif"))
+    config = emulated_display(config, workdir)
     config = replace(config, "controls", pin_factory="mock")
     config = replace(config, "runtime", status_file=str(workdir / "device" / "status.json"))
     config = replace(config, "commands", enabled=False)

@@ -20,6 +20,8 @@ import logging
 import time
 from types import SimpleNamespace
 
+import numpy as np
+
 from base.errors import CameraError, CameraUnavailableError
 
 from .frames import EncodedFrame, StreamInfo
@@ -31,6 +33,26 @@ logger = logging.getLogger(__name__)
 PREVIEW_WIDTH = 128
 #: The display needs no more; every preview copy runs on picamera2's camera thread.
 PREVIEW_MAX_HZ = 10.0
+
+
+
+def yuv420_planes(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the Y, U and V planes of a picamera2 YUV420 array, without the stride padding.
+
+    picamera2 hands YUV420 over as (height * 3/2, stride) bytes: the Y plane (``height`` rows of
+    ``stride``), then U and V, each ``height/2`` rows of ``stride/2`` packed one after the other (so
+    one array row holds two chroma rows). The display shows Y alone on grey panels, all three on colour.
+    """
+    stride = frame.shape[1]
+    flat = frame.reshape(-1)
+    y = frame[:height, :width].copy()
+    rows, chroma_stride = height // 2, stride // 2
+    start = height * stride
+    u = flat[start:start + rows * chroma_stride].reshape(rows, chroma_stride)[:, :width // 2].copy()
+    start += rows * chroma_stride
+    v = flat[start:start + rows * chroma_stride].reshape(rows, chroma_stride)[:, :width // 2].copy()
+    return y, u, v
+
 
 NO_CAMERA = ("no camera detected: check that the camera ribbon cable is seated at both ends "
              "(contacts the right way round), then run 'rpicam-hello --list-cameras' to confirm the Pi sees it")
@@ -166,10 +188,10 @@ class PicameraSource(FrameSource):
                               "'rpicam-hello' and reboot the device if it fails too") from exc
 
     def _on_request(self, request) -> None:
-        """picamera2's ``post_callback``: copy the lores Y plane for the display, at most 10 times a second.
+        """picamera2's ``post_callback``: copy the lores planes for the display, at most 10 times a second.
 
         It runs on picamera2's camera thread before each frame goes to the encoder, so it only copies
-        ~10 KB, and it never raises: a broken preview must not stop the recording.
+        ~14 KB, and it never raises: a broken preview must not stop the recording.
         """
         now = time.monotonic()
         if now < self._preview_due:
@@ -177,8 +199,7 @@ class PicameraSource(FrameSource):
         self._preview_due = now + 1.0 / PREVIEW_MAX_HZ
         try:
             width, height = self._lores_size
-            # YUV420 arrives as (height * 3/2, stride): the Y plane, then U and V, rows padded to stride.
-            self._set_preview(request.make_array("lores")[:height, :width].copy())
+            self._set_preview(yuv420_planes(request.make_array("lores"), width, height))
         except Exception:
             if not self._preview_failed:
                 self._preview_failed = True

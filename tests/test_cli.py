@@ -39,3 +39,17 @@ def test_demo_records_seals_verifies_and_exports_in_real_time(tmp_path, capsys):
     assert list((tmp_path / "backoffice").glob("*.mp4")) and list((tmp_path / "backoffice" / "store").rglob("*.age"))
     assert "0 segment(s) left" in out  # deleted on the device only after the receipts
     assert (tmp_path / "display.gif").stat().st_size > 0
+
+
+
+@pytest.mark.parametrize("panel, pixels, size", [("st7789", "colour", (320, 240)), ("ssd1322", "grey", (256, 64)),
+                                                 (None, "mono", (128, 64))])
+def test_demo_emulates_the_panel_it_is_told(panel, pixels, size, tmp_path, monkeypatch):
+    import agent.demo
+
+    seen = []
+    monkeypatch.setattr(agent.demo, "run_demo", lambda cfg, *args: seen.append(cfg) or 0)
+    assert main(["demo", "--workdir", str(tmp_path), *(["--panel", panel] if panel else [])]) == 0
+    display = agent.demo.emulated_display(seen[0], tmp_path).display
+    assert display.driver == "emulator" and display.emulator_path == str(tmp_path / "display.gif")
+    assert (display.pixels, (display.width, display.height)) == (pixels, size)

@@ -1,7 +1,8 @@
 """The front display: opening the luma device named in config, and the thread that keeps it current.
 
 :func:`open_device` builds the device (I2C OLEDs through luma.oled, with the frame packing of
-:mod:`ui.oled`; luma's dummy for tests; the luma.emulator PNG/GIF writers for development).
+:mod:`ui.oled`; the SPI grey and colour OLEDs and TFTs through luma.oled and luma.lcd, see
+:mod:`ui.spi`; luma's dummy for tests; the luma.emulator PNG/GIF writers for development).
 :class:`DisplayThread` renders the latest :class:`~ui.view.OfficerView` at a fixed rate and pushes
 it. It only ever *reads* snapshots, so a slow or dead display cannot hold up capture or the
 recorder. When the device fails (an I2C error, the cable pulled) the thread records a
@@ -26,8 +27,8 @@ from PIL import Image
 
 from base.errors import BodycamError, ConfigError
 
-from .screens import ScreenSpec, render
-from .settings import DRIVER_SIZES, DisplayConfig
+from .screens import COLOUR, GREY, MONO, ScreenSpec, render
+from .settings import DRIVER_SIZES, I2C_DRIVERS, SPI_DRIVERS, DisplayConfig
 from .view import OfficerView
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
 #: Push an unchanged frame anyway this often: a display that reset itself (brown-out) is repainted.
 REFRESH_S = 5.0
+#: The achieved frame rate is measured over this long, and logged when it falls short of the configured one.
+RATE_WINDOW_S = 10.0
+#: Short of the configured rate by more than this share, the log says what the bus carries.
+RATE_SHORTFALL = 0.1
 
 
 class DisplayError(BodycamError):
@@ -65,29 +70,53 @@ class DisplayStats:
     failures: int
     fault: DisplayFault | None
     last_push_s: float  # render + push time of the last frame that was sent
+    fps: float  # frames rendered per second over the last RATE_WINDOW_S: below ``fps`` when the bus is too slow
+
+
+#: The screens' pixel mode for each kind of panel.
+PIXEL_MODES = {"mono": MONO, "grey": GREY, "colour": COLOUR}
 
 
 def screen_spec(cfg: DisplayConfig) -> ScreenSpec:
     """The canvas the screens draw on: the panel's size, turned when it is mounted on its side."""
     width, height = (cfg.width, cfg.height) if cfg.rotation % 2 == 0 else (cfg.height, cfg.width)
-    return ScreenSpec(width, height, cfg.mirror_flip, cfg.dither)
+    return ScreenSpec(width, height, cfg.mirror_flip, cfg.dither, PIXEL_MODES[cfg.pixels])
 
 
-def open_device(cfg: DisplayConfig, bus=None):
-    """The luma device for ``cfg.driver``; ``bus`` is an smbus-like object (tests), else smbus2 opens the port.
+def _device_mode(cfg: DisplayConfig) -> str:
+    """The mode luma's dummy and emulator take for this panel (they have no grey mode: RGB for both)."""
+    return "1" if cfg.pixels == "mono" else "RGB"
 
-    Raises :class:`DisplayError` with a sentence when the hardware is missing or not accessible.
+
+def location(cfg: DisplayConfig) -> str:
+    """Where the display should be, for messages."""
+    if cfg.driver in I2C_DRIVERS:
+        return f"I2C bus {cfg.i2c_port} at 0x{cfg.i2c_address:02X}"
+    if cfg.driver in SPI_DRIVERS:
+        return f"SPI bus /dev/spidev{cfg.spi_port}.{cfg.spi_device}"
+    return f"the {cfg.driver} display"
+
+
+def open_device(cfg: DisplayConfig, bus=None, *, spi=None, pin_factory=None):
+    """The luma device for ``cfg.driver``.
+
+    ``bus`` is an smbus-like object for the I2C OLEDs and ``spi`` a spidev-like one for the SPI panels
+    (tests); without them smbus2/spidev open the port. ``pin_factory`` is gpiozero's, for an SPI
+    panel's DC, reset and backlight pins (None: gpiozero's default). Raises :class:`DisplayError` with
+    a sentence when the hardware is missing or not accessible.
     """
     driver = cfg.driver
     if driver == "dummy":
         from luma.core.device import dummy
 
-        return dummy(width=cfg.width, height=cfg.height, rotate=cfg.rotation, mode="1")
+        return dummy(width=cfg.width, height=cfg.height, rotate=cfg.rotation, mode=_device_mode(cfg))
     if driver == "emulator":
         return _open_emulator(cfg)
-    if driver in ("ssd1306", "ssd1309", "sh1106"):
+    if driver in I2C_DRIVERS:
         return _open_oled(cfg, bus)
-    raise ConfigError(f"display.driver = {driver!r} is not one of: dummy, emulator, ssd1306, ssd1309, sh1106")
+    if driver in SPI_DRIVERS:
+        return _open_spi(cfg, spi, pin_factory)
+    raise ConfigError(f"display.driver = {driver!r} is not one of: dummy, emulator, {', '.join(DRIVER_SIZES)}")
 
 
 def switch_off(cfg: DisplayConfig, bus=None) -> None:
@@ -107,7 +136,7 @@ def _open_oled(cfg: DisplayConfig, bus):
 
     from .oled import DRIVERS
 
-    where = f"I2C bus {cfg.i2c_port} at 0x{cfg.i2c_address:02X}"
+    where = location(cfg)
     serial = None
     try:
         serial = i2c(bus=bus, port=cfg.i2c_port, address=cfg.i2c_address)
@@ -120,6 +149,47 @@ def _open_oled(cfg: DisplayConfig, bus):
         raise device_error(exc, where) from exc
 
 
+def _open_spi(cfg: DisplayConfig, spi, pin_factory):
+    import luma.core.error
+    from gpiozero.exc import GPIOPinInUse, GPIOZeroError, PinInvalidPin
+
+    from .spi import open_spi_panel
+
+    try:
+        return open_spi_panel(cfg, spi, pin_factory)
+    except (PinInvalidPin, GPIOPinInUse, GPIOZeroError) as exc:
+        raise DisplayError(f"front display: {_pin_key(cfg, exc)} cannot be used: {exc}") from exc
+    except (OSError, luma.core.error.Error) as exc:
+        raise spi_error(exc, cfg) from exc
+
+
+def _pin_key(cfg: DisplayConfig, exc: BaseException) -> str:
+    """The config key of the pin an error names (gpiozero says "GPIO22"), or all of them when it does not say."""
+    message = str(exc)
+    for key, pin in cfg.spi_pins().items():
+        if f"GPIO{pin}" in message or f"pin {pin}" in message:
+            return f"display.{key} = {pin}"
+    return "one of " + ", ".join(f"display.{key} = {pin}" for key, pin in cfg.spi_pins().items())
+
+
+def spi_error(exc: BaseException, cfg: DisplayConfig) -> DisplayError:
+    """A sentence for what luma or the SPI bus raised, naming the keys to check."""
+    import luma.core.error
+
+    bus = location(cfg)
+    code = getattr(exc, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return DisplayError(f"front display: permission denied on {bus}; add the agent's user to the 'spi' group")
+    if isinstance(exc, luma.core.error.DeviceNotFoundError) or code == errno.ENOENT:
+        return DisplayError(f"front display: {bus} does not exist; enable SPI (raspi-config → Interface Options → "
+                            "SPI) and check display.spi_port and display.spi_device")
+    if isinstance(exc, luma.core.error.DeviceDisplayModeError):
+        return DisplayError(f"front display: the {cfg.driver} driver refuses display.width/display.height = "
+                            f"{cfg.width}x{cfg.height}: {exc}")
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return DisplayError(f"front display on {bus} failed: {reason}")
+
+
 def _open_emulator(cfg: DisplayConfig):
     try:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on stdout otherwise
@@ -128,13 +198,14 @@ def _open_emulator(cfg: DisplayConfig):
         raise DisplayError("display.driver = 'emulator' needs luma.emulator and pygame "
                            "(pip install luma.emulator)") from exc
     path = Path(cfg.emulator_path)
+    mode, scale = _device_mode(cfg), max(1, 512 // max(cfg.width, cfg.height))  # 128 px wide: 4x, 320: 1x
     try:
         if path.suffix.lower() == ".gif":
-            return _BoundedGif(gifanim, width=cfg.width, height=cfg.height, rotate=cfg.rotation, mode="1",
-                               transform="identity", scale=4, filename=str(path), duration=1.0 / cfg.fps)
+            return _BoundedGif(gifanim, width=cfg.width, height=cfg.height, rotate=cfg.rotation, mode=mode,
+                               transform="identity", scale=scale, filename=str(path), duration=1.0 / cfg.fps)
         template = str(path.with_name(path.stem + "_{0:06d}" + path.suffix))
-        return capture(width=cfg.width, height=cfg.height, rotate=cfg.rotation, mode="1",
-                       transform="identity", scale=4, file_template=template)
+        return capture(width=cfg.width, height=cfg.height, rotate=cfg.rotation, mode=mode,
+                       transform="identity", scale=scale, file_template=template)
     except RuntimeError as exc:  # luma.emulator's way of saying pygame is missing
         raise DisplayError(f"display.driver = 'emulator' cannot start: {exc}") from exc
 
@@ -226,6 +297,10 @@ class DisplayThread(threading.Thread):
         self.frames_unchanged = 0
         self.failures = 0
         self.last_push_s = 0.0
+        self.fps = 0.0
+        self._rate_start: float | None = None
+        self._rate_frames = 0
+        self._rate_short = False
 
     # -- other threads -------------------------------------------------------------------------------
     @property
@@ -236,7 +311,8 @@ class DisplayThread(threading.Thread):
         return self._fault
 
     def stats(self) -> DisplayStats:
-        return DisplayStats(self.frames_pushed, self.frames_unchanged, self.failures, self.fault, self.last_push_s)
+        return DisplayStats(self.frames_pushed, self.frames_unchanged, self.failures, self.fault, self.last_push_s,
+                            self.fps)
 
     def wake(self) -> None:
         self._wake.set()
@@ -284,9 +360,13 @@ class DisplayThread(threading.Thread):
         image = self._draw()
         if image is None:
             return
+        mode = getattr(self._device, "mode", image.mode)
+        if image.mode != mode:  # luma's grey OLEDs, the dummy and the emulator take grey frames as RGB
+            image = image.convert(mode)
         data = image.tobytes()
         if data == self._last_bytes and now - self._last_push_at < REFRESH_S:
             self.frames_unchanged += 1
+            self._count_rate(now)
             return
         try:
             self._device.display(image)
@@ -299,10 +379,31 @@ class DisplayThread(threading.Thread):
         self._last_bytes, self._last_push_at = data, now
         self.frames_pushed += 1
         self.last_push_s = time.perf_counter() - started
+        self._count_rate(now)
         if self._fault is not None:
             logger.warning("front display works again (after %d failed attempts)", self._fault.failures)
             self._set_fault(None)
         self._retry_delay = self._retry_first
+
+    def _count_rate(self, now: float) -> None:
+        """The rate the display keeps up (the thread skips ticks it is too slow for, e.g. a slow SPI bus)."""
+        if self._rate_start is None:
+            self._rate_start, self._rate_frames = now, 0
+            return
+        self._rate_frames += 1
+        elapsed = now - self._rate_start
+        if elapsed < RATE_WINDOW_S:
+            return
+        self.fps = self._rate_frames / elapsed
+        self._rate_start, self._rate_frames = now, 0
+        wanted = 1.0 / self.period
+        short = self.fps < wanted * (1 - RATE_SHORTFALL)
+        if short and not self._rate_short:
+            logger.warning("front display keeps up %.1f frames/s of the %.0f configured (the bus or the CPU is too "
+                           "slow); frames are skipped, never queued", self.fps, wanted)
+        elif self._rate_short and not short:
+            logger.info("front display keeps up its %.0f frames/s again", wanted)
+        self._rate_short = short
 
     def _draw(self) -> Image.Image | None:
         """Snapshot and render; a bug here is logged once per message and shown as a display fault."""
@@ -355,9 +456,8 @@ def wake_on_state_change(*threads) -> Callable[[object], None]:
 
 
 def build_display_thread(cfg: DisplayConfig, snapshot: Callable[[], OfficerView], *,
-                         on_fault: Callable[[DisplayFault | None], None] | None = None, bus=None) -> DisplayThread:
+                         on_fault: Callable[[DisplayFault | None], None] | None = None, bus=None, spi=None,
+                         pin_factory=None) -> DisplayThread:
     """The display thread for ``cfg`` (not started): device from config, screens at the configured size."""
-    where = (f"I2C bus {cfg.i2c_port} at 0x{cfg.i2c_address:02X}" if cfg.driver not in ("dummy", "emulator")
-             else f"the {cfg.driver} display")
-    return DisplayThread(partial(open_device, cfg, bus), snapshot, partial(render, spec=screen_spec(cfg)),
-                         cfg.fps, on_fault=on_fault, where=where)
+    return DisplayThread(partial(open_device, cfg, bus, spi=spi, pin_factory=pin_factory), snapshot,
+                         partial(render, spec=screen_spec(cfg)), cfg.fps, on_fault=on_fault, where=location(cfg))

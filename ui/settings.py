@@ -2,7 +2,7 @@
 
 Per-key limits live in the field metadata (checked by the shared loader, errors name the key); what
 involves two keys (a size the chosen driver cannot drive, two functions on one GPIO) is checked in
-``__post_init__`` and also names the keys. Nothing here touches hardware.
+``__post_init__`` and ``problems()`` and also names the keys. Nothing here touches hardware.
 """
 
 from __future__ import annotations
@@ -17,8 +17,25 @@ DRIVER_SIZES = {
     "ssd1306": ((128, 64), (128, 32), (96, 16), (64, 48), (64, 32)),
     "ssd1309": ((128, 64), (128, 32), (96, 16), (64, 48), (64, 32)),
     "sh1106": ((128, 128), (128, 64), (128, 32)),
+    "ssd1322": ((256, 64),),  # 3.12" 16-level grey OLED (luma.oled), SPI
+    "ssd1362": ((256, 64),),
+    "ssd1351": ((128, 128), (128, 96)),  # 1.5" colour OLED (luma.oled), SPI
+    "st7789": ((320, 240), (240, 240)),  # 2.0-2.8" colour TFT (luma.lcd), SPI, landscape
+    "ili9341": ((320, 240), (240, 240), (320, 180)),
 }
+#: What each driver's pixels are; dummy and emulator show what ``display.panel`` names.
+DRIVER_PANELS = {"ssd1306": "mono", "ssd1309": "mono", "sh1106": "mono", "ssd1322": "grey", "ssd1362": "grey",
+                 "ssd1351": "colour", "st7789": "colour", "ili9341": "colour"}
+I2C_DRIVERS = ("ssd1306", "ssd1309", "sh1106")
+SPI_DRIVERS = ("ssd1322", "ssd1362", "ssd1351", "st7789", "ili9341")
+#: Drivers with a separate LED backlight (the OLEDs light their own pixels).
+BACKLIT_DRIVERS = ("st7789", "ili9341")
 DRIVERS = ("dummy", "emulator", *DRIVER_SIZES)
+PANELS = ("auto", "mono", "grey", "colour")
+#: SPI clock rates the Pi's driver (and luma) accept, in MHz.
+SPI_SPEEDS_MHZ = (1, 2, 4, 8, 16, 20, 24, 28, 32, 36, 40, 44, 48, 50, 52)
+#: SPI0's own pins (CE1, CE0, MISO, MOSI, SCLK): never a display's DC, reset or backlight pin.
+SPI0_PINS = (7, 8, 9, 10, 11)
 LANGUAGES = ("de", "en")
 DITHERS = ("floyd-steinberg", "bayer")
 PIN_FACTORIES = ("auto", "lgpio", "rpigpio", "pigpio", "native", "mock")
@@ -41,8 +58,23 @@ class DisplayConfig:
     i2c_address: int = option(0x3C, "I2C address of the display (0x3C or 0x3D).", min=0x03, max=0x77)
     rotation: int = option(0, "Quarter turns clockwise (0-3), to match how the display is mounted.", min=0, max=3)
     contrast: int = option(255, "OLED drive level 0-255; full for daylight.", min=0, max=255)
-    width: int = option(128, "Display width in pixels.", min=32, max=256)
-    height: int = option(64, "Display height in pixels.", min=16, max=128)
+    width: int = option(128, "Display width in pixels (after rotation: the panel's own width).", min=32, max=320)
+    height: int = option(64, "Display height in pixels.", min=16, max=320)
+    panel: str = option("auto", "auto (what the driver drives), or for dummy/emulator: mono, grey or colour.",
+                        choices=PANELS)
+    spi_port: int = option(0, "SPI displays: SPI bus (/dev/spidevPORT.DEVICE); 0 on the 40-pin header.",
+                           min=0, max=6)
+    spi_device: int = option(0, "SPI displays: chip select, 0 = CE0 (GPIO8), 1 = CE1 (GPIO7).", min=0, max=2)
+    spi_speed_mhz: int = option(32, "SPI displays: bus clock in MHz (a 320x240 colour frame is 1.2 Mbit).",
+                                min=1, max=52)
+    dc_pin: int = option(22, "SPI displays: BCM number of the data/command pin (DC, sometimes RS).",
+                         min=1, max=GPIO_MAX)
+    reset_pin: int = option(27, "SPI displays: BCM number of the reset pin (RST, RES); 0: not connected.",
+                            min=0, max=GPIO_MAX)
+    backlight_pin: int = option(18, "TFTs: BCM number of the backlight pin (BL, LED), driven with PWM; 0: none.",
+                                min=0, max=GPIO_MAX)
+    backlight_percent: int = option(100, "TFTs: backlight brightness; full for daylight.", min=1, max=100)
+    backlight_active_high: bool = option(True, "TFTs: true when the backlight lights with its pin high.")
     fps: float = option(10.0, "Display frames per second (the live mirror needs 10).", min=1.0, max=30.0)
     language: str = option("de", "Language of everything on the display: de or en.", choices=LANGUAGES)
     mirror_flip: bool = option(True, "Flip the live picture left-right, so people see themselves as in a mirror.")
@@ -60,6 +92,39 @@ class DisplayConfig:
         if self.driver == "emulator" and not self.emulator_path.lower().endswith((".gif", ".png")):
             raise ConfigError(f"display.emulator_path = {self.emulator_path!r} must end in .gif (animation) "
                               "or .png (one file per frame)")
+
+    @property
+    def pixels(self) -> str:
+        """mono, grey or colour: what the panel shows (the driver's, or ``panel`` for dummy/emulator)."""
+        if self.panel == "auto":
+            return DRIVER_PANELS.get(self.driver, "mono")
+        return self.panel
+
+    def problems(self):
+        own = DRIVER_PANELS.get(self.driver)
+        if own is not None and self.panel not in ("auto", own):
+            yield "panel", f"= {self.panel!r}, but a {self.driver} is a {own} panel (leave it at 'auto')"
+        if self.spi_speed_mhz not in SPI_SPEEDS_MHZ:
+            yield "spi_speed_mhz", (f"= {self.spi_speed_mhz} is not a clock luma's SPI interface takes (one of: "
+                                    f"{', '.join(map(str, SPI_SPEEDS_MHZ))})")
+        used: dict[int, str] = {}
+        for key, pin in self.spi_pins().items():
+            if pin in SPI0_PINS and self.spi_port == 0:
+                yield key, f"= {pin}: GPIO{pin} is one of SPI0's own pins (7-11), taken by the display's bus"
+            elif pin in I2C_PINS:
+                yield key, f"= {pin}: GPIO{pin} is I2C SDA/SCL"
+            elif pin in used:
+                yield key, f"= {pin} is already used by display.{used[pin]}; every signal needs its own GPIO"
+            used[pin] = key
+
+    def spi_pins(self) -> dict[str, int]:
+        """The GPIOs this display claims besides its bus (key → BCM number), for the controls' check."""
+        if self.driver not in SPI_DRIVERS:
+            return {}
+        pins = {"dc_pin": self.dc_pin, "reset_pin": self.reset_pin}
+        if self.driver in BACKLIT_DRIVERS:
+            pins["backlight_pin"] = self.backlight_pin
+        return {key: pin for key, pin in pins.items() if pin}
 
 
 @dataclass(frozen=True)
@@ -108,3 +173,14 @@ class ControlsConfig:
     def pin_keys() -> tuple[str, ...]:
         """The keys that name GPIO pins, in the order they are claimed."""
         return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin")
+
+
+def pin_conflicts(display: DisplayConfig, controls: ControlsConfig):
+    """(controls key, sentence) for each control on a GPIO an SPI display takes (its bus, DC, reset, backlight)."""
+    taken = {pin: f"display.{key}" for key, pin in display.spi_pins().items()}
+    if display.driver in SPI_DRIVERS and display.spi_port == 0:
+        taken.update({pin: "the display's SPI0 bus (GPIO7-11)" for pin in SPI0_PINS})
+    for key in controls.pin_keys():
+        pin = getattr(controls, key)
+        if pin and pin in taken:
+            yield key, f"= {pin} is already used by {taken[pin]}; every function needs its own GPIO"

@@ -34,13 +34,18 @@ class Health:
 
 @dataclass(frozen=True)
 class OfficerView:
-    """One frame's worth of facts. ``preview`` is the camera's latest luma plane, never written to."""
+    """One frame's worth of facts.
+
+    ``preview`` is the camera's latest low-resolution picture, never written to: its luma plane (2-D
+    uint8), or its YUV420 planes ``(y, u, v)``, which the colour panels show in colour.
+    """
 
     state: OfficerState
     now: float  # wall-clock seconds: the blink phase and the elapsed time come from it
     clock: str  # local time "HH:MM", formatted by the builder so screens stay free of time zones
     recording_since: float | None = None
-    preview: np.ndarray | None = field(default=None, compare=False, repr=False)
+    preview: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, compare=False,
+                                                                                   repr=False)
     battery_percent: int | None = None
     charging: bool = False
     storage_level: StorageLevel | None = None

@@ -34,6 +34,8 @@ class Context:
     picamera2: object | None = None
     #: An smbus2-like bus handed to luma's i2c interface; None opens /dev/i2c-N.
     i2c_bus: object | None = None
+    #: Where the SPI displays' /dev/spidevP.D nodes are (a folder of stand-ins in tests).
+    dev_dir: str = "/dev"
     #: A gpiozero pin factory; None: the one controls.pin_factory chooses (ui.gpio).
     pin_factory: object | None = None
     #: True/False when the kernel says whether the clock is NTP-synchronised, None when unknown.

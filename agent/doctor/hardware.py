@@ -1,12 +1,13 @@
-"""Checks of the device's hardware: camera, H.264 encoder, the front display on I2C, and the GPIO pins
-of button, LEDs and buzzer. Each opens the part only as far as needed to see it answer."""
+"""Checks of the device's hardware: camera, H.264 encoder, the front display on I2C or SPI, and the GPIO
+pins of button, LEDs and buzzer. Each opens the part only as far as needed to see it answer."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 from base.errors import BodycamError
-from ui.settings import DRIVER_SIZES
+from ui.settings import DRIVER_SIZES, SPI_DRIVERS
 
 from .check import Check, fail, ok, warn
 from .context import Context
@@ -92,9 +93,27 @@ def check_display(ctx: Context) -> Check:
         if not ctx.simulation:
             return warn("display", f"display.driver = {display.driver!r} on a {ctx.pi_model}: the officer sees "
                                    "no state",
-                        "set display.driver to the fitted panel (ssd1306, sh1106 or ssd1309) and restart the agent")
+                        f"set display.driver to the fitted panel ({', '.join(DRIVER_SIZES)}) and restart the agent")
         return ok("display", f"emulated display ({display.driver})")
+    if display.driver in SPI_DRIVERS:
+        return _check_spi_bus(ctx, display.driver, display.spi_port, display.spi_device)
     return _probe_display(ctx, display.driver, display.i2c_port, display.i2c_address)
+
+
+def _check_spi_bus(ctx: Context, driver: str, port: int, device: int) -> Check:
+    """An SPI panel cannot answer (the bus has no acknowledge): the bus must exist and open for writing."""
+    path = os.path.join(ctx.dev_dir, f"spidev{port}.{device}")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return fail("display", f"SPI bus {path} does not exist",
+                    "enable SPI with 'sudo raspi-config nonint do_spi 0' and reboot; check display.spi_port and "
+                    "display.spi_device")
+    except PermissionError:
+        return fail("display", f"no permission to open {path}",
+                    f"the user needs group spi (add {ctx.service_user}: 'sudo usermod -aG spi {ctx.service_user}')")
+    os.close(fd)
+    return ok("display", f"{driver} on SPI bus {path} (an SPI panel cannot answer: check that it shows the screen)")
 
 
 def _probe_display(ctx: Context, driver: str, port: int, address: int) -> Check:

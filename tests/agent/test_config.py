@@ -68,3 +68,15 @@ def test_replace_validates_like_the_file():
 def test_gop_defaults_to_one_second():
     assert config.CameraConfig(fps=25.0).keyframe_interval == 25
     assert config.CameraConfig(fps=30.0, gop_frames=15).keyframe_interval == 15
+
+
+@pytest.mark.parametrize("controls, expected", [
+    ("led_green_pin = 22", r"agent\.toml: controls\.led_green_pin = 22 is already used by display\.dc_pin"),
+    ("button_pin = 18", r"controls\.button_pin = 18 is already used by display\.backlight_pin"),
+    ("trigger_pin = 10", r"controls\.trigger_pin = 10 is already used by the display's SPI0 bus"),
+])
+def test_a_control_on_a_pin_of_the_spi_display_is_refused(controls, expected):
+    text = f'[display]\ndriver = "st7789"\nwidth = 320\nheight = 240\n[controls]\n{controls}\n'
+    with pytest.raises(ConfigError, match=expected):
+        config.loads(text, "agent.toml")
+    config.loads(text.replace("st7789", "dummy"), "agent.toml")  # no SPI display: the pins are free

@@ -24,7 +24,7 @@ import numpy as np
 #: Seconds between fake frames; small so the tests run fast.
 FRAME_INTERVAL = 0.002
 #: Pixel values the fake lores stream holds, so a test can tell the planes and the padding apart.
-Y_VALUE, UV_VALUE, PAD_VALUE = 100, 200, 7
+Y_VALUE, U_VALUE, V_VALUE, PAD_VALUE = 100, 90, 240, 7
 
 SPS = b"\x00\x00\x00\x01\x67\x64\x00\x28"
 PPS = b"\x00\x00\x00\x01\x68\xee\x3c\x80"
@@ -184,9 +184,12 @@ class CompletedRequest:
         if stream is None:
             raise RuntimeError(f"Stream {name!r} is not defined")
         (width, height), stride = stream["size"], stream["stride"]
+        # As libcamera lays YUV420 out: Y rows of ``stride``, then U and V rows of ``stride / 2``, packed.
         image = np.full((height * 3 // 2, stride), PAD_VALUE, dtype=np.uint8)
         image[:height, :width] = Y_VALUE
-        image[height:, :width // 2] = UV_VALUE
+        chroma = image.reshape(-1)[height * stride:].reshape(height, stride // 2)  # U rows, then V rows
+        chroma[:height // 2, :width // 2] = U_VALUE
+        chroma[height // 2:, :width // 2] = V_VALUE
         return image
 
 

@@ -216,7 +216,7 @@ def test_audio_frames_are_ignored(make_source, fake):
     assert [f.seq for f in frames] == list(range(len(frames)))
 
 
-def test_preview_is_the_lores_y_plane_without_stride_padding(make_source, fake):
+def test_preview_is_the_lores_yuv_planes_without_stride_padding(make_source, fake):
     fake.state.stride_align = 256  # rows padded well past the 128-pixel lores width
     source = make_source(width=640, height=480)
     assert source.preview() is None
@@ -225,10 +225,13 @@ def test_preview_is_the_lores_y_plane_without_stride_padding(make_source, fake):
     while source.preview() is None and time.monotonic() < deadline:
         time.sleep(0.005)
 
-    image = source.preview()
-    assert image is not None and image.ndim == 2 and image.dtype.name == "uint8"
-    assert image.shape == (96, 128)
-    assert (image == fake_picamera2.Y_VALUE).all()
+    preview = source.preview()
+    assert isinstance(preview, tuple) and len(preview) == 3
+    y, u, v = preview
+    assert y.dtype.name == u.dtype.name == v.dtype.name == "uint8"
+    assert y.shape == (96, 128) and u.shape == v.shape == (48, 64)
+    assert (y == fake_picamera2.Y_VALUE).all()
+    assert (u == fake_picamera2.U_VALUE).all() and (v == fake_picamera2.V_VALUE).all()
 
 
 def test_preview_is_updated_at_most_ten_times_a_second(make_source, monkeypatch):

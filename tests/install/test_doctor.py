@@ -241,6 +241,16 @@ def test_no_display_on_a_pi_is_a_warning(device):
     assert result.level is Level.WARN and "ssd1306" in result.fix
 
 
+def test_spi_display_needs_its_bus(device, tmp_path):
+    ctx = display_ctx(device, driver="st7789", width=320, height=240, spi_port=0, spi_device=1)
+    ctx.dev_dir = str(tmp_path)
+    missing = check_display(ctx)
+    assert missing.level is Level.FAIL and "spidev0.1 does not exist" in missing.title and "do_spi" in missing.fix
+    (tmp_path / "spidev0.1").write_bytes(b"")
+    present = check_display(ctx)
+    assert present.level is Level.OK and "st7789 on SPI bus" in present.title
+
+
 # --- buttons and LEDs on GPIO ----------------------------------------------------------------------
 
 def gpio_ctx(device, factory, **overrides):

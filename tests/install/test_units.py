@@ -63,7 +63,8 @@ def test_agent_reaches_its_hardware_and_nothing_else():
     d = directives("bodycam-agent.service")
     assert d["DevicePolicy"] == ["closed"]
     allowed = {v.split()[0] for v in d["DeviceAllow"]}
-    assert allowed == {"char-video4linux", "char-media", "char-dma_heap", "char-i2c", "char-gpiochip"}
+    assert allowed == {"char-video4linux", "char-media", "char-dma_heap", "char-i2c", "char-spi",
+                       "char-gpiochip"}
     assert "PrivateDevices" not in d and "PrivateUsers" not in d  # both would lock out the hardware
     assert d["User"] == ["bodycam"] and d["NoNewPrivileges"] == ["yes"]
     assert d["ProtectSystem"] == ["strict"] and d["ReadWritePaths"] == ["/var/lib/bodycam"]

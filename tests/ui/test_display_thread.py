@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from luma.core.device import dummy
 from PIL import Image
 
 from ui.display import DisplayError, DisplayThread, build_display_thread, device_error, open_device, switch_off, wake_on_state_change
@@ -173,3 +174,18 @@ def test_switch_off_blanks_a_panel_left_showing_a_stale_frame():
     switch_off(DisplayConfig(driver="ssd1306"), bus=bus)
     assert [0xAE] in bus.commands[-2:]  # DISPLAYOFF, then a cleared frame
     switch_off(DisplayConfig())  # the dummy has nothing to switch off
+
+
+def test_the_rate_the_bus_carries_is_measured_and_a_shortfall_logged(caplog):
+    """A slow bus: the thread only gets to render every 0.2 s of a fake clock while 15 frames/s are wanted."""
+    now = [0.0]
+    frames = iter(range(10**6))
+    thread = DisplayThread(lambda: dummy(width=128, height=64, mode="1"),
+                           lambda: OfficerView(OfficerState.MIRROR, now=NOW + next(frames), clock="09:41"),
+                           render, fps=15.0, clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="ui.display"):
+        for _ in range(60):  # 12 s of the fake clock
+            thread._frame()
+            now[0] += 0.2
+    assert thread.stats().fps == pytest.approx(5.0)
+    assert "keeps up 5.0 frames/s of the 15 configured" in caplog.text

@@ -24,7 +24,7 @@ def test_defaults_are_valid():
 
 
 @pytest.mark.parametrize("table, expected", [
-    ({"driver": "ssd1351"}, r"agent\.toml: display\.driver = 'ssd1351' is not one of: dummy, emulator, ssd1306"),
+    ({"driver": "ssd1331"}, r"agent\.toml: display\.driver = 'ssd1331' is not one of: dummy, emulator, ssd1306"),
     ({"driver": 1306}, r"display\.driver must be a string"),
     ({"rotation": 4}, r"display\.rotation = 4 is out of range \(allowed 0\.\.3\)"),
     ({"contrast": 300}, r"display\.contrast = 300 is out of range"),
@@ -84,8 +84,8 @@ def test_a_pin_already_claimed_names_the_key(mock_factory):
 
 
 def test_an_unknown_driver_that_bypassed_the_loader_still_names_the_key():
-    with pytest.raises(ConfigError, match=re.escape("display.driver = 'ssd1351' is not one of")):
-        open_device(DisplayConfig(driver="ssd1351"))
+    with pytest.raises(ConfigError, match=re.escape("display.driver = 'ssd1331' is not one of")):
+        open_device(DisplayConfig(driver="ssd1331"))
 
 
 def test_auto_pin_factory_uses_an_installed_factory_and_mocks_off_the_pi(mock_factory, monkeypatch):
