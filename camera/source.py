@@ -53,7 +53,8 @@ class FrameSource(ABC):
         """True while frames are being produced."""
 
     def preview(self):
-        """The latest small grayscale image (numpy uint8, 2-D) for the front display, or None."""
+        """The latest small picture for the front display: the Y, U and V planes of a YUV420 image (numpy
+        uint8; U and V at half size, as picamera2's lores stream), or None before the first frame."""
         with self._preview_lock:
             return self._preview
 

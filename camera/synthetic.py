@@ -258,7 +258,7 @@ class SyntheticSource(FrameSource):
             pts = round(n * period_us)
             planes = pattern.planes(n, wall0 + pts / 1e6)
             if n % max(1, round(info.fps / 10)) == 0:
-                on_preview(_downscale(planes[0], PREVIEW_WIDTH))
+                on_preview(_preview_planes(planes, PREVIEW_WIDTH))
             force = self._keyframe_wanted.is_set()
             self._keyframe_wanted.clear()
             packets = encoder.encode(planes, pts, force)
@@ -276,13 +276,16 @@ class SyntheticSource(FrameSource):
             return  # stopped while the clip was being encoded
         logger.info("synthetic camera: replaying a pre-encoded clip of %d frames (%.1f MB)",
                     len(clip), sum(len(d) for d, _, _ in clip) / 1e6)
+        # The pattern's chroma does not move: the child pipes the luma of each preview, the colour is added here.
+        _, u, v = _preview_planes(TestPattern(self.info.width, self.info.height, self.info.fps).planes(0, 0.0),
+                                  PREVIEW_WIDTH)
         while True:
             for data, keyframe, preview in clip:
                 if self._keyframe_wanted.is_set() and not keyframe:
                     continue  # a forced keyframe in replay: skip ahead to the clip's next IDR
                 self._keyframe_wanted.clear()
                 if preview is not None:
-                    self._set_preview(preview)
+                    self._set_preview((preview, u, v))
                 yield data, keyframe
 
     def _run(self, on_frame: FrameCallback) -> None:
@@ -317,9 +320,10 @@ class SyntheticSource(FrameSource):
             self.fault = exc
 
 
-def _downscale(luma: np.ndarray, width: int) -> np.ndarray:
-    step = max(1, luma.shape[1] // width)
-    return np.ascontiguousarray(luma[::step, ::step])
+def _preview_planes(planes, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Y, U and V planes cut down to about ``width`` columns, as picamera2's lores YUV420 stream gives them."""
+    step = max(1, planes[0].shape[1] // width)
+    return tuple(np.ascontiguousarray(plane[::step, ::step]) for plane in planes)
 
 
 # -- the replay clip, encoded in a child process ----------------------------------------------------------
@@ -379,7 +383,7 @@ def _encode_clip_main(argv: list[str]) -> int:
     for n, (data, keyframe) in enumerate(source._live(on_preview=previews.append)):
         if n >= frames:
             break
-        preview = previews.pop() if previews else None
+        preview = previews.pop()[0] if previews else None  # the luma; the parent adds the static chroma
         previews.clear()
         rows, cols = preview.shape if preview is not None else (0, 0)
         out.write(_RECORD.pack(keyframe, len(data), rows, cols))

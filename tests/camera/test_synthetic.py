@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from base.errors import CameraUnavailableError
@@ -86,7 +87,8 @@ def test_realtime_thread_paces_frames_and_stops(small_source):
     count = len(got)
     span = got[14].wall_time - got[0].wall_time
     assert 0.3 < span < 1.5, span  # 14 frame periods at 30 fps ≈ 0.47 s, generous for a busy CI
-    assert source.preview() is not None and source.preview().ndim == 2
+    y, u, v = source.preview()  # YUV420 like picamera2's lores stream
+    assert y.ndim == 2 and u.shape == v.shape == (y.shape[0] // 2, y.shape[1] // 2)
     assert len(got) == count  # nothing arrives after stop()
 
 
@@ -128,19 +130,33 @@ def test_replay_clip_is_encoded_outside_this_process():
         "src = SyntheticSource(160, 120, 30.0, 200_000, 10, realtime=False, replay_seconds=1.0)\n"
         "frames = list(src.frames(35))\n"
         "assert frames[30].data == frames[0].data\n"
-        "print('av' in sys.modules, src.preview().shape if src.preview() is not None else None)\n")
+        "print('av' in sys.modules, [p.shape for p in src.preview()] if src.preview() is not None else None)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split(maxsplit=1) == ["False", "(120, 160)\n"]
+    assert proc.stdout.split(maxsplit=1) == ["False", "[(120, 160), (60, 80), (60, 80)]\n"]
 
 
 def test_replay_shows_the_clips_pictures_on_the_preview(small_source):
     source = small_source(replay_seconds=1.0)
     seen = set()
     for _ in source.frames(60):
-        seen.add(source.preview().tobytes())
+        seen.add(source.preview()[0].tobytes())
     assert len(seen) >= 10  # the mirror keeps moving during replay, as with a live camera
+
+
+@pytest.mark.parametrize("replay", [0.0, 1.0])
+def test_the_preview_carries_the_patterns_colour_to_a_colour_panel(small_source, replay):
+    """Off the Pi the synthetic camera feeds the colour mirror as picamera2's lores stream does: the
+    pattern's left quarter is tinted (V = 160), so a colour picture of it is redder there than on the right."""
+    from ui.picture import picture
+
+    source = small_source(replay_seconds=replay)
+    for _ in source.frames(5):
+        pass
+    rgb = np.asarray(picture(source.preview(), 320, 240, flip=False, colour=True)).astype(int)
+    left, right = rgb[:, 10:60], rgb[:, -60:-10]
+    assert (left[..., 0] - left[..., 1]).mean() > (right[..., 0] - right[..., 1]).mean() + 20
 
 
 def test_a_failing_clip_encoder_is_a_clear_camera_error():

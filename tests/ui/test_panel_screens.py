@@ -112,12 +112,12 @@ def test_tft_recording_label_has_8_mm_capitals(language):
 FRAME = 0x5A3C_0F96  # every byte different, both bit values in every row of the counter
 
 
-def _synthetic_preview() -> tuple[np.ndarray, tuple[int, int]]:
-    """The preview the synthetic camera hands the display for frame FRAME, and the pattern's size."""
+def _synthetic_preview() -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[int, int]]:
+    """The preview (Y, U, V) the synthetic camera hands the display for frame FRAME, and the pattern's size."""
     pattern = synthetic.TestPattern(640, 360, 30)
-    y, _, _ = pattern.planes(FRAME, NOW)
-    assert synthetic.read_counter(y) == FRAME  # the reference itself reads back
-    return synthetic._downscale(y, synthetic.PREVIEW_WIDTH), (640, 360)
+    planes = pattern.planes(FRAME, NOW)
+    assert synthetic.read_counter(planes[0]) == FRAME  # the reference itself reads back
+    return synthetic._preview_planes(planes, synthetic.PREVIEW_WIDTH), (640, 360)
 
 
 def _read_back(image: Image.Image, spec: ScreenSpec, size: tuple[int, int], unflip: bool) -> int | None:
