@@ -125,6 +125,10 @@ def describe_status(doc: StatusDocument, now: float) -> list[str]:
         b = doc.backlog
         lines.append(f"backlog: {_backlog_line(b.segments, b.bytes, b.oldest_age_s)}")
     lines.append(f"uplink:  {_uplink_line(doc, now)}")
+    if doc.display is not None:
+        d = doc.display
+        slow = "" if d.fps >= 0.9 * d.target_fps else " (the panel's bus cannot carry more)"
+        lines.append(f"display: {d.driver}, {d.fps:g} of {d.target_fps:g} frames/s{slow}")
     for part, fault in doc.faults.items():
         lines.append(f"FAULT:   {part}: {fault}")
     for alert in doc.alerts:

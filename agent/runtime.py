@@ -43,7 +43,7 @@ from base.sdnotify import Notifier, watchdog_interval
 from .sealing import EvidenceStage, SealerThread, clock_sync_state
 from .sensors import BatteryMonitor, cpu_temperature_c, throttling, wifi_link
 from .status import INTERVAL_S as STATUS_PERIOD_S
-from .status import AuditHead, Backlog, ChainHead, PreEvent, StatusAlert, StatusDocument, Storage
+from .status import AuditHead, Backlog, ChainHead, DisplayRate, PreEvent, StatusAlert, StatusDocument, Storage
 from .statusfile import write_status
 
 logger = logging.getLogger(__name__)
@@ -427,6 +427,11 @@ class Agent:
         self.cfg = new
         return needs_restart
 
+    def _display_rate(self) -> DisplayRate | None:
+        if self.display is None or self.cfg.display.driver == "dummy":
+            return None
+        return DisplayRate(self.cfg.display.driver, round(self.display.stats().fps, 1), self.cfg.display.fps)
+
     def status(self) -> StatusDocument:
         """A snapshot for the status file (agent.status), the alerts and telemetry; alerts are added by
         :meth:`refresh_alerts`, which derives them from this."""
@@ -454,6 +459,7 @@ class Agent:
             chain_head=ChainHead(**self.stage.chain_head()),
             faults=faults,
             restarts={w.name: w.restarts for w in self._workers},
+            display=self._display_rate(),
             broker=f"{mqtt.host}:{mqtt.port}" if self.cfg.uplink.enabled else None,
             uplink=self.uplink.status if self.uplink is not None else None,
         )

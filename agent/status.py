@@ -73,6 +73,15 @@ class ChainHead:
 
 
 @dataclass(frozen=True)
+class DisplayRate:
+    """The front display: the frame rate it keeps (lower than asked when the panel's bus cannot carry it)."""
+
+    driver: str
+    fps: float
+    target_fps: float
+
+
+@dataclass(frozen=True)
 class StatusAlert:
     """One of agent.alerts' alerts as display and telemetry show it; ``severity`` is critical or warning."""
 
@@ -108,6 +117,8 @@ class StatusDocument:
     restarts: dict[str, int] = field(default_factory=dict)
     #: The alert list the display and telemetry show, most severe first.
     alerts: tuple[StatusAlert, ...] = ()
+    #: None with no display (driver "dummy") or before its first frame.
+    display: DisplayRate | None = None
     #: "host:port" of the configured broker; None when uploading is switched off.
     broker: str | None = None
     #: The uplink's own report (comms.uplink.UplinkStatus); None while it is not running.

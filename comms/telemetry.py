@@ -61,6 +61,7 @@ def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], batter
                     "oldest_age_s": backlog.get("oldest_age_s")},
         "upload": upload,
         "system": {"cpu_temperature_c": cpu_temperature_c, "throttling": throttling, "link": link},
+        "display": status.get("display"),
         "alerts": [dict(a) for a in alerts],
         "audit_head": status.get("audit_head"),
         "chain_head": status.get("chain_head"),

@@ -129,3 +129,35 @@ def test_command_payloads_and_results_validate():
         check_cmd.validate(json.loads(payload))
         check_result.validate(json.loads(handler.handle(payload).to_json()))
     check_result.validate(json.loads(handler.handle(b"nonsense").to_json()))
+
+
+def test_the_display_reports_the_frame_rate_it_keeps(tmp_path):
+    """Telemetry and `bodycam status` say how many frames the panel really shows (issue 14): a bus too slow
+    for the configured rate shows as a lower figure, not silently."""
+    from agent.doctor_cli import describe_status
+
+    cfg = device_config(tmp_path, display={"driver": "emulator", "panel": "colour", "width": 320, "height": 240,
+                                           "fps": 10.0, "emulator_path": str(tmp_path / "panel.gif")})
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        agent.trigger(Trigger(Action.MIRROR_ON, "test"))  # the mirror redraws every frame
+        assert wait_for(lambda: agent.status().display is not None and agent.status().display.fps > 0, 15)
+        doc = agent.refresh_alerts()
+        message = build_telemetry(doc.as_json(), clock_sync="unsynchronized", alerts=[])
+    finally:
+        agent.stop()
+    validator("telemetry.schema.json").validate(message)
+    assert message["display"]["driver"] == "emulator" and message["display"]["target_fps"] == 10.0
+    assert 0 < message["display"]["fps"] <= 11
+    line = next(line for line in describe_status(doc, doc.time) if line.startswith("display:"))
+    assert line.startswith("display: emulator, ") and "of 10 frames/s" in line
+
+
+def test_a_display_slower_than_asked_is_said_in_bodycam_status():
+    from agent.doctor_cli import describe_status
+    from agent.status import DisplayRate, StatusDocument
+
+    doc = StatusDocument(time=0.0, version="x", device="d", site="s", state="mirror",
+                         display=DisplayRate("st7789", 6.0, 15.0))
+    assert "display: st7789, 6 of 15 frames/s (the panel's bus cannot carry more)" in describe_status(doc, 0.0)
