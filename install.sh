@@ -29,13 +29,15 @@ readonly SERVICE=bodycam-agent.service
 readonly UNIT_DIR=/etc/systemd/system
 readonly DROPIN_DIR=$UNIT_DIR/$SERVICE.d
 readonly SERVICE_USER=bodycam
-readonly HARDWARE_GROUPS=(video i2c gpio)
+readonly HARDWARE_GROUPS=(video i2c spi gpio)
 # The Python wheels the agent needs (numpy, pillow, cffi, pyrage, pygame, PyAV) exist on PyPI for
 # these only; on 32-bit Raspberry Pi OS (armhf) pip would try to compile them and fail.
 readonly SUPPORTED_ARCHITECTURES=(arm64 amd64)
 readonly SUPPORTED_OS="bodycam installs on Raspberry Pi OS Bookworm (64-bit) on a Raspberry Pi 4 or 5, and for the simulation on 64-bit Debian 12 (amd64 or arm64)."
 readonly BASE_PACKAGES=(python3 python3-venv ca-certificates openssl i2c-tools procps systemd)
-readonly PI_PACKAGES=(python3-picamera2 python3-lgpio raspi-config)
+# python3-spidev: the big front displays (SSD1322/SSD1362/SSD1351 OLEDs, ST7789/ILI9341 TFTs) are on SPI,
+# and luma.core does not pull in spidev itself.
+readonly PI_PACKAGES=(python3-picamera2 python3-lgpio python3-spidev raspi-config)
 # Used only by --dry-run before python3 is installed; otherwise the paths come from the config.
 readonly DEFAULT_SPOOL=$STATE_ROOT/spool
 
@@ -206,7 +208,7 @@ boot_config() {
 ensure_pi_interfaces() {
     if ! command -v raspi-config >/dev/null; then
         if ((DRY_RUN)); then
-            change "enable I2C and the camera with raspi-config (once it is installed)" true
+            change "enable I2C, SPI and the camera with raspi-config (once it is installed)" true
             return
         fi
         die "raspi-config is missing; this does not look like Raspberry Pi OS (use --mode simulation to install the simulation)"
@@ -216,6 +218,12 @@ ensure_pi_interfaces() {
         ok "I2C enabled (front display)"
     else
         change "enable I2C (front display)" raspi-config nonint do_i2c 0
+        REBOOT_NEEDED=1
+    fi
+    if [[ $(raspi-config nonint get_spi) == 0 ]]; then
+        ok "SPI enabled (large front displays)"
+    else
+        change "enable SPI (large front displays)" raspi-config nonint do_spi 0
         REBOOT_NEEDED=1
     fi
     local config
@@ -816,7 +824,7 @@ uninstall() {
     if id -u "$SERVICE_USER" >/dev/null 2>&1; then
         change "remove user $SERVICE_USER" userdel "$SERVICE_USER"
     fi
-    say "  Debian packages and the groups video, i2c, gpio stay (other software may use them)."
+    say "  Debian packages and the groups video, i2c, spi, gpio stay (other software may use them)."
 }
 
 # --- summary ----------------------------------------------------------------------------------

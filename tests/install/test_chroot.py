@@ -90,7 +90,7 @@ def test_user_and_groups(root, first_run):
     assert int(passwd["bodycam"][2]) < 1000  # a system user
     for line in (root / "etc/group").read_text().splitlines():
         name, _, _, members = line.split(":")
-        if name in ("video", "i2c", "gpio"):
+        if name in ("video", "i2c", "spi", "gpio"):
             assert "bodycam" in members.split(","), line
 
 

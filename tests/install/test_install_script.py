@@ -73,12 +73,13 @@ def test_dry_run_prints_the_plan_and_changes_nothing():
     assert "raspi-config" not in plan
 
 
-def test_dry_run_on_a_pi_enables_camera_and_i2c():
+def test_dry_run_on_a_pi_enables_camera_i2c_and_spi():
     out = run("--dry-run", "--mode", "pi")
     assert out.returncode == 0, out.stderr
-    assert "pi mode" in out.stdout and "raspi-config" in out.stdout
+    assert "pi mode" in out.stdout and "raspi-config" in out.stdout and "SPI" in out.stdout
     if not installed_here():
-        assert "python3-picamera2" in out.stdout and "simulation.conf" not in out.stdout
+        assert "python3-picamera2" in out.stdout and "python3-spidev" in out.stdout
+        assert "simulation.conf" not in out.stdout
 
 
 def test_uninstall_dry_run():
