@@ -41,6 +41,8 @@ from ui.oled import FastSSD1306  # noqa: E402
 from ui.screens import render  # noqa: E402
 from ui.settings import DisplayConfig  # noqa: E402
 from ui.state import OfficerState  # noqa: E402
+
+from bench_ui import per_frame_ms  # noqa: E402  (one way to time a frame, shared with the 1-bit bench)
 from ui.view import OfficerView  # noqa: E402
 
 NOW = 1_700_000_000.0
@@ -96,19 +98,6 @@ def open_panel(cfg: DisplayConfig, pins):
     if cfg.driver == "ssd1306":
         return FastSSD1306(i2c(bus=NullI2C()))
     return open_device(cfg, spi=NullSpi(), pin_factory=pins)
-
-
-def per_frame_ms(fn, frames: int, blocks: int = 7) -> float:
-    """Median over ``blocks`` runs of ``frames / blocks`` calls: robust against a noisy neighbour."""
-    fn(0)
-    per_block = max(1, frames // blocks)
-    times = []
-    for b in range(blocks):
-        start = time.perf_counter()
-        for n in range(b * per_block, (b + 1) * per_block):
-            fn(n)
-        times.append((time.perf_counter() - start) / per_block * 1e3)
-    return statistics.median(times)
 
 
 def cost_per_frame(frames: int, pins) -> None:
