@@ -58,6 +58,22 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """Sound recorded with the pictures. LAW IS POLICY: off unless the city's data-protection officer agrees."""
+
+    enabled: bool = _opt(False, "Record sound with the pictures (§ 15c PolG NRW: 'Bild- und Tonaufzeichnungen').")
+    device: str = _opt("default", "ALSA capture device of the microphone ('arecord -L' lists them).")
+    codec: str = _opt("aac", "Audio codec: AAC-LC, mono.", choices=("aac",))
+    bitrate: int = _opt(48_000, "Audio bitrate in bit/s.", min=16_000, max=128_000)
+    gain_db: float = _opt(0.0, "Gain applied to the microphone signal in dB.", min=-20.0, max=30.0)
+
+    def problems(self):
+        if self.enabled:
+            yield "enabled", ("= true is not available in this version: sealed segments cannot carry sound yet "
+                              "(issue #13; the capture path is built, the sealed format is not); keep it false")
+
+
+@dataclass(frozen=True)
 class RecordingConfig:
     pre_event_seconds: float = _opt(
         30.0, f"Pre-event window held in RAM (0 disables pre-recording; at most {PRE_EVENT_MAX_SECONDS}).",
@@ -112,6 +128,7 @@ class RuntimeConfig:
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)

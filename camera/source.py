@@ -2,7 +2,8 @@
 
 A source owns its capture thread. It hands each :class:`EncodedFrame` to the callback given to
 :meth:`FrameSource.start`, on that thread, and expects the callback to return at once (the recorder's
-callback only enqueues). The backends are chosen by name, as gpiozero chooses pin factories, so the
+callback only enqueues). A source with sound (:attr:`FrameSource.audio` set) hands its
+:class:`AudioPacket` objects to a second callback, on the same media clock. The backends are chosen by name, as gpiozero chooses pin factories, so the
 rest of the agent never imports picamera2 and runs anywhere.
 """
 
@@ -16,11 +17,12 @@ from typing import Callable
 
 from base.errors import CameraUnavailableError, ConfigError
 
-from .frames import EncodedFrame, StreamInfo
+from .frames import AudioInfo, AudioPacket, EncodedFrame, StreamInfo
 
 logger = logging.getLogger(__name__)
 
 FrameCallback = Callable[[EncodedFrame], None]
+AudioCallback = Callable[[AudioPacket], None]
 
 BACKENDS = ("auto", "picamera2", "synthetic")
 
@@ -34,10 +36,15 @@ class FrameSource(ABC):
         self._preview_lock = threading.Lock()
         #: The exception that stopped the source, if any; the runtime shows it as a camera fault.
         self.fault: BaseException | None = None
+        #: The sound track this source records with its pictures, or None for pictures only.
+        self.audio: AudioInfo | None = None
 
     @abstractmethod
-    def start(self, on_frame: FrameCallback) -> None:
-        """Start capturing; ``on_frame`` is called on the capture thread for every frame."""
+    def start(self, on_frame: FrameCallback, on_audio: AudioCallback | None = None) -> None:
+        """Start capturing; ``on_frame`` is called on the capture thread for every frame.
+
+        ``on_audio`` receives the audio packets of a source with :attr:`audio`; without it, none are made.
+        """
 
     @abstractmethod
     def stop(self, timeout: float = 5.0) -> None:

@@ -68,3 +68,12 @@ def test_replace_validates_like_the_file():
 def test_gop_defaults_to_one_second():
     assert config.CameraConfig(fps=25.0).keyframe_interval == 25
     assert config.CameraConfig(fps=30.0, gop_frames=15).keyframe_interval == 15
+
+
+def test_sound_is_off_by_default_and_cannot_be_switched_on_before_segments_can_carry_it(tmp_path):
+    assert config.Config().audio.enabled is False
+    assert config.loads('[audio]\nbitrate = 32000\ndevice = "hw:1,0"\n').audio.bitrate == 32000
+    with pytest.raises(ConfigError, match=r"audio\.enabled .*not available"):
+        config.loads("[audio]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="audio.codec"):
+        config.loads('[audio]\ncodec = "mp3"\n')
