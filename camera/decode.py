@@ -31,11 +31,12 @@ def decode_mp4_frame_numbers(path) -> list[int | None]:
         return [read_counter(frame.to_ndarray(format="gray")) for frame in container.decode(video=0)]
 
 
-def decode_audio(packets, info):
+def decode_audio(packets, info, preroll=None):
     """Decode AAC packets (in order) onto the media clock: (mono float32 samples, time of the first in µs).
 
     Each packet is decoded at its own ``pts_us``; a hole between packets stays silent, so times read
-    from the result are the times the recording claims.
+    from the result are the times the recording claims. ``preroll`` (a segment's ``audio_preroll``)
+    is decoded first and its output discarded, so the first packet decodes as in the whole stream.
     """
     import numpy as np
     from fractions import Fraction
@@ -51,6 +52,8 @@ def decode_audio(packets, info):
     start_us = packets[0].pts_us
     end = round((packets[-1].end_us - start_us) * rate / 1_000_000)
     out = np.zeros(end, np.float32)
+    if preroll is not None:
+        codec.decode(av.Packet(preroll.data))
     for p in packets:
         av_packet = av.Packet(p.data)
         av_packet.pts = round(p.pts_us * rate / 1_000_000)
