@@ -94,6 +94,13 @@ class AudioInfo:
     config: bytes
     source: str
 
+    @classmethod
+    def aac_lc(cls, sample_rate: int, channels: int, bitrate: int, source: str) -> "AudioInfo":
+        """AAC-LC with 1024 samples per frame; its AudioSpecificConfig is built here (ISO 14496-3 1.6.2.1)."""
+        index = _AAC_RATES.index(sample_rate)
+        config = ((2 << 11) | (index << 7) | (channels << 3)).to_bytes(2, "big")  # object type 2 = AAC LC
+        return cls("aac", sample_rate, channels, bitrate, 1024, config, source)
+
     @property
     def frame_us(self) -> float:
         """The duration of one audio frame in microseconds (21 333 µs for AAC at 48 kHz)."""
@@ -109,3 +116,6 @@ class AudioInfo:
             "config": self.config.hex(),
             "source": self.source,
         }
+
+
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)

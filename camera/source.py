@@ -38,6 +38,8 @@ class FrameSource(ABC):
         self.fault: BaseException | None = None
         #: The sound track this source records with its pictures, or None for pictures only.
         self.audio: AudioInfo | None = None
+        #: Why the source records no sound although it should (no microphone), or None; the pictures go on.
+        self.audio_fault: str | None = None
 
     @abstractmethod
     def start(self, on_frame: FrameCallback, on_audio: AudioCallback | None = None) -> None:
