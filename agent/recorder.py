@@ -14,7 +14,10 @@ by frame.
 Sound (a source with :attr:`~camera.source.FrameSource.audio`) follows the pictures by time: outside
 a recording its packets go to the ring, in a recording (and while closed segments still wait for the
 sound of their span) to the segmenter, which assigns each packet to the segment whose span it
-starts in. A gap in the packets' numbers is counted as lost sound, like lost frames.
+starts in. A gap in the packets' numbers is counted as lost sound, like lost frames. When sound is
+expected and the pictures run ``AUDIO_SILENCE_US`` past the last packet (a microphone unplugged,
+an audio thread that died), the recorder reports the silence (``audio_silent``); it clears when
+packets come again. The segments declare what is missing either way.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: An overrun alarm stays raised this long after the last dropped frame.
 OVERRUN_ALARM_HOLD_S = 10.0
+#: No sound packet for this long while pictures go on: the microphone is gone (or its thread died).
+AUDIO_SILENCE_US = 2_000_000
 #: A refused START is reported this long (the cause itself, e.g. storage, has its own lasting alert).
 REFUSAL_HOLD_S = 30.0
 
@@ -109,6 +114,8 @@ class RecorderStatus:
     ring: RingStats
     audio_packets_seen: int = 0
     audio_packets_lost: int = 0
+    #: Sound is expected but has not come for AUDIO_SILENCE_US of pictures.
+    audio_silent: bool = False
 
 
 Listener = Callable[[object], None]
@@ -150,6 +157,8 @@ class Recorder:
         self._last_audio_seq: int | None = None
         self.audio_packets_seen = 0
         self.audio_packets_lost = 0
+        self._heard_until_us: int | None = None  # the end of the newest packet, or the first picture's time
+        self.audio_silent = False
         self.refused_reason: str | None = None
         self._refused_wall = 0.0
         self._listeners: list[Listener] = []
@@ -181,6 +190,8 @@ class Recorder:
                 self._lose(lost)
         self._last_seq = frame.seq
         self._last_pts = frame.pts_us
+        if self.audio is not None:
+            self._watch_silence(frame.pts_us)
         if self.state.recording:
             self.segmenter.add(frame)
             if self._stop_at_pts is not None and frame.pts_us >= self._stop_at_pts:
@@ -191,7 +202,19 @@ class Recorder:
             if self.ring.wants_keyframe:
                 self.request_keyframe()
 
+    def _watch_silence(self, pts_us: int) -> None:
+        if self._heard_until_us is None:
+            self._heard_until_us = pts_us
+        elif not self.audio_silent and pts_us - self._heard_until_us > AUDIO_SILENCE_US:
+            self.audio_silent = True
+            logger.error("no sound for %.1f s while the pictures go on: the microphone is gone or silent; "
+                         "recording pictures without sound", (pts_us - self._heard_until_us) / 1e6)
+
     def handle_audio(self, packet: AudioPacket) -> None:
+        self._heard_until_us = packet.end_us
+        if self.audio_silent:
+            self.audio_silent = False
+            logger.warning("sound is back")
         self.audio_packets_seen += 1
         if self._last_audio_seq is not None and packet.seq > self._last_audio_seq + 1:
             lost = packet.seq - self._last_audio_seq - 1
@@ -318,4 +341,5 @@ class Recorder:
         refused = self.refused_reason if now - self._refused_wall < REFUSAL_HOLD_S else None
         return RecorderStatus(self.state, self.incident_id, self.recording_since,
                               self.segmenter.segments_emitted, self.frames_seen, self.frames_lost, overrun,
-                              refused, self.ring.stats(), self.audio_packets_seen, self.audio_packets_lost)
+                              refused, self.ring.stats(), self.audio_packets_seen, self.audio_packets_lost,
+                              self.audio_silent)

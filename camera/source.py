@@ -82,8 +82,8 @@ def picamera2_available() -> bool:
     return importlib.util.find_spec("picamera2") is not None
 
 
-def open_source(camera_config) -> FrameSource:
-    """Build the frame source named by ``camera_config.backend``.
+def open_source(camera_config, audio_config=None) -> FrameSource:
+    """Build the frame source named by ``camera_config.backend``, with sound when ``audio_config.enabled``.
 
     ``auto`` means picamera2 where it is installed and the synthetic source elsewhere. A Pi whose
     camera is missing therefore fails loudly instead of silently recording a test pattern.
@@ -95,7 +95,7 @@ def open_source(camera_config) -> FrameSource:
     if backend == "synthetic":
         from .synthetic import SyntheticSource
 
-        return SyntheticSource.from_config(camera_config)
+        return SyntheticSource.from_config(camera_config, audio_config)
     if backend == "picamera2":
         if not picamera2_available():
             raise CameraUnavailableError(
@@ -104,5 +104,5 @@ def open_source(camera_config) -> FrameSource:
             )
         from .picam import PicameraSource
 
-        return PicameraSource.from_config(camera_config)
+        return PicameraSource.from_config(camera_config, audio_config=audio_config)
     raise ConfigError(f"camera.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

@@ -189,9 +189,10 @@ class SyntheticSource(FrameSource):
             self.audio = SyntheticAudio(audio_bitrate).info  # fails here, clearly, without PyAV's AAC
 
     @classmethod
-    def from_config(cls, camera) -> "SyntheticSource":
+    def from_config(cls, camera, audio=None) -> "SyntheticSource":
         return cls(camera.width, camera.height, camera.fps, camera.bitrate, camera.keyframe_interval,
-                   camera.synthetic_realtime, camera.synthetic_replay_seconds)
+                   camera.synthetic_realtime, camera.synthetic_replay_seconds,
+                   audio_bitrate=audio.bitrate if audio is not None and audio.enabled else None)
 
     # -- FrameSource -------------------------------------------------------------------------------
     def start(self, on_frame: FrameCallback, on_audio: AudioCallback | None = None) -> None:

@@ -9,7 +9,7 @@ all segments together must be as long as the pictures.
 import pytest
 
 from agent.pipeline import RecorderThread
-from agent.recorder import Action, Recorder, Trigger
+from agent.recorder import AUDIO_SILENCE_US, Action, Recorder, Trigger
 from camera.decode import beep_onsets, decode_audio, decode_frame_numbers
 from camera.frames import AudioPacket, EncodedFrame
 from camera.ring import PreEventRing
@@ -122,3 +122,31 @@ def test_a_source_without_sound_records_none(small_source):
     segments, recorder = record(source, list(source.media(130)), start_at=70, stop_at=120)
     assert segments and all(s.audio == () and s.audio_stream is None for s in segments)
     assert recorder.audio_packets_seen == 0 and all(isinstance(f, EncodedFrame) for s in segments for f in s.frames)
+
+
+def test_a_microphone_that_goes_silent_is_reported_and_the_pictures_go_on(media):
+    """Packets stop (unplugged) while pictures go on: the recorder reports the silence, and the
+    segments declare the sound they miss; when packets come again, the report clears."""
+    source, items = media
+    cut_off = items.index(next(i for i in items if isinstance(i, EncodedFrame) and i.seq == 150))
+    back = items.index(next(i for i in items if isinstance(i, EncodedFrame) and i.seq == 240))
+    segments = []
+    recorder = Recorder(source.info, PreEventRing(2.0, 64 << 20), 2.0, segments.append, audio=source.audio)
+    silent_at = None
+    for n, item in enumerate(items):
+        if isinstance(item, AudioPacket):
+            if not cut_off <= n < back:
+                recorder.handle_audio(item)
+            continue
+        if item.seq == 100:
+            recorder.handle_trigger(Trigger(Action.START, "test"))
+        recorder.handle_frame(item)
+        if recorder.status().audio_silent and silent_at is None:
+            silent_at = item.seq
+    heard = max(i.end_us for i in items[:cut_off] if isinstance(i, AudioPacket))
+    due = next(i.seq for i in items if isinstance(i, EncodedFrame) and i.pts_us - heard > AUDIO_SILENCE_US)
+    assert silent_at == due  # the first picture more than 2 s after the last sound
+    assert not recorder.status().audio_silent  # sound came back at frame 240
+    recorder.shutdown()
+    assert [s.frames[0].seq for s in segments] == [60, 120, 180, 240]
+    assert segments[1].audio_missing_us > 0 and segments[2].audio_missing_us > 1_900_000

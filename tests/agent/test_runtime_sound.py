@@ -1,0 +1,86 @@
+"""The agent with sound switched on: segments with both tracks, status and telemetry say so, faults show."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+from agent import config
+from agent.recorder import Action, Trigger
+from agent.runtime import Agent
+from camera.synthetic import SyntheticSource
+from evidence.verify import verify_paths
+
+from test_runtime import agent_config, public_key, wait_for  # noqa: F401 (fixture)
+
+
+def with_sound(cfg):
+    """audio.enabled = true, set past the loader (which refuses it in this version, see docs/CAPTURE.md)."""
+    return dataclasses.replace(cfg, audio=config.AudioConfig(enabled=True, bitrate=32_000))
+
+
+def test_an_agent_with_sound_seals_segments_with_both_tracks_and_says_so(agent_config):
+    cfg = with_sound(agent_config[0])
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent.source.audio is not None
+        assert wait_for(lambda: agent.recorder_thread.status.ring.seconds_held > 1.0)
+        assert wait_for(lambda: agent.recorder_thread.status.audio_packets_seen > 20)
+        agent.trigger(Trigger(Action.START, "test"))
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 150, timeout=20)
+        status = agent.status()
+        telemetry = agent.telemetry()
+    finally:
+        agent.stop()
+    assert status.sound == "on" and "microphone" not in status.faults
+    assert telemetry["recorder"]["sound"] == "on"
+    report = verify_paths([cfg.storage.spool_dir], public_key(cfg))
+    assert report.ok, report.lines()
+    manifests = [json.loads(p.read_text()) for p in sorted(Path(cfg.storage.spool_dir).glob("*.manifest.json"))]
+    assert manifests and all(m["format"] == "bodycam-segment/2" for m in manifests)
+    assert manifests[0]["audio"]["codec"] == "aac" and all(m["audio_packets"] > 0 for m in manifests)
+
+
+class NoMicrophoneSource(SyntheticSource):
+    """A camera whose microphone could not be opened: pictures, no sound, the reason in audio_fault."""
+
+    def start(self, on_frame, on_audio=None):
+        self.audio_fault = "the microphone 'hw:9,0' cannot be opened (No such device)"
+        super().start(on_frame)
+
+
+def test_a_missing_microphone_is_an_alert_and_the_pictures_are_recorded(agent_config):
+    cfg = with_sound(agent_config[0])
+
+    def factory(camera, audio):
+        return NoMicrophoneSource.from_config(camera, audio)
+
+    agent = Agent(cfg, factory)
+    agent.start()
+    try:
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 30)
+        status = agent.refresh_alerts()
+        telemetry = agent.telemetry()
+    finally:
+        agent.stop()
+    assert status.sound == "fault" and "hw:9,0" in status.faults["microphone"]
+    assert "audio_fault" in [a.code for a in status.alerts]
+    assert telemetry["recorder"]["sound"] == "fault"
+    assert "audio_fault" in [a["code"] for a in telemetry["alerts"]]
+
+
+def test_without_sound_the_status_says_off_and_segments_stay_pictures_only(agent_config):
+    cfg = agent_config[0]
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent.source.audio is None
+        assert wait_for(lambda: agent.recorder_thread.status.ring.seconds_held > 1.0)
+        agent.trigger(Trigger(Action.START, "test"))
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 90, timeout=20)
+        status = agent.status()
+    finally:
+        agent.stop()
+    assert status.sound == "off" and agent.recorder_thread.status.audio_packets_seen == 0
+    manifests = [json.loads(p.read_text()) for p in sorted(Path(cfg.storage.spool_dir).glob("*.manifest.json"))]
+    assert manifests and all(m["format"] == "bodycam-segment/1" for m in manifests)
