@@ -209,7 +209,8 @@ class Agent:
         from ui.view import Health
 
         self._health = Health(battery_percent=round(battery.percent) if battery else None,
-                              link_up=self._link_up(), backlog_segments=status.backlog.segments)
+                              link_up=self._link_up(), backlog_segments=status.backlog.segments,
+                              sound=status.sound == "on")
         self._readings = {"battery": battery, "cpu_temperature_c": cpu_temperature_c(), "throttling": throttling(),
                           "link": wifi_link(), "display_fault": str(display_fault) if display_fault else None,
                           "upload": status.uplink.as_dict() if status.uplink is not None else None}

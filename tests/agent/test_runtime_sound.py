@@ -28,11 +28,13 @@ def test_an_agent_with_sound_seals_segments_with_both_tracks_and_says_so(agent_c
         assert wait_for(lambda: agent.recorder_thread.status.audio_packets_seen > 20)
         agent.trigger(Trigger(Action.START, "test"))
         assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 150, timeout=20)
-        status = agent.status()
+        status = agent.refresh_alerts()
         telemetry = agent.telemetry()
+        view = agent._view()
     finally:
         agent.stop()
     assert status.sound == "on" and "microphone" not in status.faults
+    assert view.state.recording and view.sound  # the recording screen shows the microphone mark
     assert telemetry["recorder"]["sound"] == "on"
     report = verify_paths([cfg.storage.spool_dir], public_key(cfg))
     assert report.ok, report.lines()
@@ -61,8 +63,10 @@ def test_a_missing_microphone_is_an_alert_and_the_pictures_are_recorded(agent_co
         assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 30)
         status = agent.refresh_alerts()
         telemetry = agent.telemetry()
+        view = agent._view()
     finally:
         agent.stop()
+    assert not view.sound  # no microphone mark while no sound is recorded
     assert status.sound == "fault" and "hw:9,0" in status.faults["microphone"]
     assert "audio_fault" in [a.code for a in status.alerts]
     assert telemetry["recorder"]["sound"] == "fault"
@@ -78,9 +82,11 @@ def test_without_sound_the_status_says_off_and_segments_stay_pictures_only(agent
         assert wait_for(lambda: agent.recorder_thread.status.ring.seconds_held > 1.0)
         agent.trigger(Trigger(Action.START, "test"))
         assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 90, timeout=20)
-        status = agent.status()
+        status = agent.refresh_alerts()
+        view = agent._view()
     finally:
         agent.stop()
+    assert view.state.recording and not view.sound  # no microphone mark
     assert status.sound == "off" and agent.recorder_thread.status.audio_packets_seen == 0
     manifests = [json.loads(p.read_text()) for p in sorted(Path(cfg.storage.spool_dir).glob("*.manifest.json"))]
     assert manifests and all(m["format"] == "bodycam-segment/1" for m in manifests)
