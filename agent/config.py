@@ -65,12 +65,14 @@ class AudioConfig:
     device: str = _opt("default", "ALSA capture device of the microphone ('arecord -L' lists them).")
     codec: str = _opt("aac", "Audio codec: AAC-LC, mono.", choices=("aac",))
     bitrate: int = _opt(48_000, "Audio bitrate in bit/s.", min=16_000, max=128_000)
-    gain_db: float = _opt(0.0, "Gain applied to the microphone signal in dB.", min=-20.0, max=30.0)
+    gain_db: float = _opt(0.0, "Gain applied to the microphone signal in dB (only 0 in this version).",
+                          min=-20.0, max=30.0)
 
     def problems(self):
-        if self.enabled:
-            yield "enabled", ("= true is not available in this version: sealed segments cannot carry sound yet "
-                              "(issue #13; the capture path is built, the sealed format is not); keep it false")
+        if self.gain_db != 0:
+            yield "gain_db", (f"= {self.gain_db:g} is not available in this version: picamera2's audio path applies "
+                              "no gain; set the microphone's capture level with 'alsamixer -c N' (F4: capture) "
+                              "and 'sudo alsactl store', and keep gain_db = 0")
 
 
 @dataclass(frozen=True)

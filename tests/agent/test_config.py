@@ -70,10 +70,11 @@ def test_gop_defaults_to_one_second():
     assert config.CameraConfig(fps=30.0, gop_frames=15).keyframe_interval == 15
 
 
-def test_sound_is_off_by_default_and_cannot_be_switched_on_before_segments_can_carry_it(tmp_path):
+def test_sound_is_off_by_default_and_switched_on_by_the_config(tmp_path):
     assert config.Config().audio.enabled is False
-    assert config.loads('[audio]\nbitrate = 32000\ndevice = "hw:1,0"\n').audio.bitrate == 32000
-    with pytest.raises(ConfigError, match=r"audio\.enabled .*not available"):
-        config.loads("[audio]\nenabled = true\n")
+    audio = config.loads('[audio]\nenabled = true\nbitrate = 32000\ndevice = "hw:1,0"\n').audio
+    assert (audio.enabled, audio.bitrate, audio.device) == (True, 32000, "hw:1,0")
+    with pytest.raises(ConfigError, match=r"audio\.gain_db .*alsamixer"):
+        config.loads("[audio]\ngain_db = 6\n")
     with pytest.raises(ConfigError, match="audio.codec"):
         config.loads('[audio]\ncodec = "mp3"\n')

@@ -1,6 +1,5 @@
 """The agent with sound switched on: segments with both tracks, status and telemetry say so, faults show."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -14,8 +13,8 @@ from test_runtime import agent_config, public_key, wait_for  # noqa: F401 (fixtu
 
 
 def with_sound(cfg):
-    """audio.enabled = true, set past the loader (which refuses it in this version, see docs/CAPTURE.md)."""
-    return dataclasses.replace(cfg, audio=config.AudioConfig(enabled=True, bitrate=32_000))
+    """[audio] enabled = true, bitrate = 32000, validated like the file."""
+    return config.replace(cfg, "audio", enabled=True, bitrate=32_000)
 
 
 def test_an_agent_with_sound_seals_segments_with_both_tracks_and_says_so(agent_config):

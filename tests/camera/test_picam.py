@@ -223,8 +223,10 @@ def make_sound_source(fake, device="hw:1,0"):
 
 
 def _enabled(device):
-    """An [audio] section as the agent hands it over (built directly: the loader refuses enabled=true for now)."""
-    return SimpleNamespace(enabled=True, device=device, bitrate=32_000)
+    """The [audio] section as the agent hands it over."""
+    from agent.config import AudioConfig
+
+    return AudioConfig(enabled=True, device=device, bitrate=32_000)
 
 
 def test_sound_packets_reach_the_recorder_with_picamera2s_timestamps(fake):

@@ -506,11 +506,7 @@ def test_register_adds_doctor_and_status():
 # --- microphone ---------------------------------------------------------------------------------------
 
 def with_sound(ctx: doctor.Context, device: str = "hw:1,0") -> doctor.Context:
-    """audio.enabled = true, set past the loader (which refuses it in this version)."""
-    import dataclasses
-
-    ctx.config = dataclasses.replace(ctx.config, audio=config_mod.AudioConfig(enabled=True, device=device))
-    return ctx
+    return changed(ctx, "audio", enabled=True, device=device)
 
 
 def test_microphone_is_skipped_while_sound_is_off(device):
