@@ -89,3 +89,50 @@ def test_without_sound_the_status_says_off_and_segments_stay_pictures_only(agent
     assert status.sound == "off" and agent.recorder_thread.status.audio_packets_seen == 0
     manifests = [json.loads(p.read_text()) for p in sorted(Path(cfg.storage.spool_dir).glob("*.manifest.json"))]
     assert manifests and all(m["format"] == "bodycam-segment/1" for m in manifests)
+
+
+def _fake_picamera2():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "camera"))
+    import fake_picamera2
+
+    return fake_picamera2
+
+
+def test_the_picamera2_adapter_feeds_the_recorder_sound_and_a_missing_microphone_is_an_alert(agent_config):
+    """Through the real adapter and the fake picamera2: packets reach the recorder at picamera2's
+    timestamps; without the microphone the alert shows and the pictures are recorded."""
+    from camera.picam import PicameraSource
+
+    fake = _fake_picamera2()
+    for microphones, expect_sound in ((["hw:1,0"], True), ([], False)):
+        fake.reset()
+        fake.state.microphones = microphones
+        cfg = config.replace(config.replace(agent_config[0], "audio", enabled=True, device="hw:1,0"),
+                             "camera", backend="picamera2", width=640, height=480)
+        agent = Agent(cfg, lambda camera, audio: PicameraSource.from_config(camera, picamera2=fake,
+                                                                            audio_config=audio))
+        agent.start()
+        try:
+            assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 100)
+            if expect_sound:
+                assert wait_for(lambda: agent.recorder_thread.status.audio_packets_seen > 50)
+            status = agent.refresh_alerts()
+        finally:
+            agent.stop()
+            encoder = fake.state.encoders[-1]
+            fake.reset()
+        sent = [t for t, _ in encoder.audio_sent]
+        if expect_sound:
+            assert status.sound == "on" and "audio_fault" not in [a.code for a in status.alerts]
+            recorder = agent.recorder_thread.recorder
+            assert recorder.audio_packets_seen <= len(sent) and recorder.audio_packets_lost == 0
+            frames, audio = recorder.ring.drain()  # standby: the pre-event ring holds them, on one clock
+            assert audio and [p.pts_us for p in audio] == sent[audio[0].seq:audio[-1].seq + 1]
+            assert audio[1].pts_us >= frames[0].pts_us > audio[0].pts_us  # from the oldest picture, one pre-roll
+        else:
+            assert sent == [] and status.sound == "fault"
+            assert "hw:1,0" in status.faults["microphone"] and "audio_fault" in [a.code for a in status.alerts]
+            assert agent.recorder_thread.status.frames_seen > 100  # the pictures went on
