@@ -43,6 +43,8 @@ def derive_alerts(status: dict, *, battery_percent: float | None = None, battery
                                                  "cannot keep up"))
     if status.get("refused_reason"):
         alerts.append(Alert(2, "recording_refused", f"recording refused: {status['refused_reason']}"))
+    if "microphone" in faults:
+        alerts.append(Alert(1, "audio_fault", f"sound not recorded: {faults['microphone']}"))
     if "audit" in faults:
         alerts.append(Alert(1, "audit_log_failing", f"audit log not written: {faults['audit']}"))
     if "uplink" in faults:

@@ -59,6 +59,24 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """Sound recorded with the pictures. LAW IS POLICY: off unless the city's data-protection officer agrees."""
+
+    enabled: bool = _opt(False, "Record sound with the pictures (§ 15c PolG NRW: 'Bild- und Tonaufzeichnungen').")
+    device: str = _opt("default", "ALSA capture device of the microphone ('arecord -L' lists them).")
+    codec: str = _opt("aac", "Audio codec: AAC-LC, mono.", choices=("aac",))
+    bitrate: int = _opt(48_000, "Audio bitrate in bit/s.", min=16_000, max=128_000)
+    gain_db: float = _opt(0.0, "Gain applied to the microphone signal in dB (only 0 in this version).",
+                          min=-20.0, max=30.0)
+
+    def problems(self):
+        if self.gain_db != 0:
+            yield "gain_db", (f"= {self.gain_db:g} is not available in this version: picamera2's audio path applies "
+                              "no gain; set the microphone's capture level with 'alsamixer -c N' (F4: capture) "
+                              "and 'sudo alsactl store', and keep gain_db = 0")
+
+
+@dataclass(frozen=True)
 class RecordingConfig:
     pre_event_seconds: float = _opt(
         30.0, f"Pre-event window held in RAM (0 disables pre-recording; at most {PRE_EVENT_MAX_SECONDS}).",
@@ -113,6 +131,7 @@ class RuntimeConfig:
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)

@@ -4,7 +4,9 @@ The camera's thread only calls :meth:`RecorderThread.offer`, which never blocks:
 falls behind (a slow sealer, a full disk), frames are dropped at the queue, counted, and the recorder
 turns the gap into a visible overrun alarm and a clean cut in the evidence. The recorder thread owns
 the ring, the state machine and the segmenter; other threads talk to it only through its queues and
-read its state only as immutable snapshots.
+read its state only as immutable snapshots. Audio packets travel through the same queue as the
+frames, in the order the source handed them over, so one clock orders both; a dropped packet is
+counted apart from dropped frames.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from typing import Callable
 
-from camera.frames import EncodedFrame
+from camera.frames import AudioPacket, EncodedFrame
 
 from .recorder import Recorder, RecorderStatus, Trigger
 
@@ -34,9 +36,10 @@ class RecorderThread(threading.Thread):
     def __init__(self, recorder: Recorder, queue_frames: int, on_status: Callable[[RecorderStatus], None] = None):
         super().__init__(name="RecorderThread", daemon=True)
         self.recorder = recorder
-        self._frames: queue.Queue[EncodedFrame] = queue.Queue(maxsize=max(1, queue_frames))
+        self._frames: queue.Queue[EncodedFrame | AudioPacket] = queue.Queue(maxsize=max(1, queue_frames))
         self._controls: queue.SimpleQueue = queue.SimpleQueue()
         self._dropped_at_queue = 0  # written by the camera thread only
+        self._audio_dropped_at_queue = 0  # written by the audio source's thread only
         self._status_due = 0.0
         self._on_status = on_status
         #: Latest immutable snapshot; replaced (never mutated) so any thread may read it.
@@ -50,6 +53,13 @@ class RecorderThread(threading.Thread):
             self._frames.put_nowait(frame)
         except queue.Full:
             self._dropped_at_queue += 1
+
+    def offer_audio(self, packet: AudioPacket) -> None:
+        """The audio callback: enqueue or drop (the recorder sees the gap in the numbers), never wait."""
+        try:
+            self._frames.put_nowait(packet)
+        except queue.Full:
+            self._audio_dropped_at_queue += 1
 
     def trigger(self, trigger: Trigger) -> None:
         self._controls.put(trigger)
@@ -85,7 +95,7 @@ class RecorderThread(threading.Thread):
                     self._report_unseen_drops()
                     self.recorder.tick()
                 else:
-                    self.recorder.handle_frame(frame)
+                    self._handle(frame)
                 self._publish_status()
         except Exception as exc:
             logger.exception("recorder thread failed")
@@ -120,9 +130,16 @@ class RecorderThread(threading.Thread):
     def _drain_frames(self) -> None:
         while True:
             try:
-                self.recorder.handle_frame(self._frames.get_nowait())
+                item = self._frames.get_nowait()
             except queue.Empty:
                 return
+            self._handle(item)
+
+    def _handle(self, item: EncodedFrame | AudioPacket) -> None:
+        if isinstance(item, AudioPacket):
+            self.recorder.handle_audio(item)
+        else:
+            self.recorder.handle_frame(item)
 
     def _publish_status(self) -> None:
         """Refresh the snapshot on every state change and otherwise at most every 100 ms."""

@@ -10,6 +10,14 @@ Triggers are idempotent (a second START while recording changes nothing) and eve
 event that listeners (display, telemetry, audit) observe. The :class:`Recorder` itself is plain,
 single-threaded logic driven by :class:`agent.pipeline.RecorderThread`, so tests can drive it frame
 by frame.
+
+Sound (a source with :attr:`~camera.source.FrameSource.audio`) follows the pictures by time: outside
+a recording its packets go to the ring, in a recording (and while closed segments still wait for the
+sound of their span) to the segmenter, which assigns each packet to the segment whose span it
+starts in. A gap in the packets' numbers is counted as lost sound, like lost frames. When sound is
+expected and the pictures run ``AUDIO_SILENCE_US`` past the last packet (a microphone unplugged,
+an audio thread that died), the recorder reports the silence (``audio_silent``); it clears when
+packets come again. The segments declare what is missing either way.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from camera.frames import EncodedFrame, StreamInfo
+from camera.frames import AudioInfo, AudioPacket, EncodedFrame, StreamInfo
 from camera.ring import PreEventRing, RingStats
 from camera.segmenter import Segmenter, SegmentSink
 
@@ -29,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: An overrun alarm stays raised this long after the last dropped frame.
 OVERRUN_ALARM_HOLD_S = 10.0
+#: No sound packet for this long while pictures go on: the microphone is gone (or its thread died).
+AUDIO_SILENCE_US = 2_000_000
 #: A refused START is reported this long (the cause itself, e.g. storage, has its own lasting alert).
 REFUSAL_HOLD_S = 30.0
 
@@ -102,6 +112,10 @@ class RecorderStatus:
     overrun_alarm: bool
     refused_reason: str | None
     ring: RingStats
+    audio_packets_seen: int = 0
+    audio_packets_lost: int = 0
+    #: Sound is expected but has not come for AUDIO_SILENCE_US of pictures.
+    audio_silent: bool = False
 
 
 Listener = Callable[[object], None]
@@ -121,10 +135,11 @@ class Recorder:
 
     def __init__(self, stream: StreamInfo, ring: PreEventRing, segment_seconds: float, sink: SegmentSink,
                  post_event_seconds: float = 0.0, request_keyframe: Callable[[], None] = lambda: None,
-                 gate: Callable[[], str | None] = lambda: None):
+                 gate: Callable[[], str | None] = lambda: None, audio: AudioInfo | None = None):
         self.stream = stream
+        self.audio = audio
         self.ring = ring
-        self.segmenter = Segmenter(stream, segment_seconds, sink, request_keyframe)
+        self.segmenter = Segmenter(stream, segment_seconds, sink, request_keyframe, audio)
         self.post_event_us = round(post_event_seconds * 1_000_000)
         self.request_keyframe = request_keyframe
         self.gate = gate
@@ -139,6 +154,11 @@ class Recorder:
         self._last_loss_wall = 0.0
         self.frames_seen = 0
         self.frames_lost = 0
+        self._last_audio_seq: int | None = None
+        self.audio_packets_seen = 0
+        self.audio_packets_lost = 0
+        self._heard_until_us: int | None = None  # the end of the newest packet, or the first picture's time
+        self.audio_silent = False
         self.refused_reason: str | None = None
         self._refused_wall = 0.0
         self._listeners: list[Listener] = []
@@ -170,14 +190,39 @@ class Recorder:
                 self._lose(lost)
         self._last_seq = frame.seq
         self._last_pts = frame.pts_us
+        if self.audio is not None:
+            self._watch_silence(frame.pts_us)
         if self.state.recording:
             self.segmenter.add(frame)
             if self._stop_at_pts is not None and frame.pts_us >= self._stop_at_pts:
                 self._finish(None)
         else:
+            self.segmenter.advance(frame.pts_us)
             self.ring.append(frame)
             if self.ring.wants_keyframe:
                 self.request_keyframe()
+
+    def _watch_silence(self, pts_us: int) -> None:
+        if self._heard_until_us is None:
+            self._heard_until_us = pts_us
+        elif not self.audio_silent and pts_us - self._heard_until_us > AUDIO_SILENCE_US:
+            self.audio_silent = True
+            logger.error("no sound for %.1f s while the pictures go on: the microphone is gone or silent; "
+                         "recording pictures without sound", (pts_us - self._heard_until_us) / 1e6)
+
+    def handle_audio(self, packet: AudioPacket) -> None:
+        self._heard_until_us = packet.end_us
+        if self.audio_silent:
+            self.audio_silent = False
+            logger.warning("sound is back")
+        self.audio_packets_seen += 1
+        if self._last_audio_seq is not None and packet.seq > self._last_audio_seq + 1:
+            lost = packet.seq - self._last_audio_seq - 1
+            self.audio_packets_lost += lost
+            logger.warning("%d audio packets lost (%d in total)", lost, self.audio_packets_lost)
+        self._last_audio_seq = packet.seq
+        if not self.segmenter.add_audio(packet) and not self.state.recording:
+            self.ring.append_audio(packet)
 
     def note_lost(self, count: int) -> None:
         """``count`` frames after the last one seen were dropped before reaching the recorder.
@@ -253,10 +298,12 @@ class Recorder:
         self._resume_state = self.state
         self.incident_id = new_incident_id(trigger.wall_time)
         self.recording_since = time.time()
-        pre_event = self.ring.drain()
+        pre_event, pre_event_audio = self.ring.drain()
         self.segmenter.begin(self.incident_id)
         for frame in pre_event:
             self.segmenter.add(frame, pre_event=True)
+        for packet in pre_event_audio:
+            self.segmenter.add_audio(packet)
         if not pre_event:
             self.request_keyframe()  # no pre-event footage: start at the very next frame possible
         self._set_state(State.RECORDING, trigger)
@@ -286,6 +333,7 @@ class Recorder:
         """Close a running recording at once (SIGTERM, fatal fault): its last segment is emitted."""
         if self.state.recording:
             self._finish(Trigger(Action.STOP, "shutdown"))
+        self.segmenter.flush()  # the sound still due will not come any more
 
     def status(self) -> RecorderStatus:
         now = time.time()
@@ -293,4 +341,5 @@ class Recorder:
         refused = self.refused_reason if now - self._refused_wall < REFUSAL_HOLD_S else None
         return RecorderStatus(self.state, self.incident_id, self.recording_since,
                               self.segmenter.segments_emitted, self.frames_seen, self.frames_lost, overrun,
-                              refused, self.ring.stats())
+                              refused, self.ring.stats(), self.audio_packets_seen, self.audio_packets_lost,
+                              self.audio_silent)

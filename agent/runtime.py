@@ -119,15 +119,17 @@ class Agent:
     def _build_recorder(self):
         rec = self.cfg.recording
         if self.source is None:
-            self.source = self._source_factory(self.cfg.camera)  # built (not started) for its StreamInfo
+            self.source = self._source_factory(self.cfg.camera, self.cfg.audio)  # built, not started: its formats
         source = self.source
         recorder = Recorder(source.info, PreEventRing(rec.pre_event_seconds, int(rec.pre_event_max_mib * 2**20)),
                             rec.segment_seconds, self.sealer.put, rec.post_event_seconds,
-                            lambda: self.source.request_keyframe(), self.stage.storage_gate)
+                            lambda: self.source.request_keyframe(), self.stage.storage_gate, audio=source.audio)
         recorder.subscribe(self.stage.record_event)
         recorder.subscribe(self._to_channel)
-        fps = source.info.fps
-        self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * fps),
+        per_second = source.info.fps  # frames, and sound packets (about 47 a second) share the queue
+        if source.audio is not None:
+            per_second += source.audio.sample_rate / source.audio.frame_samples
+        self.recorder_thread = RecorderThread(recorder, round(rec.capture_queue_seconds * per_second),
                                               on_status=self._on_status)
         self.recorder_thread.start()
         return self.recorder_thread
@@ -141,9 +143,12 @@ class Agent:
     def _build_camera(self):
         if self._camera_started:  # a restart: the old source is spent, open the camera afresh
             self.source.stop()
-            self.source = self._source_factory(self.cfg.camera)
+            self.source = self._source_factory(self.cfg.camera, self.cfg.audio)
         self._camera_started = True
-        self.source.start(self._offer)
+        if self.source.audio is not None:
+            self.source.start(self._offer, self._offer_audio)
+        else:
+            self.source.start(self._offer)
         return self.source
 
     def _on_status(self, status) -> None:
@@ -204,7 +209,8 @@ class Agent:
         from ui.view import Health
 
         self._health = Health(battery_percent=round(battery.percent) if battery else None,
-                              link_up=self._link_up(), backlog_segments=status.backlog.segments)
+                              link_up=self._link_up(), backlog_segments=status.backlog.segments,
+                              sound=status.sound == "on")
         self._readings = {"battery": battery, "cpu_temperature_c": cpu_temperature_c(), "throttling": throttling(),
                           "link": wifi_link(), "display_fault": str(display_fault) if display_fault else None,
                           "upload": status.uplink.as_dict() if status.uplink is not None else None}
@@ -340,6 +346,21 @@ class Agent:
         """Stable camera callback: survives a restart of the recorder thread."""
         self.recorder_thread.offer(frame)
 
+    def _offer_audio(self, packet) -> None:
+        self.recorder_thread.offer_audio(packet)
+
+    def _sound(self, rs) -> tuple[str, str | None]:
+        """Whether sound is recorded ("off": not configured, "on", "fault") and, at a fault, why."""
+        source = self.source
+        if source is None or source.audio is None:
+            return "off", None
+        if source.audio_fault:
+            return "fault", source.audio_fault
+        if rs.audio_silent:
+            return "fault", ("no sound for more than 2 s while the pictures go on: the microphone is unplugged "
+                             "or broken; recording pictures without sound")
+        return "on", None
+
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.stage.audit.append(audit.AGENT_STARTED, version=__version__, config=self.cfg.source,
@@ -445,12 +466,15 @@ class Agent:
             faults["homeassistant"] = self.channel.discovery_fault
         if self.stage.audit_writer.fault is not None:
             faults["audit"] = describe_fault(self.stage.audit_writer.fault)
+        sound, microphone_fault = self._sound(rs)
+        if microphone_fault:
+            faults["microphone"] = microphone_fault
         mqtt = self.cfg.mqtt
         return StatusDocument(
             time=time.time(), version=__version__, device=self.cfg.device.id, site=self.cfg.device.site,
             state=rs.state.value, incident_id=rs.incident_id, recording_since=rs.recording_since,
             frames_seen=rs.frames_seen, frames_lost=rs.frames_lost, overrun_alarm=rs.overrun_alarm,
-            refused_reason=rs.refused_reason,
+            refused_reason=rs.refused_reason, sound=sound,
             pre_event=PreEvent(rs.ring.seconds_held, rs.ring.memory_bytes, rs.ring.window_seconds),
             storage=Storage(**disk.as_dict()) if disk else None,
             backlog=Backlog(backlog.count, backlog.bytes, backlog.oldest_age_s),

@@ -106,6 +106,8 @@ class StatusDocument:
     frames_lost: int = 0
     overrun_alarm: bool = False
     refused_reason: str | None = None
+    #: Whether sound is recorded with the pictures: "off" (audio.enabled = false), "on", or "fault".
+    sound: str = "off"
     pre_event: PreEvent | None = None
     storage: Storage | None = None
     backlog: Backlog | None = None

@@ -1,7 +1,7 @@
 """The whole agent in simulation: 1080p30 10 Mbit/s replayed in real time, recording continuously with a
 30 s pre-event window, sealing and uploading to a local broker and receiver.
 
-Reproduce:  .venv/bin/python bench/bench_agent.py [--seconds 60] [--pre-event 30]
+Reproduce:  .venv/bin/python bench/bench_agent.py [--seconds 60] [--pre-event 30] [--audio]
 
 The agent runs as its own process (`bodycam run`) exactly as the service does; a local back office
 (mosquitto + receiver, backoffice.localoffice) runs in this process. After a 35 s standby (the pre-event
@@ -53,10 +53,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured recording window")
     parser.add_argument("--pre-event", type=float, default=30.0)
     parser.add_argument("--segments-ahead", type=int, default=4, help="uplink.segments_ahead (segments open at once)")
+    parser.add_argument("--audio", action="store_true", help="record sound too (the synthetic AAC track)")
     args = parser.parse_args()
     print(f"command: .venv/bin/python bench/bench_agent.py --seconds {args.seconds:g} --pre-event {args.pre_event:g} "
-          f"--segments-ahead {args.segments_ahead}",
+          f"--segments-ahead {args.segments_ahead}" + (" --audio" if args.audio else ""),
           flush=True)
+    measure(args.seconds, args.pre_event, args.segments_ahead, args.audio)
+
+
+def measure(seconds: float, pre_event: float, segments_ahead: int = 4, audio: bool = False,
+            preload_av: bool = False) -> dict:
+    """One run; prints the figures and returns them (cpu_share, steady_rss, peak_rss, stored).
+
+    ``preload_av`` imports PyAV in the agent's process before it starts, as picamera2 does on the Pi
+    (its encoders import ``av``), so a comparison with and without sound counts what sound adds there.
+    """
+    args = argparse.Namespace(seconds=seconds, pre_event=pre_event, segments_ahead=segments_ahead)
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         root = Path(tmp)
         cfg = config.replace(config.Config(), "device", id="bench-01", site="bench")
@@ -64,6 +76,7 @@ def main() -> None:
         cfg = config.replace(cfg, "camera", backend="synthetic", width=1920, height=1080, fps=30.0,
                              bitrate=10_000_000, synthetic_realtime=True, synthetic_replay_seconds=10.0)
         cfg = config.replace(cfg, "recording", pre_event_seconds=args.pre_event)
+        cfg = config.replace(cfg, "audio", enabled=audio)
         cfg = config.replace(cfg, "controls", pin_factory="mock")
         cfg = config.replace(cfg, "runtime", status_file=str(root / "status.json"))
         key = Ed25519PrivateKey.generate()
@@ -77,7 +90,9 @@ def main() -> None:
             cfg = config.replace(cfg, "commands", public_key=str(root / "command.pub"),
                                  pre_event_max_seconds=args.pre_event)
             (root / "agent.toml").write_text(config.dumps(cfg))
-            proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(root / "agent.toml")],
+            run = [sys.executable, "-m", "agent.cli"] if not preload_av else [
+                sys.executable, "-c", "import sys, av; from agent.cli import main; sys.exit(main(sys.argv[1:]))"]
+            proc = subprocess.Popen(run + ["run", "--config", str(root / "agent.toml")],
                                     stderr=open(root / "agent.log", "w"))
             control = MqttLink(client_settings(office.pki.issue("control-room"), office.broker.port), "control-room")
             inbox: queue.Queue = queue.Queue()
@@ -111,6 +126,7 @@ def main() -> None:
                   f"{'OK' if peak <= 150e6 else 'over'} (target <= 150 MB; the replay clip is encoded by a child "
                   "process, as the Pi's hardware encoder works outside the agent's process)")
             print(f"segments stored at the receiver meanwhile: {stored}")
+            return {"cpu_share": share, "steady_rss": steady, "peak_rss": peak, "stored": stored}
         finally:
             if proc is not None:
                 proc.terminate()

@@ -11,6 +11,18 @@ once per encoded access unit, with ``timestamp`` in microseconds since the first
 recording (the sensor timestamp, ns // 1000, minus the first one). It is called on the V4L2 encoder's
 poll thread (Pi 4), on picamera2's camera thread for the libav encoder (Pi 5), and during ``stop()``
 on the stopping thread when libav flushes its last frames; the callback therefore only enqueues.
+
+Sound comes the same way (picamera2/encoders/encoder.py, 2024 and later): with ``encoder.audio``
+set, ``Encoder.start`` opens ``audio_input`` with PyAV (we give ALSA and the configured device),
+adds an ``audio_output`` stream (AAC, mono, 48 kHz, the configured bitrate) and announces it to the
+outputs with ``Output._add_stream``; its own thread encodes and calls ``outputframe(None, True,
+timestamp, packet, audio=True)`` with ``timestamp`` in microseconds on the pictures' clock (the
+audio starts with the first picture; ``audio_sync``, by default -100 ms, compensates the
+microphone's latency). Packets with a negative time (the encoder's priming) are never delivered.
+A microphone that cannot be opened makes ``start_recording`` fail: the recording is then started
+again without sound, and :attr:`FrameSource.audio_fault` says why, so the picture never waits for a
+microphone. A microphone that disappears later ends picamera2's audio thread quietly; the recorder
+notices the silence (packets stop while pictures go on) and raises the fault.
 """
 
 from __future__ import annotations
@@ -24,8 +36,8 @@ import numpy as np
 
 from base.errors import CameraError, CameraUnavailableError
 
-from .frames import EncodedFrame, StreamInfo
-from .source import FrameCallback, FrameSource
+from .frames import AudioInfo, AudioPacket, EncodedFrame, StreamInfo
+from .source import AudioCallback, FrameCallback, FrameSource
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +68,9 @@ def yuv420_planes(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarra
 
 NO_CAMERA = ("no camera detected: check that the camera ribbon cable is seated at both ends "
              "(contacts the right way round), then run 'rpicam-hello --list-cameras' to confirm the Pi sees it")
+AUDIO_SAMPLE_RATE = 48_000
+NO_MICROPHONE = ("the microphone {device!r} cannot be opened ({detail}); recording pictures without sound. "
+                 "'arecord -l' lists the capture devices; set audio.device to one of them (e.g. 'hw:1,0')")
 CAMERA_BUSY = ("the camera is in use by another program: stop it (another bodycam agent, rpicam-vid, "
                "motion; 'sudo fuser -v /dev/media* /dev/video*' names it) and start the agent again")
 
@@ -80,9 +95,14 @@ class PicameraSource(FrameSource):
     or namespace); ``None`` imports the real one.
     """
 
-    def __init__(self, width: int, height: int, fps: float, bitrate: int, gop_frames: int, *, picamera2=None):
+    def __init__(self, width: int, height: int, fps: float, bitrate: int, gop_frames: int, *, picamera2=None,
+                 audio_device: str | None = None, audio_bitrate: int = 48_000):
         super().__init__(StreamInfo(codec="h264", width=width, height=height, fps=fps, bitrate=bitrate,
                                     gop_frames=gop_frames, source="picamera2"))
+        #: The ALSA capture device to record sound from, or None for pictures only.
+        self.audio_device = audio_device
+        if audio_device is not None:
+            self.audio = AudioInfo.aac_lc(AUDIO_SAMPLE_RATE, 1, audio_bitrate, "picamera2")
         self._api = picamera2 if picamera2 is not None else load_picamera2()
         self._picam2 = None
         self._encoder = None
@@ -92,19 +112,22 @@ class PicameraSource(FrameSource):
         self._warned_no_force = False
 
     @classmethod
-    def from_config(cls, camera_config, picamera2=None) -> PicameraSource:
-        c = camera_config
-        return cls(c.width, c.height, c.fps, c.bitrate, c.keyframe_interval, picamera2=picamera2)
+    def from_config(cls, camera_config, picamera2=None, audio_config=None) -> PicameraSource:
+        c, a = camera_config, audio_config
+        sound = a is not None and a.enabled
+        return cls(c.width, c.height, c.fps, c.bitrate, c.keyframe_interval, picamera2=picamera2,
+                   audio_device=a.device if sound else None, audio_bitrate=a.bitrate if sound else 48_000)
 
     @property
     def running(self) -> bool:
         encoder = self._encoder
         return encoder is not None and encoder.running and self.fault is None
 
-    def start(self, on_frame: FrameCallback) -> None:
+    def start(self, on_frame: FrameCallback, on_audio: AudioCallback | None = None) -> None:
         if self._picam2 is not None:
             raise RuntimeError("PicameraSource is already started")
         self.fault = None
+        self.audio_fault = None
         info = self.info
         picam2 = self._open()
         frame_us = round(1_000_000 / info.fps)
@@ -115,12 +138,16 @@ class PicameraSource(FrameSource):
                 controls={"FrameDurationLimits": (frame_us, frame_us)}))
             # libcamera may adjust sizes; crop the preview to what it actually delivers.
             self._lores_size = tuple(picam2.stream_configuration("lores")["size"])
-            # repeat: SPS/PPS before every IDR, so each GOP decodes on its own; iperiod: the GOP.
-            encoder = self._api.H264Encoder(bitrate=info.bitrate, repeat=True, iperiod=info.gop_frames,
-                                            framerate=info.fps)
-            output = _output_class(self._api.Output)(self, on_frame)
             picam2.post_callback = self._on_request
-            picam2.start_recording(encoder, output)
+            sound = self.audio is not None and on_audio is not None
+            try:
+                encoder = self._start_recording(picam2, on_frame, on_audio, sound)
+            except Exception as exc:
+                if not sound:
+                    raise
+                self.audio_fault = NO_MICROPHONE.format(device=self.audio_device, detail=exc)
+                logger.error("%s", self.audio_fault)
+                encoder = self._start_recording(picam2, on_frame, None, False)
         except Exception as exc:
             _close_quietly(picam2)
             raise CameraError(
@@ -130,6 +157,20 @@ class PicameraSource(FrameSource):
         self._picam2, self._encoder = picam2, encoder
         logger.info("picamera2 recording %dx%d at %g fps, %d bit/s, keyframe every %d frames",
                     info.width, info.height, info.fps, info.bitrate, info.gop_frames)
+
+    def _start_recording(self, picam2, on_frame: FrameCallback, on_audio: AudioCallback | None, sound: bool):
+        info = self.info
+        # repeat: SPS/PPS before every IDR, so each GOP decodes on its own; iperiod: the GOP.
+        encoder = self._api.H264Encoder(bitrate=info.bitrate, repeat=True, iperiod=info.gop_frames,
+                                        framerate=info.fps)
+        if sound:
+            encoder.audio = True
+            encoder.audio_input = {"file": self.audio_device, "format": "alsa"}
+            encoder.audio_output = {"codec_name": "aac", "rate": self.audio.sample_rate, "layout": "mono",
+                                    "bit_rate": self.audio.bitrate}
+        output = _output_class(self._api.Output)(self, on_frame, on_audio if sound else None)
+        picam2.start_recording(encoder, output)
+        return encoder
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the encoder and close the camera.
@@ -216,16 +257,23 @@ def _output_class(base):
     """A subclass of picamera2's ``Output`` (encoders accept nothing else) that wraps each frame."""
 
     class FrameOutput(base):
-        """Wraps each encoded access unit in an :class:`EncodedFrame`; no I/O, no waiting."""
+        """Wraps each encoded access unit in an :class:`EncodedFrame`, each sound packet in an
+        :class:`AudioPacket`; no I/O, no waiting. picamera2 serialises the calls (its output lock)."""
 
-        def __init__(self, source: PicameraSource, on_frame: FrameCallback):
+        def __init__(self, source: PicameraSource, on_frame: FrameCallback, on_audio: AudioCallback | None):
             super().__init__()
             self._source = source
             self._on_frame = on_frame
+            self._on_audio = on_audio
             self._seq = 0
+            self._audio_seq = 0
 
         def outputframe(self, frame, keyframe=True, timestamp=None, packet=None, audio=False):
-            if audio or self._source.fault is not None:
+            if self._source.fault is not None:
+                return
+            if audio:
+                if self._on_audio is not None:
+                    self._sound(packet, timestamp)
                 return
             try:
                 self._on_frame(EncodedFrame(data=bytes(frame), pts_us=int(timestamp), keyframe=bool(keyframe),
@@ -235,6 +283,15 @@ def _output_class(base):
                 self._source._fail(exc)
                 return
             self._seq += 1
+
+        def _sound(self, packet, timestamp) -> None:
+            try:
+                duration_us = round(packet.duration * packet.time_base * 1_000_000)
+                self._on_audio(AudioPacket(bytes(packet), int(timestamp), duration_us, self._audio_seq))
+            except Exception as exc:
+                self._source._fail(exc)
+                return
+            self._audio_seq += 1
 
     return FrameOutput
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .frames import EncodedFrame, StreamInfo
+from .frames import AudioInfo, AudioPacket, EncodedFrame, StreamInfo
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,15 @@ class Segment:
 
     The frames are the very objects the camera produced (no copy); :meth:`payload` joins them into the
     Annex-B H.264 elementary stream that is sealed, and that any decoder plays on its own.
+
+    With sound, ``audio`` holds the packets whose start lies in ``[audio_from_us, audio_until_us)``.
+    The spans of one incident's segments follow each other without gap or overlap (a span ends where
+    the next segment's first picture starts), so every packet of the incident is in exactly one
+    segment, and sound recorded while pictures were lost (an overrun gap) is kept in the segment after
+    the gap. ``audio_missing_us`` is sound that should be in the span but never arrived (microphone
+    fault, packets dropped), declared like ``dropped_frames``. ``audio_preroll`` is the packet just
+    before the span (also the previous segment's last): not part of this segment's sound, but what a
+    decoder needs first to decode the first packet correctly (AAC frames overlap).
     """
 
     incident_id: str
@@ -26,6 +35,12 @@ class Segment:
     #: Frames lost just before this segment's first frame: the pipeline dropped them (overrun), closed
     #: the previous segment at the gap and resumed at this keyframe. 0 in a healthy recording.
     dropped_frames: int = 0
+    audio: tuple[AudioPacket, ...] = ()
+    audio_preroll: AudioPacket | None = None
+    audio_stream: AudioInfo | None = None
+    audio_from_us: int | None = None
+    audio_until_us: int | None = None
+    audio_missing_us: int = 0
 
     def __post_init__(self):
         if not self.frames:
@@ -40,6 +55,11 @@ class Segment:
     @property
     def nbytes(self) -> int:
         return sum(f.size for f in self.frames)
+
+    @property
+    def audio_duration_us(self) -> int:
+        """How much sound the segment holds (the sum of its packets' durations)."""
+        return sum(p.duration_us for p in self.audio)
 
     @property
     def start_pts_us(self) -> int:

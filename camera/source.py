@@ -2,7 +2,8 @@
 
 A source owns its capture thread. It hands each :class:`EncodedFrame` to the callback given to
 :meth:`FrameSource.start`, on that thread, and expects the callback to return at once (the recorder's
-callback only enqueues). The backends are chosen by name, as gpiozero chooses pin factories, so the
+callback only enqueues). A source with sound (:attr:`FrameSource.audio` set) hands its
+:class:`AudioPacket` objects to a second callback, on the same media clock. The backends are chosen by name, as gpiozero chooses pin factories, so the
 rest of the agent never imports picamera2 and runs anywhere.
 """
 
@@ -16,11 +17,12 @@ from typing import Callable
 
 from base.errors import CameraUnavailableError, ConfigError
 
-from .frames import EncodedFrame, StreamInfo
+from .frames import AudioInfo, AudioPacket, EncodedFrame, StreamInfo
 
 logger = logging.getLogger(__name__)
 
 FrameCallback = Callable[[EncodedFrame], None]
+AudioCallback = Callable[[AudioPacket], None]
 
 BACKENDS = ("auto", "picamera2", "synthetic")
 
@@ -34,10 +36,17 @@ class FrameSource(ABC):
         self._preview_lock = threading.Lock()
         #: The exception that stopped the source, if any; the runtime shows it as a camera fault.
         self.fault: BaseException | None = None
+        #: The sound track this source records with its pictures, or None for pictures only.
+        self.audio: AudioInfo | None = None
+        #: Why the source records no sound although it should (no microphone), or None; the pictures go on.
+        self.audio_fault: str | None = None
 
     @abstractmethod
-    def start(self, on_frame: FrameCallback) -> None:
-        """Start capturing; ``on_frame`` is called on the capture thread for every frame."""
+    def start(self, on_frame: FrameCallback, on_audio: AudioCallback | None = None) -> None:
+        """Start capturing; ``on_frame`` is called on the capture thread for every frame.
+
+        ``on_audio`` receives the audio packets of a source with :attr:`audio`; without it, none are made.
+        """
 
     @abstractmethod
     def stop(self, timeout: float = 5.0) -> None:
@@ -74,8 +83,8 @@ def picamera2_available() -> bool:
     return importlib.util.find_spec("picamera2") is not None
 
 
-def open_source(camera_config) -> FrameSource:
-    """Build the frame source named by ``camera_config.backend``.
+def open_source(camera_config, audio_config=None) -> FrameSource:
+    """Build the frame source named by ``camera_config.backend``, with sound when ``audio_config.enabled``.
 
     ``auto`` means picamera2 where it is installed and the synthetic source elsewhere. A Pi whose
     camera is missing therefore fails loudly instead of silently recording a test pattern.
@@ -87,7 +96,7 @@ def open_source(camera_config) -> FrameSource:
     if backend == "synthetic":
         from .synthetic import SyntheticSource
 
-        return SyntheticSource.from_config(camera_config)
+        return SyntheticSource.from_config(camera_config, audio_config)
     if backend == "picamera2":
         if not picamera2_available():
             raise CameraUnavailableError(
@@ -96,5 +105,5 @@ def open_source(camera_config) -> FrameSource:
             )
         from .picam import PicameraSource
 
-        return PicameraSource.from_config(camera_config)
+        return PicameraSource.from_config(camera_config, audio_config=audio_config)
     raise ConfigError(f"camera.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

@@ -4,6 +4,8 @@ It produces the same kind of stream as the Pi's hardware encoder: Annex-B access
 a fixed GOP, SPS/PPS in front of every IDR. Each picture carries its frame number twice as a row of
 black/white blocks (the second row inverted, as a checksum), so a test can decode any segment and
 prove that no frame was lost or repeated; a burnt-in clock and counter make it readable to people.
+With ``audio_bitrate`` it also records sound in lock-step (:mod:`camera.synthaudio`): a beep starts
+exactly at every frame whose burnt-in number is a multiple of the (rounded) frame rate.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import numpy as np
 
 from base.errors import CameraUnavailableError
 
-from .frames import EncodedFrame, StreamInfo
-from .source import FrameCallback, FrameSource
+from .frames import AudioPacket, EncodedFrame, StreamInfo
+from .pyav import import_av as _import_av
+from .source import AudioCallback, FrameCallback, FrameSource
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +36,6 @@ COUNTER_BITS = 32
 PREVIEW_WIDTH = 128
 #: A real-time source this far behind its schedule says so (once) in the log.
 BEHIND_WARN_S = 0.5
-
-
-def _import_av():
-    try:
-        import av
-    except ImportError:
-        raise CameraUnavailableError(
-            "the synthetic camera needs PyAV: install the project with its 'sim' extra "
-            "(pip install 'bodycam[sim]')") from None
-    return av
 
 
 def counter_cell(width: int) -> int:
@@ -179,7 +172,7 @@ class SyntheticSource(FrameSource):
     """
 
     def __init__(self, width=1920, height=1080, fps=30.0, bitrate=10_000_000, gop_frames=None,
-                 realtime=True, replay_seconds=0.0, max_frames=None):
+                 realtime=True, replay_seconds=0.0, max_frames=None, audio_bitrate: int | None = None):
         gop = gop_frames or max(1, round(fps))
         super().__init__(StreamInfo("h264", width, height, float(fps), bitrate, gop, "synthetic"))
         self.realtime = realtime
@@ -189,14 +182,20 @@ class SyntheticSource(FrameSource):
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_emitted = 0
+        self.audio_bitrate = audio_bitrate
+        if audio_bitrate:
+            from .synthaudio import SyntheticAudio
+
+            self.audio = SyntheticAudio(audio_bitrate).info  # fails here, clearly, without PyAV's AAC
 
     @classmethod
-    def from_config(cls, camera) -> "SyntheticSource":
+    def from_config(cls, camera, audio=None) -> "SyntheticSource":
         return cls(camera.width, camera.height, camera.fps, camera.bitrate, camera.keyframe_interval,
-                   camera.synthetic_realtime, camera.synthetic_replay_seconds)
+                   camera.synthetic_realtime, camera.synthetic_replay_seconds,
+                   audio_bitrate=audio.bitrate if audio is not None and audio.enabled else None)
 
     # -- FrameSource -------------------------------------------------------------------------------
-    def start(self, on_frame: FrameCallback) -> None:
+    def start(self, on_frame: FrameCallback, on_audio: AudioCallback | None = None) -> None:
         if self._thread is not None:
             raise RuntimeError("source already started")
         if self.replay_seconds > 0:  # the clip is encoded in a child: PyAV need not load in this process
@@ -205,7 +204,7 @@ class SyntheticSource(FrameSource):
         else:
             _import_av()  # fail here, on the caller's thread, with a clear message
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, args=(on_frame,), name="SyntheticCameraThread",
+        self._thread = threading.Thread(target=self._run, args=(on_frame, on_audio), name="SyntheticCameraThread",
                                         daemon=True)
         self._thread.start()
 
@@ -235,18 +234,43 @@ class SyntheticSource(FrameSource):
     # -- frame production --------------------------------------------------------------------------
     def frames(self, count: int | None = None, start_wall: float | None = None) -> Iterator[EncodedFrame]:
         """Generate frames on the calling thread (no pacing) — for tests and benchmarks."""
+        for frame, _ in self._numbered(count, start_wall):
+            yield frame
+
+    def media(self, count: int | None = None, start_wall: float | None = None
+              ) -> Iterator[EncodedFrame | AudioPacket]:
+        """Frames and, for a source with sound, its audio packets in the order the camera hands them over."""
+        audio = self._new_audio()
+        for frame, number in self._numbered(count, start_wall):
+            if audio is not None:
+                yield from audio.advance(frame.pts_us, self._beeps(number))
+            yield frame
+
+    def _numbered(self, count, start_wall) -> Iterator[tuple[EncodedFrame, int]]:
+        """Frames stamped at the nominal rate, each with the number burnt into its picture."""
         source = self._replay() if self.replay_seconds > 0 else self._live()
         wall0 = time.time() if start_wall is None else start_wall
         period_us = 1_000_000 / self.info.fps
         n = 0
-        for data, keyframe in source:
+        for data, keyframe, number in source:
             if count is not None and n >= count:
                 return
             pts = round(n * period_us)
-            yield EncodedFrame(data, pts, keyframe, wall0 + pts / 1e6, n)
+            yield EncodedFrame(data, pts, keyframe, wall0 + pts / 1e6, n), number
             n += 1
 
-    def _live(self, on_preview=None) -> Iterator[tuple[bytes, bool]]:
+    def _new_audio(self):
+        if not self.audio_bitrate:
+            return None
+        from .synthaudio import SyntheticAudio
+
+        return SyntheticAudio(self.audio_bitrate)
+
+    def _beeps(self, number: int) -> bool:
+        """A beep starts with every frame whose burnt-in number is a multiple of the frame rate."""
+        return number % max(1, round(self.info.fps)) == 0
+
+    def _live(self, on_preview=None) -> Iterator[tuple[bytes, bool, int]]:
         on_preview = on_preview or self._set_preview
         info = self.info
         pattern = TestPattern(info.width, info.height, info.fps)
@@ -265,10 +289,10 @@ class SyntheticSource(FrameSource):
             if len(packets) != 1:
                 raise RuntimeError(f"encoder returned {len(packets)} packets for one frame (expected 1)")
             packet = packets[0]
-            yield bytes(packet), bool(packet.is_keyframe)
+            yield bytes(packet), bool(packet.is_keyframe), n
             n += 1
 
-    def _replay(self) -> Iterator[tuple[bytes, bool]]:
+    def _replay(self) -> Iterator[tuple[bytes, bool, int]]:
         clip_frames = max(self.info.gop_frames, round(self.replay_seconds * self.info.fps))
         clip_frames -= clip_frames % self.info.gop_frames  # loop on a GOP boundary
         clip = _encode_clip_in_child(self.info, clip_frames, self._stopping)
@@ -280,20 +304,21 @@ class SyntheticSource(FrameSource):
         _, u, v = _preview_planes(TestPattern(self.info.width, self.info.height, self.info.fps).planes(0, 0.0),
                                   PREVIEW_WIDTH)
         while True:
-            for data, keyframe, preview in clip:
+            for number, (data, keyframe, preview) in enumerate(clip):
                 if self._keyframe_wanted.is_set() and not keyframe:
                     continue  # a forced keyframe in replay: skip ahead to the clip's next IDR
                 self._keyframe_wanted.clear()
                 if preview is not None:
                     self._set_preview((preview, u, v))
-                yield data, keyframe
+                yield data, keyframe, number
 
-    def _run(self, on_frame: FrameCallback) -> None:
+    def _run(self, on_frame: FrameCallback, on_audio: AudioCallback | None) -> None:
         t0 = time.monotonic()
         period = 1.0 / self.info.fps
         behind_logged = False
         try:
-            for frame in self.frames(self.max_frames, start_wall=time.time()):
+            audio = self._new_audio() if on_audio is not None else None
+            for frame, number in self._numbered(self.max_frames, start_wall=time.time()):
                 if self._stopping.is_set():
                     break
                 if self.realtime:
@@ -313,6 +338,9 @@ class SyntheticSource(FrameSource):
                                        "machine): frames carry their real capture times, so recordings keep "
                                        "their true length with fewer frames per second", self.info.fps,
                                        frame.seq / max(now - t0, 1e-6))
+                if audio is not None:  # the sound up to this frame's time first: in lock-step with it
+                    for packet in audio.advance(frame.pts_us, self._beeps(number)):
+                        on_audio(packet)
                 on_frame(frame)
                 self.frames_emitted += 1
         except Exception as exc:  # a dying camera thread must become a visible fault, not a silent stop
@@ -380,7 +408,7 @@ def _encode_clip_main(argv: list[str]) -> int:
     source = SyntheticSource(width, height, fps, bitrate, gop, realtime=False)
     previews: list[np.ndarray] = []
     out = sys.stdout.buffer
-    for n, (data, keyframe) in enumerate(source._live(on_preview=previews.append)):
+    for n, (data, keyframe, _) in enumerate(source._live(on_preview=previews.append)):
         if n >= frames:
             break
         preview = previews.pop()[0] if previews else None  # the luma; the parent adds the static chroma

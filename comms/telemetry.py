@@ -53,6 +53,7 @@ def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], batter
             "pre_event_window_seconds": pre.get("window_seconds", 0.0),
             "frames_dropped": status.get("frames_lost", 0),
             "refused_reason": status.get("refused_reason"),
+            "sound": status.get("sound", "off"),
         },
         "battery": {"percent": battery.percent, "voltage": battery.voltage} if battery else None,
         "storage": {"level": storage["level"], "free_bytes": storage["free_bytes"],

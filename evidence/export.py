@@ -5,6 +5,12 @@ identity and remuxed, not re-encoded, so the MP4 holds the device's own H.264 by
 from the signed manifests (per-frame times relative to the segment start, and the segment start on the
 device's media clock), so playback timing is the recording's, not a guess from a frame rate.
 
+Segments with sound (format ``bodycam-segment/2``, an MP4 with both tracks) give an MP4 with the
+sound as its second track (AAC, as recorded): each sound packet keeps its time relative to its
+segment's first picture, the pre-roll packet at the start of each segment (a copy of the previous
+segment's last packet, there so that the segment decodes alone) is left out, so no sound is doubled
+at a cut. An incident must be of one format throughout.
+
 An incident that a device restart cut off ends in a signed end marker (no video): it exports, and the
 report's ``cut`` says when and how much may be missing at its end. An incident with a gap, a bad
 signature or a damaged ciphertext is refused; with ``allow_gaps=True`` only
@@ -145,6 +151,15 @@ def _check_codec(segments: list[SegmentResult]) -> None:
                               "cannot join into one MP4 track")
     if str(first.get("codec")).lower() not in ("h264", "avc", "avc1"):
         raise ExportError(f"codec {first.get('codec')!r} is not H.264; only H.264 segments can be exported")
+    sound = {s.manifest.has_audio for s in segments}
+    if len(sound) > 1:
+        raise ExportError("the incident has segments with and without sound; cannot join them into one MP4")
+    if True in sound:
+        formats = {(s.manifest.audio["codec"], s.manifest.audio["sample_rate"], s.manifest.audio["channels"])
+                   for s in segments}
+        if len(formats) > 1 or next(iter(formats))[0] != "aac":
+            raise ExportError(f"the sound format changes inside the incident or is not AAC ({sorted(formats)}); "
+                              "cannot join into one MP4 track")
 
 
 def _remux(segments: list[SegmentResult], identities, path: Path, progress: Progress | None) -> list[dict]:
@@ -159,7 +174,7 @@ def _remux(segments: list[SegmentResult], identities, path: Path, progress: Prog
     if progress:
         progress(0, total)
     with av.open(str(path), "w", format="mp4") as container:
-        stream = None
+        stream = sound = None
         for done, seg in enumerate(segments, 1):
             m = seg.manifest
             plaintext = _open_segment(seg, identities)
@@ -168,16 +183,26 @@ def _remux(segments: list[SegmentResult], identities, path: Path, progress: Prog
                 offset = max(prev_end, round((parse_time(m.start_time) - base_wall) * 1e6))
             pts = [offset + p for p in m.frame_pts_us]
             frame_us = round(1_000_000 / float(m.codec["fps"]))
-            with av.open(io.BytesIO(plaintext), "r", format="h264") as source:
+            with av.open(io.BytesIO(plaintext), "r", format="mp4" if m.has_audio else "h264") as source:
                 src = source.streams.video[0]
+                asrc = source.streams.audio[0] if m.has_audio and source.streams.audio else None
+                if m.has_audio and asrc is None:
+                    raise ExportError(f"{seg.stem}: the decrypted MP4 has no sound track, the manifest says it has")
                 if stream is None:
                     stream = container.add_stream_from_template(src)
                     stream.time_base = Fraction(1, 90_000)
-                packets = [p for p in source.demux(src) if p.size]
+                    if asrc is not None:
+                        sound = container.add_stream_from_template(asrc)
+                        sound.time_base = Fraction(1, m.audio["sample_rate"])
+                demuxed = list(source.demux(src) if asrc is None else source.demux(src, asrc))
+                packets = [p for p in demuxed if p.size and p.stream.type == "video"]
+                audio_packets = [p for p in demuxed if p.size and p.stream.type == "audio"]
                 if len(packets) != m.frame_count:
                     raise ExportError(f"{seg.stem}: the decrypted stream holds {len(packets)} frames, the manifest "
                                       f"says {m.frame_count}; the segment cannot be timed correctly")
                 dts = _decode_times(pts)
+                if asrc is not None:  # where the segment's MP4 shows its first picture, before retiming
+                    picture_us = packets[0].pts * packets[0].time_base * 1_000_000
                 for i, packet in enumerate(packets):
                     packet.stream = stream
                     packet.time_base = _US
@@ -185,6 +210,8 @@ def _remux(segments: list[SegmentResult], identities, path: Path, progress: Prog
                     packet.dts = dts[i]
                     packet.duration = (pts[i + 1] - pts[i]) if i + 1 < len(pts) and pts[i + 1] > pts[i] else frame_us
                     container.mux(packet)
+                if asrc is not None:
+                    _mux_sound(seg, audio_packets, picture_us, offset, sound, container)
             del plaintext
             end = max(pts) + frame_us
             timeline.append({"stem": seg.stem, "offset_s": round(offset / 1e6, 6), "end_s": round(end / 1e6, 6)})
@@ -192,6 +219,26 @@ def _remux(segments: list[SegmentResult], identities, path: Path, progress: Prog
             if progress:
                 progress(done, total)
     return timeline
+
+
+def _mux_sound(seg: SegmentResult, packets: list, picture_us, offset: int, sound, container) -> None:
+    """Copy a segment's sound packets (without the pre-roll) at their times relative to its first picture,
+    which the segment's MP4 shows at ``picture_us``."""
+    m = seg.manifest
+    if m.audio_preroll:
+        packets = packets[1:]
+    if len(packets) != m.audio_packets:
+        raise ExportError(f"{seg.stem}: the decrypted MP4 holds {len(packets)} sound packets, the manifest "
+                          f"says {m.audio_packets}")
+    rate = m.audio["sample_rate"]
+    for packet in packets:
+        at_us = packet.pts * packet.time_base * 1_000_000 - picture_us  # relative to the segment's start
+        duration = packet.duration
+        packet.stream = sound
+        packet.time_base = Fraction(1, rate)
+        packet.pts = packet.dts = round((offset + at_us) * rate / 1_000_000)
+        packet.duration = duration
+        container.mux(packet)
 
 
 def _open_segment(seg: SegmentResult, identities) -> bytes:

@@ -2,8 +2,13 @@
 
 A sealed segment is two files with one stem, ``<device_id>-<seq:010d>``:
 
-* ``<stem>.age`` — the segment's Annex-B H.264 bytes, age-encrypted (X25519) to every configured
-  recipient. Stock ``age -d -i evidence.key`` opens it. The device holds only recipients, so it cannot.
+* ``<stem>.age`` — the segment's plaintext, age-encrypted (X25519) to every configured recipient.
+  Stock ``age -d -i evidence.key`` opens it. The device holds only recipients, so it cannot. The
+  plaintext depends on the manifest's ``format``: ``bodycam-segment/1`` (pictures only) is the Annex-B
+  H.264 elementary stream; ``bodycam-segment/2`` (pictures and sound) is one fragmented MP4 with an
+  H.264 and an AAC track (:mod:`evidence.mp4`), which stock ``ffprobe``/``ffmpeg`` read. A segment
+  without sound is always sealed as ``/1``, so devices without a microphone write what they always
+  wrote, and every reader reads both.
 * ``<stem>.manifest.json`` — what the segment is, signed with the device's Ed25519 key (fields in
   :data:`MANIFEST_FIELDS`). The signature sits inside the document, in ``"signature"``, so the spool and
   the uplink move one JSON file and can read ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
@@ -63,12 +68,20 @@ from base.errors import BodycamError
 from base.ids import is_id, stem
 from base.utctime import iso_utc
 from .keys import DevicePublicKey, DeviceSigningKey, recipient_bytes, recipient_key_id
+from .mp4 import segment_parts
 
 
 logger = logging.getLogger(__name__)
 
 class _Frame(Protocol):
     pts_us: int
+    data: bytes
+    keyframe: bool
+
+
+class _Packet(Protocol):
+    pts_us: int
+    duration_us: int
     data: bytes
 
 
@@ -87,6 +100,13 @@ class Segment(Protocol):
     dropped_frames: int
     stream: _Stream
     frames: Sequence[_Frame]
+    #: Sound (format /2): None for a segment of pictures only.
+    audio_stream: _Stream | None
+    audio: Sequence[_Packet]
+    audio_preroll: _Packet | None
+    audio_from_us: int | None
+    audio_until_us: int | None
+    audio_missing_us: int
 
     @property
     def start_pts_us(self) -> int: ...
@@ -103,6 +123,8 @@ class Segment(Protocol):
 
 
 FORMAT = "bodycam-segment/1"
+#: A segment with sound: the plaintext is a fragmented MP4 with both tracks.
+FORMAT_AV = "bodycam-segment/2"
 END_FORMAT = "bodycam-incident-end/1"
 #: Why an incident ended without its final segment, as an end marker says.
 END_REASONS = ("restart",)
@@ -178,6 +200,28 @@ MANIFEST_FIELDS: dict[str, Callable[[object], object]] = {
     "signature": lambda v: isinstance(v, str) and len(v) == 88,
 }
 
+def _is_audio(v) -> bool:
+    return (isinstance(v, dict) and set(v) == {"codec", "sample_rate", "channels", "bitrate", "frame_samples",
+                                               "config", "source"}
+            and _is_text(v["codec"]) and _is_text(v["source"]) and isinstance(v["config"], str)
+            and re.fullmatch(r"(?:[0-9a-f]{2}){1,64}", v["config"]) is not None
+            and all(_is_int(v[k]) and v[k] > 0 for k in ("sample_rate", "channels", "bitrate", "frame_samples")))
+
+
+#: A segment with sound has every field of /1 and these: the sound's format, how many packets it
+#: holds (without the pre-roll), whether the MP4's first sound sample is the pre-roll, the span the
+#: sound belongs to (µs relative to ``start_pts_us``, like ``frame_pts_us``) and the sound missing in it.
+MANIFEST_FIELDS_AV: dict[str, Callable[[object], object]] = {
+    **MANIFEST_FIELDS,
+    "format": lambda v: v == FORMAT_AV,
+    "audio": _is_audio,
+    "audio_packets": _is_nat,
+    "audio_preroll": lambda v: isinstance(v, bool),
+    "audio_from_us": _is_int,
+    "audio_until_us": _is_int,
+    "audio_missing_us": _is_nat,
+}
+
 #: The fields of an incident end marker (see the module docstring).
 END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
     **{k: MANIFEST_FIELDS[k] for k in ("device_id", "site", "incident_id", "segment_index", "seq",
@@ -191,7 +235,7 @@ END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
     "ciphertext_sha256": lambda v: v == EMPTY_SHA256,
 }
 
-_FIELDS_BY_FORMAT = {FORMAT: MANIFEST_FIELDS, END_FORMAT: END_MARKER_FIELDS}
+_FIELDS_BY_FORMAT = {FORMAT: MANIFEST_FIELDS, FORMAT_AV: MANIFEST_FIELDS_AV, END_FORMAT: END_MARKER_FIELDS}
 #: What a marker's :class:`Manifest` holds in the fields that describe video.
 _NO_VIDEO = {"codec": {}, "frame_count": 0, "first_frame_seq": 0, "last_frame_seq": 0, "pre_event_frames": 0,
              "dropped_frames": 0, "start_pts_us": 0, "frame_pts_us": (), "plaintext_bytes": 0,
@@ -234,6 +278,13 @@ class Manifest:
     #: End markers only: why the incident ended (``restart``) and when its last sealed frame ended.
     reason: str | None = None
     last_frame_time: str | None = None
+    #: Segments with sound (format /2) only; see :data:`MANIFEST_FIELDS_AV`.
+    audio: dict | None = None
+    audio_packets: int = 0
+    audio_preroll: bool = False
+    audio_from_us: int | None = None
+    audio_until_us: int | None = None
+    audio_missing_us: int = 0
 
     @property
     def stem(self) -> str:
@@ -242,6 +293,11 @@ class Manifest:
     @property
     def is_end_marker(self) -> bool:
         return self.format == END_FORMAT
+
+    @property
+    def has_audio(self) -> bool:
+        """True for a segment with sound, whose plaintext is an MP4 (format /2)."""
+        return self.format == FORMAT_AV
 
     def signed_bytes(self) -> bytes:
         doc = json.loads(self.raw)
@@ -259,8 +315,8 @@ class Manifest:
             raise ManifestError("manifest is not a JSON object")
         fields = _FIELDS_BY_FORMAT.get(doc.get("format"))
         if fields is None:
-            raise ManifestError(f"manifest format {str(doc.get('format'))[:40]!r} is not {FORMAT!r} "
-                                f"or {END_FORMAT!r}")
+            raise ManifestError(f"manifest format {str(doc.get('format'))[:40]!r} is not one of "
+                                f"{', '.join(map(repr, _FIELDS_BY_FORMAT))}")
         missing = [k for k in fields if k not in doc]
         if missing:
             raise ManifestError(f"manifest lacks field(s) {', '.join(missing)}")
@@ -364,14 +420,21 @@ class Sealer:
         seq += 1
 
         started = time.perf_counter()
+        codec = {k: _number(v) for k, v in segment.stream.as_dict().items()}
+        audio_stream = getattr(segment, "audio_stream", None)
+        if audio_stream is None:
+            total, parts = segment.nbytes, (f.data for f in segment.frames)
+        else:
+            audio = {k: _number(v) for k, v in audio_stream.as_dict().items()}
+            total, parts = segment_parts(segment.frames, codec, segment.audio, segment.audio_preroll, audio)
         collected = bytearray() if out is None else None
-        ciphertext_sha256, plaintext_bytes, ciphertext_bytes = _encrypt_frames(
-            segment, self._recipients, collected.extend if out is None else out.write)
+        ciphertext_sha256, plaintext_bytes, ciphertext_bytes = _encrypt(
+            parts, total, self._recipients, collected.extend if out is None else out.write)
         ciphertext = None if collected is None else bytes(collected)
         del collected
         base = segment.start_pts_us
         doc = {
-            "format": FORMAT,
+            "format": FORMAT if audio_stream is None else FORMAT_AV,
             "device_id": self.device_id,
             "site": self.site,
             "incident_id": segment.incident_id,
@@ -383,7 +446,7 @@ class Sealer:
             "end_time": iso_utc(segment.end_wall),
             "sealed_time": iso_utc(time.time() if sealed_at is None else sealed_at),
             "clock_sync": clock_sync,
-            "codec": {k: _number(v) for k, v in segment.stream.as_dict().items()},
+            "codec": codec,
             "frame_count": segment.frame_count,
             "first_frame_seq": segment.first_seq,
             "last_frame_seq": segment.last_seq,
@@ -398,6 +461,18 @@ class Sealer:
             "signing_key_id": self._key.key_id,
             "recipient_key_ids": self._recipient_ids,
         }
+        if audio_stream is not None:
+            doc.update({
+                "audio": audio,
+                "audio_packets": len(segment.audio),
+                "audio_preroll": segment.audio_preroll is not None,
+                "audio_from_us": segment.audio_from_us - base,
+                "audio_until_us": segment.audio_until_us - base,
+                "audio_missing_us": segment.audio_missing_us,
+            })
+            for key, check in MANIFEST_FIELDS_AV.items():
+                if key != "signature" and not check(doc[key]):
+                    raise SealError(f"cannot seal a segment with sound: {key} = {doc[key]!r} is not a valid value")
         doc["signature"] = base64.b64encode(self._key.sign(canonical_json(doc))).decode("ascii")
         manifest = canonical_json(doc) + b"\n"
         sealed = SealedSegment(
@@ -510,9 +585,10 @@ def _number(v):
     return v
 
 
-def _encrypt_frames(segment: Segment, recipients: list[bytes],
-                    write: Callable[[memoryview], object]) -> tuple[str, int, int]:
-    """age-encrypt the segment's frames straight from memory into ``write``, one chunk at a time.
+def _encrypt(parts: Iterable[bytes | memoryview], total: int, recipients: list[bytes],
+             write: Callable[[memoryview], object]) -> tuple[str, int, int]:
+    """age-encrypt ``parts`` (``total`` bytes: the frames, or the MP4's boxes and the frames) straight
+    from memory into ``write``, one chunk at a time.
 
     Returns (SHA-256 hex of the ciphertext, plaintext bytes, ciphertext bytes). ``write`` must consume
     the view before it returns: the buffer behind it is reused for the next chunk.
@@ -543,7 +619,6 @@ def _encrypt_frames(segment: Segment, recipients: list[bytes],
     header += nonce
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
 
-    total = segment.nbytes
     chunks = max(1, -(-total // _AGE_CHUNK))
     digest = hashlib.sha256(header)
     write(memoryview(header))
@@ -567,8 +642,8 @@ def _encrypt_frames(segment: Segment, recipients: list[bytes],
 
     fill = 0
     try:
-        for frame in segment.frames:
-            data = memoryview(frame.data)
+        for part in parts:
+            data = memoryview(part)
             while data:
                 take = min(len(data), _AGE_CHUNK - fill)
                 staged[fill:fill + take] = data[:take]

@@ -1,4 +1,5 @@
-"""Small status icons drawn from primitives (no image files): battery, storage, upload backlog, link.
+"""Small status icons drawn from primitives (no image files): battery, storage, upload backlog, link,
+microphone.
 
 Each function draws on a mode "1" image at (x, y) = top-left, is ``ICON_HEIGHT`` pixels tall, and returns the width it
 used, so a row of icons can be laid out left to right. ``fill`` 1 draws lit pixels on a dark ground.
@@ -74,6 +75,20 @@ def backlog_width(segments: int) -> int:
 
 def _count(segments: int) -> str:
     return str(segments) if segments < 1000 else "999+"
+
+
+def microphone(image: Image.Image, x: int, y: int, fill: int = 1) -> int:
+    """A microphone: a capsule in a U-shaped holder on a stand; shown while sound is recorded."""
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((x + 2, y, x + 4, y + 5), radius=1, fill=fill)
+    draw.line((x, y + 3, x, y + 4), fill=fill)
+    draw.line((x + 6, y + 3, x + 6, y + 4), fill=fill)
+    draw.line((x + 1, y + 5, x + 1, y + 6), fill=fill)
+    draw.line((x + 5, y + 5, x + 5, y + 6), fill=fill)
+    draw.line((x + 2, y + 7, x + 4, y + 7), fill=fill)
+    draw.line((x + 3, y + 7, x + 3, y + ICON_HEIGHT - 1), fill=fill)
+    draw.line((x + 1, y + ICON_HEIGHT - 1, x + 5, y + ICON_HEIGHT - 1), fill=fill)
+    return 7
 
 
 def link(image: Image.Image, x: int, y: int, up: bool | None, fill: int = 1) -> int:

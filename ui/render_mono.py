@@ -145,6 +145,15 @@ def _recording(image: Image.Image, view: OfficerView, text, spec: ScreenSpec) ->
     _recording_mark(image, view, text, 0, band, lit=True)
     _picture(image, view, text, spec, (0, band, w, h))
     _tag(image, _fit(format_elapsed(view.elapsed_seconds), w // 2, _SMALL), w, h)
+    if view.sound:
+        _microphone_tag(image, h)
+
+
+def _microphone_tag(image: Image.Image, bottom: int) -> None:
+    """The microphone mark at the bottom left, on a dark box like the elapsed time: sound is recorded."""
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, bottom - icons.ICON_HEIGHT - 4, 7 + 3, bottom - 1), fill=0)
+    icons.microphone(image, 2, bottom - icons.ICON_HEIGHT - 2)
 
 
 def _alert(image: Image.Image, view: OfficerView, text) -> None:

@@ -259,6 +259,21 @@ def _recording(image: Image.Image, view: OfficerView, text, spec: ScreenSpec, m:
         lab = _text(format_elapsed(view.elapsed_seconds), m.tag_cap, (x1 - x0) // 2)
         pad = max(2, m.tag_cap // 4)
         _tag(image, lab, x1 - lab.width - 2 * pad, y1 - lab.cap_height - 2 * pad, pal, pad)
+    if view.sound:
+        _microphone_tag(image, x0 + 1, y1 - 1, m, pal)
+
+
+def _microphone_tag(image: Image.Image, left: int, bottom: int, m: Metrics, pal: Palette) -> None:
+    """The 1-bit class's microphone mark, scaled like the status row, at the picture's bottom left on a dark
+    box: sound is recorded."""
+    mark = Image.new("1", (7, icons.ICON_HEIGHT), 0)
+    icons.microphone(mark, 0, 0)
+    if m.icons > 1:
+        mark = mark.resize((mark.width * m.icons, mark.height * m.icons), Image.Resampling.NEAREST)
+    pad = max(2, m.icons)
+    top = bottom - mark.height - 2 * pad
+    ImageDraw.Draw(image).rectangle((left, top, left + mark.width + 2 * pad - 1, bottom - 1), fill=_BLACK)
+    image.paste(pal.ink, (left + pad, top + pad), mark)
 
 
 def _alert(image: Image.Image, view: OfficerView, text, m: Metrics, pal: Palette) -> None:

@@ -42,6 +42,8 @@ _TEXT = {
     "alert.under_voltage.hint": {"de": "Akku/Kabel prüfen", "en": "Check battery/cable"},
     "alert.low_battery": {"de": "AKKU SCHWACH", "en": "BATTERY LOW"},
     "alert.low_battery.hint": {"de": "Bald laden", "en": "Charge soon"},
+    "alert.audio_fault": {"de": "KEIN TON", "en": "NO SOUND"},
+    "alert.audio_fault.hint": {"de": "Bild läuft weiter", "en": "Video continues"},
     "alert.display_fault": {"de": "ANZEIGEFEHLER", "en": "DISPLAY FAULT"},
     "alert.display_fault.hint": {"de": "Aufnahme möglich", "en": "Recording works"},
     "alert.other": {"de": "STÖRUNG", "en": "FAULT"},

@@ -30,6 +30,8 @@ class Health:
     charging: bool = False
     link_up: bool | None = None
     backlog_segments: int = 0
+    #: Sound is recorded with the pictures (audio switched on and the microphone working).
+    sound: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class OfficerView:
     language: str = DEFAULT_LANGUAGE
     #: The device's id while the back office asks "which device is this?" (the identify command).
     identify: str | None = None
+    #: Sound is recorded with the pictures: the recording screen shows the microphone mark.
+    sound: bool = False
 
     @property
     def elapsed_seconds(self) -> int:
@@ -120,4 +124,5 @@ class ViewBuilder:
             storage_level=disk.level if disk is not None else None,
             storage_used=disk.used if disk is not None else None,
             link_up=health.link_up, backlog_segments=health.backlog_segments,
-            alerts=tuple(self._read("alerts") or ()), language=self.language, identify=self._read("identify"))
+            alerts=tuple(self._read("alerts") or ()), language=self.language, identify=self._read("identify"),
+            sound=health.sound)

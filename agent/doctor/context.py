@@ -32,6 +32,8 @@ class Context:
     status_path: str | None = None
     #: A namespace with Picamera2 and H264Encoder (as camera.picam.load_picamera2); None imports it.
     picamera2: object | None = None
+    #: Opens and closes an ALSA capture device by name, raising when it cannot; None uses PyAV.
+    open_microphone: Callable[[str], None] | None = None
     #: An smbus2-like bus handed to luma's i2c interface; None opens /dev/i2c-N.
     i2c_bus: object | None = None
     #: Where the SPI displays' /dev/spidevP.D nodes are (a folder of stand-ins in tests).

@@ -1,5 +1,5 @@
-"""Checks of the device's hardware: camera, H.264 encoder, the front display on I2C or SPI, and the GPIO
-pins of button, LEDs and buzzer. Each opens the part only as far as needed to see it answer."""
+"""Checks of the device's hardware: camera, H.264 encoder, microphone, the front display on I2C or SPI,
+and the GPIO pins of button, LEDs and buzzer. Each opens the part only as far as needed to see it answer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 from base.errors import BodycamError
 from ui.settings import DRIVER_SIZES, SPI_DRIVERS
 
-from .check import Check, fail, ok, warn
+from .check import Check, fail, ok, skip, warn
 from .context import Context
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,42 @@ def check_encoder(ctx: Context) -> Check:
     return warn("encoder", "the hardware H.264 encoder /dev/video11 is not usable; picamera2 falls back to "
                            "software encoding, which may drop frames",
                 "check that /dev/video11 exists and belongs to group video, and that the user is in group video")
+
+
+LIST_MICROPHONES = ("'arecord -l' lists the capture devices (card N, device M: set audio.device = \"hw:N,M\"), "
+                    "'arecord -L' their names; then restart the agent")
+
+
+def check_microphone(ctx: Context) -> Check:
+    """With sound switched on: the configured ALSA capture device opens (picamera2), or the
+    simulation's AAC encoder works (synthetic)."""
+    audio = ctx.config.audio
+    if not audio.enabled:
+        return skip("microphone", "sound is switched off (audio.enabled = false)")
+    if _backend(ctx) == "synthetic":
+        from camera.synthaudio import SyntheticAudio
+
+        try:
+            packets = SyntheticAudio(audio.bitrate).advance(100_000, beep=True)
+        except Exception as exc:
+            return fail("microphone", f"the simulation's AAC encoder does not work ({exc})",
+                        "install the project with its 'sim' extra (PyAV with FFmpeg's AAC encoder)")
+        return ok("microphone", f"synthetic test tone, AAC {audio.bitrate // 1000} kbit/s ({len(packets)} packets "
+                                "encoded)")
+    try:
+        (ctx.open_microphone or _open_alsa)(audio.device)
+    except Exception as exc:
+        return fail("microphone", f"the microphone {audio.device!r} cannot be opened ({exc})", LIST_MICROPHONES)
+    return ok("microphone", f"microphone {audio.device!r} opens (ALSA)")
+
+
+def _open_alsa(device: str) -> None:
+    """Open the ALSA capture device as picamera2 will, read one block of sound, close it."""
+    from camera.pyav import import_av
+
+    av = import_av()
+    with av.open(device, format="alsa") as container:
+        next(container.decode(audio=0))
 
 
 def _check_synthetic_encoder() -> Check:

@@ -80,3 +80,13 @@ def test_a_control_on_a_pin_of_the_spi_display_is_refused(controls, expected):
     with pytest.raises(ConfigError, match=expected):
         config.loads(text, "agent.toml")
     config.loads(text.replace("st7789", "dummy"), "agent.toml")  # no SPI display: the pins are free
+
+
+def test_sound_is_off_by_default_and_switched_on_by_the_config(tmp_path):
+    assert config.Config().audio.enabled is False
+    audio = config.loads('[audio]\nenabled = true\nbitrate = 32000\ndevice = "hw:1,0"\n').audio
+    assert (audio.enabled, audio.bitrate, audio.device) == (True, 32000, "hw:1,0")
+    with pytest.raises(ConfigError, match=r"audio\.gain_db .*alsamixer"):
+        config.loads("[audio]\ngain_db = 6\n")
+    with pytest.raises(ConfigError, match="audio.codec"):
+        config.loads('[audio]\ncodec = "mp3"\n')

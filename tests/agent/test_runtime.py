@@ -106,7 +106,7 @@ def test_a_crashing_camera_is_restarted_a_bounded_number_of_times_then_the_agent
     cfg = config.replace(cfg, "runtime", max_restarts=2)
     built = []
 
-    def factory(camera):
+    def factory(camera, audio=None):
         built.append(1)
         return DyingSource(320, 240, 30.0, 300_000, 30, realtime=True)
 

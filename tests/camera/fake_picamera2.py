@@ -9,7 +9,14 @@ encoders/encoder.py, encoders/h264_encoder.py, encoders/v4l2_encoder.py, request
 * ``Picamera2()`` wraps any open failure in ``RuntimeError("Camera __init__ sequence did not
   complete.")`` raised while handling the real reason;
 * ``post_callback(request)`` runs on the camera thread for every frame; ``request.make_array`` of a
-  YUV420 stream is a (height * 3/2, stride) uint8 array.
+  YUV420 stream is a (height * 3/2, stride) uint8 array;
+* sound as ``Encoder`` does it (encoders/encoder.py): with ``encoder.audio`` set, ``start()`` opens
+  ``audio_input`` (a device not in ``state.microphones`` raises, as ``av.open`` does, and the
+  recording does not start), announces the ``audio_output`` stream with ``Output._add_stream``, and
+  an audio thread hands each AAC packet (pts in 1/rate, ``duration`` 1024) to
+  ``outputframe(None, True, timestamp, packet, True)`` after shifting it by ``audio_sync``, dropping
+  packets whose time is negative, in step with the pictures' clock. ``state.unplug()`` ends that
+  thread as a vanished ALSA device ends PyAV's decode loop: no more packets, pictures go on.
 
 Pass the module itself as ``PicameraSource(..., picamera2=fake_picamera2)``. Module state (attached
 cameras, busy cameras, stride alignment, recorded instances) is reset by :func:`reset`.
@@ -18,8 +25,10 @@ cameras, busy cameras, stride alignment, recorded instances) is reset by :func:`
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 
 import numpy as np
+from types import SimpleNamespace
 
 #: Seconds between fake frames; small so the tests run fast.
 FRAME_INTERVAL = 0.002
@@ -35,7 +44,8 @@ class _State:
         self.cameras = [{"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/fake/imx708@1a"}]
         self.busy = False
         self.stride_align = 64
-        self.emit_audio = False
+        self.microphones: list[str] = []
+        self.microphone_gone = threading.Event()
         self.cameras_opened: list[Picamera2] = []
         self.encoders: list[H264Encoder] = []
 
@@ -44,9 +54,32 @@ state = _State()
 
 
 def reset() -> None:
-    """Back to one attached, free camera and no recorded instances."""
+    """Back to one attached, free camera, no microphone and no recorded instances."""
     global state
     state = _State()
+
+
+def unplug() -> None:
+    """The USB microphone is pulled out: the audio thread's next read fails and the thread ends."""
+    state.microphone_gone.set()
+
+
+class _AudioStream:
+    """What ``add_stream(codec_name="aac", rate=..., layout=..., bit_rate=...)`` gives, as far as used."""
+
+    def __init__(self, codec_name="aac", rate=48_000, layout="stereo", bit_rate=None, **_):
+        self.codec_context = SimpleNamespace(name=codec_name, sample_rate=rate, time_base=Fraction(1, rate),
+                                             layout=layout, bit_rate=bit_rate, frame_size=1024)
+
+
+class AudioPacket:
+    """A PyAV packet as far as used: its bytes, pts/dts in ``time_base``, ``duration``."""
+
+    def __init__(self, data: bytes, pts: int, time_base: Fraction, duration: int = 1024):
+        self._data, self.pts, self.dts, self.time_base, self.duration = data, pts, pts, time_base, duration
+
+    def __bytes__(self):
+        return self._data
 
 
 class Output:
@@ -82,12 +115,21 @@ class _Encoder:
         self.framerate = framerate
         self.qp = qp
         self.profile = profile
+        self.audio = False
+        self.audio_input = {"file": "default", "format": "pulse"}
+        self.audio_output = {"codec_name": "aac"}
+        self.audio_sync = -100_000
+        self._audio_thread = None
+        self._video_us = -1
+        #: Every (timestamp, packet) handed to the outputs as sound.
+        self.audio_sent: list = []
         self.width = self.height = self.stride = 0
         self.format = None
         self.name = None
         self._output = []
         self._running = False
         self._lock = threading.Lock()
+        self._output_lock = threading.Lock()
         self._force = threading.Event()
         self._thread = None
         #: Every (frame, keyframe, timestamp) handed to the outputs, to compare with what arrived.
@@ -116,12 +158,21 @@ class _Encoder:
         with self._lock:
             if self._running:
                 raise RuntimeError("Encoder already running")
+            if self.audio and self.audio_input.get("file") not in state.microphones:
+                raise FileNotFoundError(2, f"No such file or directory: '{self.audio_input.get('file')}'")
             self._running = True
             for out in self._output:
                 out.start()
                 out._add_stream("video", "h264")
             self._thread = threading.Thread(target=self._poll, name="FakeEncoderThread", daemon=True)
             self._thread.start()
+            if self.audio:
+                stream = _AudioStream(**self.audio_output)
+                for out in self._output:
+                    out._add_stream(stream, **self.audio_output)
+                self._audio_thread = threading.Thread(target=self._audio, args=(stream,), name="FakeAudioThread",
+                                                      daemon=True)
+                self._audio_thread.start()
 
     def stop(self):
         with self._lock:
@@ -129,12 +180,15 @@ class _Encoder:
                 raise RuntimeError("Encoder already stopped")
             self._running = False
             self._thread.join(timeout=5)
+            if self._audio_thread is not None:
+                self._audio_thread.join(timeout=5)
             for out in self._output:
                 out.stop()
 
     def outputframe(self, frame, keyframe=True, timestamp=None, packet=None, audio=False):
-        for out in self._output:
-            out.outputframe(frame, keyframe, timestamp, packet, audio)
+        with self._output_lock:  # picamera2 serialises the video and the audio thread here
+            for out in self._output:
+                out.outputframe(frame, keyframe, timestamp, packet, audio)
 
     def _poll(self):
         frame_us = round(1_000_000 / (self.framerate or 30))
@@ -152,10 +206,30 @@ class _Encoder:
             timestamp = index * frame_us
             self.sent.append((frame, keyframe, timestamp))
             self.outputframe(frame, keyframe, timestamp)
-            if state.emit_audio:
-                self.outputframe(None, True, timestamp, object(), True)
+            self._video_us = timestamp
             index += 1
             threading.Event().wait(FRAME_INTERVAL)
+
+
+    def _audio(self, stream) -> None:
+        """As ``Encoder._audio_thread_func`` and ``_handle_audio_packet``, the microphone paced by the pictures."""
+        tb = stream.codec_context.time_base
+        delta = int(self.audio_sync / (1_000_000 * tb))
+        pts = -1024  # the AAC encoder's priming frame comes first
+        while self._running:
+            if state.microphone_gone.is_set():
+                return  # av.open's decode loop raised: picamera2's audio thread ends, nobody is told
+            if (pts + 1024) / tb.denominator * 1_000_000 > self._video_us:  # not recorded yet
+                threading.Event().wait(FRAME_INTERVAL / 4)
+                continue
+            packet = AudioPacket(b"\x21\x10" + pts.to_bytes(4, "big", signed=True), pts, tb)
+            pts += 1024
+            packet.pts -= delta
+            packet.dts -= delta
+            timestamp = int(packet.pts * 1_000_000 * tb)
+            if packet.pts >= 0:
+                self.audio_sent.append((timestamp, packet))
+                self.outputframe(None, True, timestamp, packet, True)
 
 
 class H264Encoder(_Encoder):

@@ -207,13 +207,80 @@ def test_a_raising_callback_becomes_the_fault_and_stops_delivery(make_source):
     assert len(got.frames) == 3
 
 
-def test_audio_frames_are_ignored(make_source, fake):
-    fake.state.emit_audio = True
-    source, got = make_source(), Collector()
-    source.start(got)
+def test_no_sound_is_asked_for_without_a_microphone_configured(make_source, fake):
+    fake.state.microphones = ["default"]
+    source, got, sound = make_source(), Collector(), Collector()
+    assert source.audio is None
+    source.start(got, sound)
     frames = got.wait_for(lambda frames: len(frames) >= 5)
-    assert all(f.data for f in frames)
     assert [f.seq for f in frames] == list(range(len(frames)))
+    assert fake.state.encoders[-1].audio is False and sound.frames == []
+
+
+def make_sound_source(fake, device="hw:1,0"):
+    camera = CameraConfig(width=640, height=480, fps=25.0, bitrate=2_000_000)
+    return PicameraSource.from_config(camera, picamera2=fake, audio_config=_enabled(device))
+
+
+def _enabled(device):
+    """The [audio] section as the agent hands it over."""
+    from agent.config import AudioConfig
+
+    return AudioConfig(enabled=True, device=device, bitrate=32_000)
+
+
+def test_sound_packets_reach_the_recorder_with_picamera2s_timestamps(fake):
+    fake.state.microphones = ["hw:1,0"]
+    source, got, sound = make_sound_source(fake), Collector(), Collector()
+    assert source.audio.codec == "aac" and source.audio.config == b"\x11\x88" and source.audio.sample_rate == 48_000
+    try:
+        source.start(got, sound)
+        packets = sound.wait_for(lambda packets: len(packets) >= 30)
+        got.wait_for(lambda frames: len(frames) >= 10)
+    finally:
+        source.stop()
+    encoder = fake.state.encoders[-1]
+    assert encoder.audio is True
+    assert encoder.audio_input == {"file": "hw:1,0", "format": "alsa"}
+    assert encoder.audio_output == {"codec_name": "aac", "rate": 48_000, "layout": "mono", "bit_rate": 32_000}
+    sent = encoder.audio_sent[:len(packets)]
+    assert [(p.pts_us, p.data) for p in packets] == [(t, bytes(pk)) for t, pk in sent]
+    assert [p.seq for p in packets] == list(range(len(packets)))
+    assert all(p.duration_us == 21_333 for p in packets)
+    assert all(b.pts_us - a.pts_us in (21_333, 21_334) for a, b in zip(packets, packets[1:]))
+    assert packets[0].pts_us == int((4800 - 1024) * 1_000_000 / 48_000)  # priming frame moved by audio_sync (-100 ms)
+    assert source.audio_fault is None
+
+
+def test_a_missing_microphone_records_pictures_and_says_why(fake, caplog):
+    source, got, sound = make_sound_source(fake, device="hw:9,0"), Collector(), Collector()
+    try:
+        source.start(got, sound)
+        frames = got.wait_for(lambda frames: len(frames) >= 10)
+    finally:
+        source.stop()
+    assert [f.seq for f in frames] == list(range(len(frames)))
+    assert sound.frames == []
+    assert "hw:9,0" in source.audio_fault and "arecord -l" in source.audio_fault
+    assert fake.state.encoders[-1].audio is False  # started again without sound
+    assert any("hw:9,0" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unplugged_microphone_stops_the_sound_and_the_pictures_go_on(fake):
+    fake.state.microphones = ["hw:1,0"]
+    source, got, sound = make_sound_source(fake), Collector(), Collector()
+    try:
+        source.start(got, sound)
+        sound.wait_for(lambda packets: len(packets) >= 10)
+        fake.unplug()
+        time.sleep(20 * fake_picamera2.FRAME_INTERVAL)
+        heard = len(sound.frames)
+        seen = len(got.frames)
+        got.wait_for(lambda frames: len(frames) >= seen + 20)
+    finally:
+        source.stop()
+    assert len(sound.frames) == heard  # no more sound, and nothing raised into the pictures' path
+    assert source.fault is None
 
 
 def test_preview_is_the_lores_yuv_planes_without_stride_padding(make_source, fake):

@@ -26,7 +26,7 @@ def test_window_zero_keeps_nothing_in_memory():
     ring = PreEventRing(window_seconds=0, max_bytes=10**6)
     for frame in stream([5000] * 100):
         ring.append(frame)
-    assert len(ring) == 0 and ring.nbytes == 0 and ring.drain() == []
+    assert len(ring) == 0 and ring.nbytes == 0 and ring.drain() == ([], [])
 
 
 def test_byte_bound_holds_under_a_bitrate_spike_and_head_stays_a_keyframe():
@@ -62,7 +62,7 @@ def test_frames_are_kept_by_reference_and_drain_empties():
     frames = list(stream([100] * 90))
     for frame in frames:
         ring.append(frame)
-    drained = ring.drain()
+    drained = ring.drain()[0]
     assert all(a is b for a, b in zip(drained, frames[-len(drained):]))
     assert drained[0].keyframe and len(ring) == 0 and ring.nbytes == 0
 
@@ -75,7 +75,7 @@ def test_gap_discards_the_undecodable_rest_of_the_gop():
     ring.mark_gap()
     for frame in frames[40:65]:
         ring.append(frame)
-    held = ring.drain()
+    held = ring.drain()[0]
     assert [f.seq for f in held] == list(range(0, 35)) + list(range(60, 65))
 
 
@@ -91,5 +91,5 @@ def test_invariants_hold_for_any_stream(sizes, gop, window, bound):
         if len(ring):
             assert ring.head.keyframe
             assert frame.pts_us - ring.head.pts_us <= ring.window_us
-    held = ring.drain()
+    held = ring.drain()[0]
     assert [f.seq for f in held] == sorted(f.seq for f in held)

@@ -95,10 +95,10 @@ def test_realtime_thread_paces_frames_and_stops(small_source):
 class SlowMachineSource(SyntheticSource):
     """Encodes at half the nominal rate, as an emulated Pi manages 18-22 of 30 fps."""
 
-    def frames(self, count=None, start_wall=None):
-        for frame in super().frames(count, start_wall):
+    def _numbered(self, count, start_wall):
+        for frame, number in super()._numbered(count, start_wall):
             time.sleep(2.0 / self.info.fps)
-            yield frame
+            yield frame, number
 
 
 def test_a_camera_slower_than_its_nominal_rate_stamps_real_time_and_says_so(caplog):

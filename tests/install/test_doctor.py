@@ -19,7 +19,8 @@ from agent import config as config_mod
 from agent import doctor, doctor_cli
 from agent.doctor import Level
 from agent.doctor.check import ok
-from agent.doctor.hardware import DISPLAY_NOP, check_camera, check_display, check_encoder, check_gpio
+from agent.doctor.hardware import DISPLAY_NOP, check_camera, check_display, check_encoder, check_gpio, \
+    check_microphone
 from agent.doctor.local import check_agent, check_clock, check_config, check_keys, check_recipients
 from agent.doctor.machine import kernel_clock_synchronised, service_uid
 from agent.doctor.network import check_broker
@@ -64,12 +65,12 @@ def mock_factory():
 def test_a_healthy_simulated_device_has_no_fail(device, mock_factory):
     ctx = changed(make_ctx(device, pin_factory=mock_factory), "uplink", enabled=False)
     results = by_name(doctor.run_checks(ctx))
-    assert [n for n in results] == ["config", "recipients", "keys", "agent", "camera", "encoder", "display",
-                                    "gpio", "clock", "broker", "spool", "backlog"]
+    assert [n for n in results] == ["config", "recipients", "keys", "agent", "camera", "encoder", "microphone",
+                                    "display", "gpio", "clock", "broker", "spool", "backlog"]
     for name in ("config", "recipients", "keys", "camera", "encoder", "display", "gpio", "clock", "spool",
                  "backlog"):
         assert results[name].level is Level.OK, results[name]
-    for name in ("agent", "broker"):  # no service here; uploading switched off
+    for name in ("agent", "broker", "microphone"):  # no service here; uploading and sound switched off
         assert results[name].level is Level.SKIP, results[name]
     assert doctor.exit_code(list(results.values())) == 0
 
@@ -492,7 +493,7 @@ def test_cli_prints_one_line_per_check_and_the_fix(device, mock_factory, capsys)
     assert code == 1
     assert out[1].startswith("FAIL  recipients no evidence recipients")
     assert out[2].strip().startswith("fix: install the municipality's public key")
-    assert out[-1] == "9 OK, 1 FAIL, 2 SKIP"
+    assert out[-1] == "9 OK, 1 FAIL, 3 SKIP"  # agent, broker, microphone (sound off)
 
 
 def test_cli_json(device, mock_factory, capsys):
@@ -510,3 +511,32 @@ def test_register_adds_doctor_and_status():
     assert args.func is doctor_cli.cmd_doctor and args.config == "x.toml" and args.json
     args = parser.parse_args(["status"])
     assert args.func is doctor_cli.cmd_status and args.file is None  # then runtime.status_file
+
+
+# --- microphone ---------------------------------------------------------------------------------------
+
+def with_sound(ctx: doctor.Context, device: str = "hw:1,0") -> doctor.Context:
+    return changed(ctx, "audio", enabled=True, device=device)
+
+
+def test_microphone_is_skipped_while_sound_is_off(device):
+    assert check_microphone(make_ctx(device)).level is Level.SKIP
+
+
+def test_a_microphone_that_opens_is_ok_and_one_that_does_not_says_how_to_list_them(device):
+    opened = []
+    ctx = with_sound(picam_ctx(device, picamera2=fake_picamera2([{"Model": "imx708"}]), open_microphone=opened.append))
+    assert check_microphone(ctx) == ok("microphone", "microphone 'hw:1,0' opens (ALSA)")
+    assert opened == ["hw:1,0"]
+
+    def missing(name):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    result = check_microphone(with_sound(picam_ctx(device, open_microphone=missing), "hw:9,0"))
+    assert result.level is Level.FAIL and "'hw:9,0'" in result.title
+    assert "arecord -l" in result.fix and "audio.device" in result.fix
+
+
+def test_the_simulations_sound_encoder_is_checked(device):
+    result = check_microphone(with_sound(make_ctx(device)))
+    assert result.level is Level.OK and "AAC" in result.title

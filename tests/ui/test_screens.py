@@ -122,7 +122,8 @@ def test_every_alert_text_fits_a_128_px_display(language):
 
 
 def test_every_alert_the_agent_raises_has_its_own_text():
-    status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x", "audit": "x"},
+    status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x", "audit": "x",
+                         "microphone": "x"},
               "storage": {"level": "critical"}, "overrun_alarm": True, "refused_reason": "full"}
     raised = derive_alerts(status, battery_percent=1.0, cpu_temperature_c=95.0, throttling=["under-voltage"],
                            upload={"state": "refused", "fault": "0x87"}, display_fault="gone")

@@ -13,7 +13,7 @@ ICONS = dict(battery_percent=76, storage_level=StorageLevel.OK, storage_used=0.3
              backlog_segments=3)
 ALERT_CODES = ("camera_fault", "recorder_fault", "storage_full", "storage_low", "frames_dropped",
                "recording_refused", "upload_failing", "overheating", "under_voltage", "low_battery",
-               "display_fault", "some_future_code")
+               "display_fault", "audio_fault", "some_future_code")
 
 
 def view(state=OfficerState.STANDBY, **kw) -> OfficerView:
@@ -38,6 +38,8 @@ CASES = {
     "recording_dot_off": view(OfficerState.RECORDING, now=NOW + 0.5),
     "recording_finishing_long": view(OfficerState.FINISHING, recording_since=NOW - 3723),
     "recording_no_picture": view(OfficerState.RECORDING, preview=None),
+    "recording_with_sound": view(OfficerState.RECORDING, sound=True),
+    "recording_with_sound_finishing": view(OfficerState.FINISHING, sound=True, now=NOW + 0.5),
     **{f"alert_{code}": view(alerts=(code,)) for code in ALERT_CODES},
     "alert_several": view(alerts=("storage_low", "upload_failing", "low_battery")),
     "alert_while_recording": view(OfficerState.RECORDING, alerts=("display_fault", "low_battery")),
