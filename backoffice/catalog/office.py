@@ -1,17 +1,21 @@
 """What every lifecycle step needs besides the database: the store, the signed audit log and the clock.
 
 The clock is injected so tests can travel in time; the audit log is :class:`evidence.audit.AuditLog` (the
-device's signed, hash-chained format) signed with the back office's own key kind (``office.key``).
+device's signed, hash-chained format) signed with the back office's own key kind (``office.key``), shared
+by several processes through :class:`SharedAuditLog`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from base.errors import storage_error
 from evidence.audit import AuditLog
 from evidence.keys import load_office_signing_key
 
@@ -27,6 +31,48 @@ INCIDENT_DELETED = "incident_deleted"        # tombstone, incident, rule, files_
 RETENTION_RUN = "retention_run"              # now, deleted, held, resumed, dry_run
 
 
+class SharedAuditLog:
+    """The office audit log, shared by the receiver, the retention timer and the commands (separate
+    processes): each open and append holds an exclusive ``flock`` on ``<log>.lock`` and first takes up
+    the chain where the other writers left it, so their lines form one chain."""
+
+    def __init__(self, path: Path, signing_key, clock: Callable[[], float]):
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        with self._locked():
+            self._log = AuditLog(path, signing_key, clock=clock)
+
+    @contextmanager
+    def _locked(self):
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise storage_error(exc, self._lock_path, "opening the audit log's lock") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    @property
+    def head(self):
+        return self._log.head
+
+    def append(self, event: str, /, **fields):
+        with self._locked():
+            self._log.reload_if_changed()
+            return self._log.append(event, **fields)
+
+    def close(self) -> None:
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -34,7 +80,7 @@ def utc_now() -> datetime:
 @dataclass
 class Office:
     store_dir: Path
-    log: AuditLog
+    log: SharedAuditLog
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def now(self) -> datetime:
@@ -52,4 +98,4 @@ def open_office(store_dir: str | os.PathLike, key_path: str | os.PathLike, log_p
     key = load_office_signing_key(key_path)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    return Office(Path(store_dir), AuditLog(log_path, key.private, clock=lambda: clock().timestamp()), clock)
+    return Office(Path(store_dir), SharedAuditLog(log_path, key.private, lambda: clock().timestamp()), clock)
