@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models, transaction
 
 from base.errors import BodycamError
+from evidence.tombstone import sign_tombstone
 
 from . import office as events
 from .profiles import expiry, profile
@@ -236,7 +237,8 @@ class Tombstone(models.Model):
         incident = self.incident
         office.record(events.DELETION_STARTED, tombstone=self.pk, incident=str(incident), rule=self.rule,
                       by=self.decided_by, segments=self.segments)
-        removed = remove_incident_files(Path(office.store_dir) / incident.store_path, self.as_dict())
+        removed = remove_incident_files(Path(office.store_dir) / incident.store_path,
+                                        sign_tombstone(office.signer, self.as_dict()), self.segments)
         office.record(events.INCIDENT_DELETED, tombstone=self.pk, incident=str(incident), rule=self.rule,
                       files_removed=removed)
         with transaction.atomic():
@@ -247,7 +249,7 @@ class Tombstone(models.Model):
 
     def as_dict(self) -> dict:
         inc = self.incident
-        return {"tombstone": self.pk, "site": inc.site.code, "device": inc.device.device_id,
+        return {"tombstone_id": self.pk, "site": inc.site.code, "device_id": inc.device.device_id,
                 "incident_id": inc.incident_id, "start": inc.start.isoformat(), "end": inc.end.isoformat(),
                 "rule": self.rule, "decided_by": self.decided_by, "deleted_at": self.created_at.isoformat(),
                 "segments": self.segments}

@@ -81,6 +81,8 @@ def utc_now() -> datetime:
 class Office:
     store_dir: Path
     log: SharedAuditLog
+    #: The office key: signs the log (through ``log``) and the tombstones.
+    signer: object
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def now(self) -> datetime:
@@ -98,4 +100,4 @@ def open_office(store_dir: str | os.PathLike, key_path: str | os.PathLike, log_p
     key = load_office_signing_key(key_path)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    return Office(Path(store_dir), SharedAuditLog(log_path, key.private, lambda: clock().timestamp()), clock)
+    return Office(Path(store_dir), SharedAuditLog(log_path, key.private, lambda: clock().timestamp()), key, clock)

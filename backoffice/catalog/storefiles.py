@@ -6,25 +6,24 @@ was there and why; a missing file counts as removed, so a repeated call finishes
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from base.durable import fsync_dir, write_atomically
+from evidence.tombstone import FILE_NAME as TOMBSTONE_FILE
 
 logger = logging.getLogger(__name__)
 
-TOMBSTONE_FILE = "incident.tombstone.json"
 
-
-def remove_incident_files(directory: Path, tombstone: dict) -> int:
-    """Write the tombstone, unlink each listed segment's ``.age`` and ``.manifest.json``; the count removed."""
+def remove_incident_files(directory: Path, tombstone: bytes, segments: list[dict]) -> int:
+    """Write the signed ``tombstone`` (:mod:`evidence.tombstone`), unlink each listed segment's ``.age`` and
+    ``.manifest.json``; the number of files removed."""
     if not directory.is_dir():
         logger.warning("store directory %s is gone; recording the deletion anyway", directory)
         return 0
-    write_atomically(directory / TOMBSTONE_FILE, json.dumps(tombstone, indent=1, sort_keys=True).encode() + b"\n")
+    write_atomically(directory / TOMBSTONE_FILE, tombstone)
     removed = 0
-    for seg in tombstone["segments"]:
+    for seg in segments:
         for name in (f"{seg['stem']}.age", f"{seg['stem']}.manifest.json"):
             try:
                 (directory / name).unlink()

@@ -9,6 +9,7 @@ import pytest
 
 from evidence.audit import verify_log
 from evidence.keys import load_office_public_key
+from evidence.tombstone import read_tombstone
 
 from .conftest import seconds
 
@@ -75,8 +76,9 @@ def test_nrw_incident_is_deleted_exactly_at_end_plus_14_days_leaving_a_tombstone
     assert "§ 15c PolG NRW" in tomb.rule
     assert [s["ciphertext_sha256"] for s in tomb.segments] == [json.loads(s.manifest)["ciphertext_sha256"]
                                                                 for s in sealed]
-    on_disk = json.loads((world.store / "duisburg" / "kod-07" / "inc-1" / TOMBSTONE_FILE).read_text())
-    assert on_disk["rule"] == tomb.rule and on_disk["segments"] == tomb.segments
+    on_disk = read_tombstone((world.store / "duisburg" / "kod-07" / "inc-1" / TOMBSTONE_FILE).read_bytes(),
+                             load_office_public_key(world.office_pub))
+    assert on_disk.doc["rule"] == tomb.rule and on_disk.segments == tomb.segments
     assert run_retention(world.office).deleted == []  # idempotent
     names = [e for e, _ in _events(world)]
     assert names.index("deletion_started") < names.index("incident_deleted")
