@@ -17,7 +17,7 @@ from base.errors import BodycamError
 
 from .audit import AuditHead, verify_log
 from .export import ExportRefused, export_incident, report_path_for
-from .keys import generate_command_key, generate_device_key, generate_office_key, generate_evidence_keys, generate_receipt_key, load_device_public_keys, load_evidence_identities, load_receipt_public_key
+from .keys import generate_command_key, generate_device_key, generate_office_key, generate_evidence_keys, generate_receipt_key, load_device_public_keys, load_evidence_identities, load_office_public_key, load_receipt_public_key
 from .verify import ChainHead, VerifyInputError, verify_paths
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ def register(subparsers) -> None:
                      help="the seq the set is meant to start at (e.g. a spool whose older segments were "
                           "purged after upload); without it a set starting after seq 1 fails")
     ver.add_argument("--receipt-key", metavar="receipt.pub", help="also check the receipts' signatures")
+    ver.add_argument("--office-key", metavar="office.pub", help="take the back office's signed tombstones into "
+                                                                "account: its deletions are reported, not gaps")
     ver.add_argument("--json", action="store_true", help="print the full report as JSON")
     ver.set_defaults(func=cmd_verify)
 
@@ -154,9 +156,10 @@ def cmd_keys_office(args) -> int:
 def cmd_verify(args) -> int:
     devices = load_device_public_keys(args.devices)
     receipt_key = load_receipt_public_key(args.receipt_key) if args.receipt_key else None
+    office_key = load_office_public_key(args.office_key) if args.office_key else None
     report = verify_paths(args.paths, devices, heads=[parse_chain_head(h) for h in args.head],
                           first_seqs=dict(_device_value(v, "--first-seq", _seq) for v in args.first_seq),
-                          receipt_key=receipt_key)
+                          receipt_key=receipt_key, office_key=office_key)
     if args.json:
         print(report.to_json())
     else:
@@ -164,6 +167,8 @@ def cmd_verify(args) -> int:
             print(f"BAD  {line}")
         for cut in report.cuts:
             print(f"CUT  {cut.message}")
+        for deletion in report.deletions:
+            print(f"DELETED {deletion.message()}")
         for note in report.notes:
             print(f"note {note}")
         good = sum(s.ok for s in report.segments)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from evidence.audit import verify_log
+from evidence.verify import verify_paths
 from evidence.keys import load_office_public_key
 from evidence.tombstone import read_tombstone
 
@@ -125,6 +126,9 @@ def test_early_deletion_needs_a_supervisor_other_than_the_proposer_and_the_log_h
     decision.approve(world.office, by=supervisor)
     inc = _incident("inc-1")
     assert inc.state == "deleted" and inc.tombstone.decided_by == ["rita", "sven"]
+    report = verify_paths([world.store], world.env.devices, office_key=load_office_public_key(world.office_pub))
+    assert report.ok, report.lines()
+    assert "decided by rita and sven" in report.deletions[0].message()
     assert "early deletion" in inc.tombstone.rule
     with pytest.raises(RuleError, match="already approved"):
         decision.approve(world.office, by=world.user("sara", "supervisor"))
