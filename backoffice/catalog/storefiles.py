@@ -1,7 +1,8 @@
 """Removing an incident's files from the evidence store, leaving ``incident.tombstone.json`` in their place.
 
 The tombstone file is written (durably) before anything is removed, so the store itself always says what
-was there and why; a missing file counts as removed, so a repeated call finishes an interrupted one.
+was there and why; a missing file counts as removed, so a repeated call finishes an interrupted one (and
+removes the temporary file of a tombstone whose writing was killed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def remove_incident_files(directory: Path, tombstone: bytes, segments: list[dict
     if not directory.is_dir():
         logger.warning("store directory %s is gone; recording the deletion anyway", directory)
         return 0
+    for stale in directory.glob(f".{TOMBSTONE_FILE}.*.tmp"):  # an earlier run killed while writing it
+        stale.unlink(missing_ok=True)
     write_atomically(directory / TOMBSTONE_FILE, tombstone)
     removed = 0
     for seg in segments:
