@@ -60,6 +60,14 @@ def register(subparsers) -> None:
     p.add_argument("--by", required=True, metavar="USER")
     p.set_defaults(func=cmd_approve)
 
+    p = subparsers.add_parser("site", help="show or change a site's retention rule (admin role)")
+    p.add_argument("site", metavar="SITE")
+    p.add_argument("--profile", help="a state profile: NW, BW, BY, HE (docs/BACKOFFICE.md)")
+    p.add_argument("--period", help="the site's own period ('<n>d', '<n>mo', 'shift'); '' returns to the profile's")
+    p.add_argument("--shift-hours", type=int, help="shift length for the 'shift' period")
+    p.add_argument("--by", metavar="USER", help="the admin making the change (needed to change anything)")
+    p.set_defaults(func=cmd_site)
+
     p = subparsers.add_parser("audit", help="check the office audit log's signatures and hash chain")
     p.add_argument("action", choices=["verify"])
     p.add_argument("--log", help="the log file (default: <data>/audit/office-audit.jsonl)")
@@ -211,6 +219,23 @@ def cmd_approve(args) -> int:
                 raise BodycamError(f"no decision {args.decision}")
             decision.approve(office, by=_user(args.by))
             print(f"decision {decision.pk} approved and carried out ({decision.kind})")
+        return _refusable(act)
+
+
+def cmd_site(args) -> int:
+    office = _office()
+    from .catalog.models import Site
+
+    with office.log:
+        def act():
+            site, _ = Site.objects.get_or_create(code=args.site)
+            if any(v is not None for v in (args.profile, args.period, args.shift_hours)):
+                if not args.by:
+                    raise BodycamError("changing a site's rule needs --by ADMIN")
+                moved = site.set_policy(office, by=_user(args.by), profile_code=args.profile, period=args.period,
+                                        shift_hours=args.shift_hours)
+                print(f"{moved} active incident(s) now expire by the new rule")
+            print(f"{site.code}: {site.rule()} (shift {site.shift_hours} h)")
         return _refusable(act)
 
 

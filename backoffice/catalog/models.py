@@ -15,9 +15,9 @@ from base.errors import BodycamError
 from evidence.tombstone import sign_tombstone
 
 from . import office as events
-from .profiles import expiry, profile
+from .profiles import check_period, expiry, profile
 from .storefiles import remove_incident_files
-from .roles import OFFICER, REVIEWER, SUPERVISOR, has_role
+from .roles import ADMIN, OFFICER, REVIEWER, SUPERVISOR, has_role
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,31 @@ class Site(models.Model):
         if self.period_override:
             return f"site {self.code}: {self.period_override} set by an admin"
         return f"site {self.code}: {profile(self.profile).describe()}"
+
+    def set_policy(self, office, *, by, profile_code: str | None = None, period: str | None = None,
+                   shift_hours: int | None = None) -> int:
+        """An admin changes the site's rule; the expiry of its active incidents follows. Returns how many."""
+        if not has_role(by, ADMIN):
+            raise RuleError(f"{by.username} may not change a site's retention (needs the admin role)")
+        if profile_code is not None:
+            profile(profile_code)  # refuses an unknown one
+            self.profile = profile_code
+        if period is not None:
+            self.period_override = check_period(period) if period else ""
+        if shift_hours is not None:
+            if not 1 <= shift_hours <= 24:
+                raise RuleError("a shift lasts 1 to 24 hours")
+            self.shift_hours = shift_hours
+        with transaction.atomic():
+            self.save()
+            active = list(self.incident_set.filter(state=Incident.ACTIVE))
+            for incident in active:
+                incident.site = self
+                incident.recompute_expiry()
+                incident.save(update_fields=["expires_at"])
+        office.record(events.SITE_POLICY_CHANGED, site=self.code, rule=self.rule(), shift_hours=self.shift_hours,
+                      incidents=len(active), by=by.username)
+        return len(active)
 
     def __str__(self):
         return self.code

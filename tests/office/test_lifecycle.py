@@ -194,3 +194,24 @@ def test_dry_run_lists_and_changes_nothing(world, frames_30):
     assert run_retention(world.office, dry_run=True).deleted == ["kod-07/inc-1"]
     assert _incident("inc-1").state == "active" and len(_files(world, "inc-1")) == 6
     assert world.log_path.read_bytes() == before
+
+
+def test_an_admin_changes_a_sites_rule_and_active_incidents_follow(world, frames_30):
+    from backoffice.catalog.models import RuleError
+    from backoffice.catalog.profiles import ProfileError
+    from backoffice.catalog.retention import run_retention
+
+    world.record_incident("inc-1", frames_30)
+    world.ingest()
+    site = _incident("inc-1").site
+    with pytest.raises(RuleError, match="admin role"):
+        site.set_policy(world.office, by=world.user("sven", "supervisor"), profile_code="BY")
+    admin = world.user("anna", "admin")
+    with pytest.raises(ProfileError):
+        site.set_policy(world.office, by=admin, period="fortnight")
+    assert site.set_policy(world.office, by=admin, profile_code="BY") == 1
+    inc = _incident("inc-1")
+    assert inc.expires_at.month == inc.end.month + 2 and "Art. 33 PAG" in inc.site.rule()
+    world.clock.now = inc.end + timedelta(days=30)
+    assert run_retention(world.office).deleted == []  # NRW would have deleted it by now
+    assert [f for e, f in _events(world) if e == "site_policy_changed"][0]["by"] == "anna"

@@ -110,3 +110,15 @@ def test_audit_verify_refuses_a_log_signed_by_another_key(cli_world, tmp_path, c
     other = generate_office_key(tmp_path / "other")
     assert main(["audit", "verify", "--log", str(cli_world.log_path), "--pub", str(other.pub_path)]) == 1
     assert "signature invalid" in capsys.readouterr().out
+
+
+def test_site_rule_through_the_command(cli_world, capsys):
+    main(["ingest"])
+    main(["user", "anna", "--role", "admin"])
+    capsys.readouterr()
+    assert main(["site", "duisburg"]) == 0
+    assert "§ 15c PolG NRW" in capsys.readouterr().out
+    assert main(["site", "duisburg", "--profile", "BW"]) == 2  # a change names the admin
+    assert main(["site", "duisburg", "--period", "3mo", "--by", "anna"]) == 0
+    out = capsys.readouterr().out
+    assert "1 active incident(s)" in out and "3mo set by an admin" in out
