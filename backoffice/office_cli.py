@@ -68,6 +68,13 @@ def register(subparsers) -> None:
     p.add_argument("--by", metavar="USER", help="the admin making the change (needed to change anything)")
     p.set_defaults(func=cmd_site)
 
+    p = subparsers.add_parser("report", help="reports for the data-protection officer")
+    p.add_argument("kind", choices=["expiring", "deletions"])
+    p.add_argument("--days", type=int, default=7, help="expiring: within this many days from now (default 7); "
+                                                       "deletions: in the last this many days")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=cmd_report)
+
     p = subparsers.add_parser("audit", help="check the office audit log's signatures and hash chain")
     p.add_argument("action", choices=["verify"])
     p.add_argument("--log", help="the log file (default: <data>/audit/office-audit.jsonl)")
@@ -237,6 +244,33 @@ def cmd_site(args) -> int:
                 print(f"{moved} active incident(s) now expire by the new rule")
             print(f"{site.code}: {site.rule()} (shift {site.shift_hours} h)")
         return _refusable(act)
+
+
+def cmd_report(args) -> int:
+    import json
+    from datetime import timedelta
+
+    office = _office()
+    from .catalog import reports
+
+    office.close()  # reading only
+    if args.days < 0:
+        raise BodycamError("--days must be 0 or more")
+    now = office.now()
+    if args.kind == "expiring":
+        rows = reports.expiring(now, now + timedelta(days=args.days))
+        lines = [f"{r['expires_at']}  {r['incident']:<40} "
+                 f"{'HELD ' + ', '.join(r['held']) if r['held'] else 'overdue' if r['overdue'] else ''}"
+                 for r in rows]
+    else:
+        rows = reports.deletions(now - timedelta(days=args.days), now)
+        lines = [f"{r['deleted_at']}  {r['incident']:<40} {r['segments']} segment(s), {r['bytes']} bytes, "
+                 f"rule {r['rule']!r}, decided by {' and '.join(r['decided_by'])}" for r in rows]
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+    else:
+        print("\n".join(lines) if lines else f"no {args.kind} incidents in that window")
+    return EXIT_OK
 
 
 def cmd_audit_verify(args) -> int:

@@ -215,3 +215,24 @@ def test_an_admin_changes_a_sites_rule_and_active_incidents_follow(world, frames
     world.clock.now = inc.end + timedelta(days=30)
     assert run_retention(world.office).deleted == []  # NRW would have deleted it by now
     assert [f for e, f in _events(world) if e == "site_policy_changed"][0]["by"] == "anna"
+
+
+def test_reports_name_what_expires_when_and_what_was_deleted_under_which_rule(world, frames_30):
+    from backoffice.catalog import reports
+    from backoffice.catalog.retention import run_retention
+
+    world.record_incident("inc-1", frames_30[:10])
+    world.record_incident("inc-2", frames_30[10:])
+    world.ingest()
+    inc1, inc2 = _incident("inc-1"), _incident("inc-2")
+    inc2.place_hold(world.office, by=world.user("rita", "reviewer"), case_reference="OWi 9/25", reason="complaint")
+    now = inc1.end + timedelta(days=10)
+    rows = reports.expiring(now, now + timedelta(days=7))
+    assert [(r["incident"], r["held"], r["overdue"]) for r in rows] == [
+        ("kod-07/inc-1", [], False), ("kod-07/inc-2", ["OWi 9/25"], False)]
+    assert reports.expiring(now, now + timedelta(days=3)) == []
+    world.clock.now = inc2.end + timedelta(days=14)
+    run_retention(world.office)
+    gone = reports.deletions(world.clock.now - timedelta(days=1), world.clock.now + timedelta(seconds=1))
+    assert [(r["incident"], r["decided_by"], r["segments"]) for r in gone] == [("kod-07/inc-1", ["retention timer"], 1)]
+    assert gone[0]["bytes"] == inc1.segments.get().ciphertext_bytes and "§ 15c" in gone[0]["rule"]

@@ -122,3 +122,17 @@ def test_site_rule_through_the_command(cli_world, capsys):
     assert main(["site", "duisburg", "--period", "3mo", "--by", "anna"]) == 0
     out = capsys.readouterr().out
     assert "1 active incident(s)" in out and "3mo set by an admin" in out
+
+
+def test_reports_through_the_command(cli_world, capsys):
+    main(["ingest"])
+    capsys.readouterr()
+    assert main(["report", "expiring", "--days", "0", "--json"]) == 0  # the test data is from 2025: overdue
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["incident"], r["overdue"]) for r in rows] == [("kod-07/inc-1", True)]
+    assert main(["retention", "run"]) == 0
+    capsys.readouterr()
+    assert main(["report", "deletions", "--days", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "kod-07/inc-1" in out and "3 segment(s)" in out and "decided by retention timer" in out
+    assert main(["report", "expiring", "--days", "-1"]) == 2
