@@ -210,11 +210,22 @@ class Decision(models.Model):
             refusal = "self-approval: the approver must be another person than the proposer"
         elif not has_role(by, SUPERVISOR):
             refusal = f"{by.username} does not have the supervisor role"
+        else:
+            self.incident.refresh_from_db()  # as it is now, not as it was when proposed
+            if self.incident.state != Incident.ACTIVE:
+                refusal = f"incident {self.incident} is {self.incident.state}"
+            elif self.kind == self.EARLY_DELETION and self.incident.active_holds().exists():
+                refusal = f"incident {self.incident} is held meanwhile; release the hold first"
+            elif self.kind == self.HOLD_RELEASE and Hold.objects.filter(pk=self.hold_id, lifted_at__isnull=False).exists():
+                refusal = f"hold {self.hold_id} is already lifted"
         if refusal:
             office.record(events.DECISION_REFUSED, decision=self.pk, by=by.username, reason=refusal)
             raise RuleError(f"approval refused: {refusal}")
         now = office.now()
         with transaction.atomic():
+            # two approvers at once: only the first finds it still proposed
+            if not Decision.objects.select_for_update().filter(pk=self.pk, state=self.PROPOSED).exists():
+                raise RuleError(f"approval refused: decision {self.pk} was decided meanwhile")
             self.state, self.approved_by, self.approved_at = self.APPROVED, by, now
             self.save()
             if self.kind == self.HOLD_RELEASE:

@@ -236,3 +236,23 @@ def test_reports_name_what_expires_when_and_what_was_deleted_under_which_rule(wo
     gone = reports.deletions(world.clock.now - timedelta(days=1), world.clock.now + timedelta(seconds=1))
     assert [(r["incident"], r["decided_by"], r["segments"]) for r in gone] == [("kod-07/inc-1", ["retention timer"], 1)]
     assert gone[0]["bytes"] == inc1.segments.get().ciphertext_bytes and "§ 15c" in gone[0]["rule"]
+
+
+def test_an_approval_is_refused_when_the_incident_was_held_meanwhile_or_the_hold_is_already_lifted(world, frames_30):
+    from backoffice.catalog.models import RuleError
+
+    world.record_incident("inc-1", frames_30)
+    world.ingest()
+    rita, sven, sara = world.user("rita", "reviewer"), world.user("sven", "supervisor"), world.user("sara", "supervisor")
+    deletion = _incident("inc-1").propose_deletion(world.office, by=rita, reason="mistake")
+    hold = _incident("inc-1").place_hold(world.office, by=rita, case_reference="OWi 2/25", reason="complaint")
+    with pytest.raises(RuleError, match="held"):
+        deletion.approve(world.office, by=sven)
+    deletion.refresh_from_db()
+    assert deletion.state == "proposed" and _incident("inc-1").state == "active"
+    first, second = (hold.propose_release(world.office, by=rita, reason=r) for r in ("closed", "closed too"))
+    first.approve(world.office, by=sven)
+    with pytest.raises(RuleError, match="already lifted"):
+        second.approve(world.office, by=sara)
+    hold.refresh_from_db()
+    assert hold.lifted_by == sven
