@@ -1,11 +1,11 @@
 """Catalog tests: a real database (SQLite here; PostgreSQL when DATABASE_URL names one, see
-test_postgresql.py), migrated from empty once per process and emptied before each test; real sealed
+test_postgresql.py), migrated from empty once per process and emptied before each test (the ``db``
+fixture, in tests/conftest.py, since the receiver's fault test uses it too); real sealed
 segments in a real store layout; the office audit log signed with a real office key; an injected clock.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,27 +16,6 @@ from evidence.keys import generate_office_key, load_device_public_keys
 from tests.evidence.conftest import Env, cut, encode_h264, write_sealed
 
 T0 = datetime(2025, 6, 15, 8, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="session")
-def django_db(tmp_path_factory):
-    data = tmp_path_factory.mktemp("office-data")
-    os.environ.setdefault("BODYCAM_OFFICE_DATA", str(data))
-    from backoffice.office.bootstrap import setup_django
-
-    setup_django()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
-    return data
-
-
-@pytest.fixture
-def db(django_db):
-    from django.core.management import call_command
-
-    call_command("flush", interactive=False, verbosity=0)
-    yield
 
 
 class Clock:
