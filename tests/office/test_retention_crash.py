@@ -2,7 +2,8 @@
 
 Each round copies one prepared office (SQLite catalog, store, key, log), starts ``bodycam-office retention
 run`` as its own process, waits for its first audit line (the first deletion), kills it with SIGKILL after
-a random delay within the time the deletions take (measured by a first run), then
+a random delay within the time the deletions take (measured by a first run) -- until 50 kills have
+landed amid the deletions --, then
 checks what a crash may leave (each incident active with all its files, or deleting with its tombstone
 row, or deleted with its files gone and its ``incident_deleted`` line), runs retention again to the end,
 and checks that everything is deleted with a signed tombstone and the log verifies.
@@ -32,7 +33,8 @@ from .conftest import T0
 
 REPO = Path(__file__).resolve().parent.parent.parent
 INCIDENTS = 30
-ROUNDS = 50
+KILLS_AMID_DELETIONS = 50
+MAX_ROUNDS = 200
 
 
 def _env(data: Path) -> dict:
@@ -138,7 +140,8 @@ def test_kill_9_at_random_moments_of_a_retention_run(template, tmp_path):
     _check_finished(measure)
     rng = random.Random(15)
     outcomes = {"before": 0, "during": 0, "after": 0}
-    for n in range(ROUNDS):
+    n = 0
+    while outcomes["during"] < KILLS_AMID_DELETIONS and n < MAX_ROUNDS:  # a loaded machine lands fewer amid them
         data = tmp_path / f"round-{n}"
         shutil.copytree(template, data)
         proc = _start_and_wait_for_the_first_deletion(data)
@@ -150,6 +153,7 @@ def test_kill_9_at_random_moments_of_a_retention_run(template, tmp_path):
         _office(data, "retention", "run")
         _check_finished(data)
         shutil.rmtree(data)
-    print(f"\nretention kill -9, where it hit: {outcomes} over {ROUNDS} rounds (deleting {INCIDENTS} incidents "
-          f"takes {window:.2f} s here)")
-    assert outcomes["during"] >= ROUNDS // 2  # most kills land amid the deletions (37 of 50 here)
+        n += 1
+    print(f"\nretention kill -9, where it hit: {outcomes} over {n} rounds (deleting {INCIDENTS} incidents "
+          f"took {window:.2f} s in the measured run)")
+    assert outcomes["during"] >= KILLS_AMID_DELETIONS
