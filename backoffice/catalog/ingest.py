@@ -91,6 +91,13 @@ def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict
             incident.pre_event_frames += manifest.pre_event_frames
             incident.recompute_expiry()
             incident.save()
+    if new and incident.state != Incident.ACTIVE:
+        # Its incident is already deleted (the device was offline past the retention period). Kept and shown;
+        # deleting it too is a decision the catalog does not make yet (docs/BACKOFFICE.md, "Not built yet").
+        logger.error("catalog: segment %s arrived after its incident %s was deleted; it is kept, and a person "
+                     "must decide", manifest.stem, incident)
+        office.record(events.SEGMENT_AFTER_DELETION, incident=str(incident), stem=manifest.stem,
+                      ciphertext_sha256=manifest.ciphertext_sha256)
     if new:
         office.record(events.SEGMENT_CATALOGED, site=manifest.site, device=manifest.device_id,
                       incident_id=manifest.incident_id, stem=manifest.stem,

@@ -29,6 +29,7 @@ DECISION_REFUSED = "decision_refused"        # decision, by, reason (self-approv
 DELETION_STARTED = "deletion_started"        # tombstone, incident, rule, by, segments (stem, hashes, bytes)
 INCIDENT_DELETED = "incident_deleted"        # tombstone, incident, rule, files_removed
 RETENTION_RUN = "retention_run"              # now, deleted, held, resumed, dry_run
+SEGMENT_AFTER_DELETION = "segment_after_deletion"  # incident, stem, ciphertext_sha256 (device offline too long)
 SITE_POLICY_CHANGED = "site_policy_changed"  # site, rule, shift_hours, incidents (whose expiry moved), by
 
 

@@ -256,3 +256,22 @@ def test_an_approval_is_refused_when_the_incident_was_held_meanwhile_or_the_hold
         second.approve(world.office, by=sara)
     hold.refresh_from_db()
     assert hold.lifted_by == sven
+
+
+def test_a_segment_arriving_after_its_incident_was_deleted_is_made_visible(world, frames_30, caplog):
+    from backoffice.catalog.retention import run_retention
+
+    sealed = world.record_incident("inc-1", frames_30)
+    late = world.store / "duisburg" / "kod-07" / "inc-1"
+    kept = {name: (late / name).read_bytes() for name in (sealed[-1].ciphertext_name, sealed[-1].manifest_name)}
+    world.ingest()
+    world.clock.now = _incident("inc-1").end + timedelta(days=14)
+    run_retention(world.office)
+    from backoffice.catalog.models import Segment
+
+    Segment.objects.filter(stem=sealed[-1].stem).delete()  # as if its upload came only now (device offline)
+    for name, data in kept.items():
+        (late / name).write_bytes(data)
+    assert world.ingest().added == 1
+    assert "arrived after its incident kod-07/inc-1 was deleted" in caplog.text
+    assert [f["stem"] for e, f in _events(world) if e == "segment_after_deletion"] == [sealed[-1].stem]
