@@ -1,4 +1,5 @@
-"""The `bodycam-office` command: the back office's receiver, fleet view, signed commands, and the shared
+"""The `bodycam-office` command: the back office's receiver, fleet view, signed commands, the evidence
+lifecycle (catalog, retention, holds, four-eyes decisions, office audit log; :mod:`.office_cli`), and the shared
 keys/verify/export subcommands. Thin: parse arguments, configure logging, call one function, return a code.
 
 Exit codes: 0 success, 1 the job ran and found a problem, 2 bad input (config, arguments, key files).
@@ -13,7 +14,7 @@ from base import __version__
 from base.cli import run_command
 from evidence import cli as evidence_cli
 
-from . import control_cli, receiver_cli
+from . import control_cli, office_cli, receiver_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     receiver_cli.register(sub)
     control_cli.register(sub)
+    office_cli.register(sub)
     evidence_cli.register(sub)
     return parser
 

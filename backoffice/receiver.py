@@ -91,6 +91,10 @@ class Receiver:
         self.counts: collections.Counter = collections.Counter()
         #: Devices seen since start, for the chain-gap report.
         self.seen: set[tuple[str, str]] = set()
+        #: Called with a segment's manifest once it is durably stored and before its receipt is made (the
+        #: evidence catalog records it here). A StoreError from it means "not acknowledged": the device
+        #: offers the segment again and this is called again, so it must be idempotent.
+        self.on_stored: Callable[[Manifest], None] | None = None
 
     def defer_completion(self, defer: Deferral | None) -> None:
         self._defer = defer
@@ -292,6 +296,8 @@ class Receiver:
                 if not done:
                     have = set(range(offer.chunks)) - missing
                     return [self._status(route, offer, have)]
+                if self.on_stored is not None:
+                    self.on_stored(manifest)
                 chain = self.store.chain_position(manifest)
                 receipt = sign_receipt(
                     self.receipt_key, device_id=manifest.device_id, site=manifest.site, stem=manifest.stem,
@@ -317,6 +323,8 @@ class Receiver:
             if not self.store.verify_stored(stored):
                 raise StoreError(f"{stored.age_path} does not match its manifest; a human must look at it")
             m = stored.manifest
+            if self.on_stored is not None:
+                self.on_stored(m)
             receipt = sign_receipt(
                 self.receipt_key, device_id=m.device_id, site=m.site, stem=m.stem, seq=m.seq,
                 incident_id=m.incident_id, ciphertext_sha256=m.ciphertext_sha256,

@@ -56,6 +56,23 @@ def cmd_receiver(args) -> int:
     return service.run(stop)
 
 
+def open_catalog(store_dir, devices):
+    """The catalog's office (Django set up from the environment) with the receiver's store."""
+    from django.conf import settings
+
+    from .catalog.office import open_office
+    from .office.bootstrap import setup_django
+
+    setup_django()
+    return open_office(store_dir, settings.BODYCAM_OFFICE_KEY, settings.BODYCAM_AUDIT_LOG)
+
+
+def catalog_recorder(office, devices):
+    from .catalog.receiving import CatalogRecorder
+
+    return CatalogRecorder(office, devices)
+
+
 class ReceiverService:
     """Builds the receiver from its config; :meth:`run` until ``stop`` is set.
 
@@ -72,6 +89,10 @@ class ReceiverService:
         store = EvidenceStore(r.store_dir, r.incoming_dir)
         self.receiver = Receiver(store, devices, key, r.id, max_segment_bytes=int(r.max_segment_mib * 2**20),
                                  max_chunk_bytes=r.max_chunk_kib * 1024)
+        self.office = None
+        if r.catalog:
+            self.office = open_catalog(store.root, devices)
+            self.receiver.on_stored = catalog_recorder(self.office, devices)
         self.link = receiver_link(cfg.mqtt, r.id, r.queue_messages)
         self.thread = ReceiverThread(self.link, self.receiver, share_group=r.share_group,
                                      partial_max_age_s=r.partial_max_age_h * 3600, gap_report_s=r.gap_report_s,
@@ -85,10 +106,23 @@ class ReceiverService:
         self.thread.begin_stop()
         self.link.stop()
         self.thread.stop()
+        if self.office is not None:
+            self.office.close()
+
+    def reconcile_catalog(self) -> None:
+        """Catalog what the store holds and the catalog lacks (a crash between storing and recording)."""
+        if self.office is not None:
+            from .catalog.ingest import reconcile
+
+            report = reconcile(self.office, self.receiver.devices)
+            logger.info("%s", report.summary())
+            for problem in report.problems:
+                logger.error("catalog: %s", problem)
 
     def run(self, stop: threading.Event) -> int:
         notifier = Notifier()
         feed_every = watchdog_interval()
+        self.reconcile_catalog()
         self.start()
         r = self.cfg.receiver
         logger.info("receiver %s running (%d enrolled device keys, store %s, share group %r)", r.id,

@@ -35,6 +35,9 @@ class ReceiverSettings:
                                         "fills most gaps within seconds).", min=1.0, max=86400.0)
     summary_s: float = option(300.0, "How often to log a summary at INFO (segments stored, chunks, rejections "
                                      "by reason, connection).", min=1.0, max=86400.0)
+    catalog: bool = option(False, "Record every stored segment in the evidence catalog before its receipt goes "
+                                  "out, and catalog what the store holds at start (needs the 'office' extra and "
+                                  "'bodycam-office migrate'; settings from the environment, docs/BACKOFFICE.md).")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ partial_max_age_h = 72.0
 gap_report_s = 300.0
 # Log a summary line (segments stored, chunks, rejections by reason, connection) this often.
 summary_s = 300.0
+# Record every stored segment in the evidence catalog before its receipt goes out, and catalog what the
+# store holds at start (docs/BACKOFFICE.md; BODYCAM_OFFICE_DATA / DATABASE_URL from the environment).
+catalog = false
 
 [mqtt]
 host = "mqtt.example.city"

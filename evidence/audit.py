@@ -208,6 +208,20 @@ class AuditLog:
                 self._append_recovery(self._dirty)
             return self._append_locked(event, fields)
 
+    def reload_if_changed(self) -> bool:
+        """Take up the chain where another writer left it, if the file grew since this one last wrote.
+
+        For a log shared by several processes (the back office's): each holds an inter-process lock
+        around this and :meth:`append`, so every line continues the newest one. True if it re-read.
+        """
+        with self._lock:
+            if self._fd is None or self._size() == self._good_end:
+                return False
+            self._head, self._good_end, junk_reason = self._find_tail()
+            if junk_reason:
+                self._append_recovery(junk_reason)
+            return True
+
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:

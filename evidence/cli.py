@@ -17,7 +17,7 @@ from base.errors import BodycamError
 
 from .audit import AuditHead, verify_log
 from .export import ExportRefused, export_incident, report_path_for
-from .keys import generate_command_key, generate_device_key, generate_evidence_keys, generate_receipt_key, load_device_public_keys, load_evidence_identities, load_receipt_public_key
+from .keys import generate_command_key, generate_device_key, generate_office_key, generate_evidence_keys, generate_receipt_key, load_device_public_keys, load_evidence_identities, load_office_public_key, load_receipt_public_key
 from .verify import ChainHead, VerifyInputError, verify_paths
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 def register(subparsers) -> None:
     """Add ``keys``, ``verify``, ``verify-audit`` and ``export`` to the ``bodycam`` command's subparsers."""
     keys = subparsers.add_parser("keys", help="create key pairs (municipality evidence key, device signing key)")
-    kinds = keys.add_subparsers(dest="key_kind", required=True, metavar="{evidence,device,receiver,command}")
+    kinds = keys.add_subparsers(dest="key_kind", required=True, metavar="{evidence,device,receiver,command,office}")
     ev = kinds.add_parser("evidence", help="create evidence.key (keep offline!) and evidence.pub (for devices)")
     ev.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
     ev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
@@ -50,6 +50,12 @@ def register(subparsers) -> None:
     com.add_argument("--force", action="store_true", help="replace existing key files (devices then need the "
                                                           "new command.pub)")
     com.set_defaults(func=cmd_keys_command)
+    off = kinds.add_parser("office", help="create office.key (signs the back office's audit log) and office.pub "
+                                          "(for whoever checks that log)")
+    off.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+    off.add_argument("--force", action="store_true", help="replace existing key files (logs signed so far then "
+                                                          "verify only with the old office.pub)")
+    off.set_defaults(func=cmd_keys_office)
 
     ver = subparsers.add_parser("verify", help="verify sealed segments with the enrolled device public keys")
     ver.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
@@ -62,6 +68,8 @@ def register(subparsers) -> None:
                      help="the seq the set is meant to start at (e.g. a spool whose older segments were "
                           "purged after upload); without it a set starting after seq 1 fails")
     ver.add_argument("--receipt-key", metavar="receipt.pub", help="also check the receipts' signatures")
+    ver.add_argument("--office-key", metavar="office.pub", help="take the back office's signed tombstones into "
+                                                                "account: its deletions are reported, not gaps")
     ver.add_argument("--json", action="store_true", help="print the full report as JSON")
     ver.set_defaults(func=cmd_verify)
 
@@ -136,12 +144,22 @@ def cmd_keys_command(args) -> int:
 
 
 @_guard
+def cmd_keys_office(args) -> int:
+    files = generate_office_key(args.out, force=args.force)
+    print(f"wrote {files.key_path} (the back office's, mode 0600) and {files.pub_path} (give it to whoever "
+          "checks the office audit log)")
+    print(f"key id: {files.public.key_id}")
+    return EXIT_OK
+
+
+@_guard
 def cmd_verify(args) -> int:
     devices = load_device_public_keys(args.devices)
     receipt_key = load_receipt_public_key(args.receipt_key) if args.receipt_key else None
+    office_key = load_office_public_key(args.office_key) if args.office_key else None
     report = verify_paths(args.paths, devices, heads=[parse_chain_head(h) for h in args.head],
                           first_seqs=dict(_device_value(v, "--first-seq", _seq) for v in args.first_seq),
-                          receipt_key=receipt_key)
+                          receipt_key=receipt_key, office_key=office_key)
     if args.json:
         print(report.to_json())
     else:
@@ -149,6 +167,8 @@ def cmd_verify(args) -> int:
             print(f"BAD  {line}")
         for cut in report.cuts:
             print(f"CUT  {cut.message}")
+        for deletion in report.deletions:
+            print(f"DELETED {deletion.message()}")
         for note in report.notes:
             print(f"note {note}")
         good = sum(s.ok for s in report.segments)

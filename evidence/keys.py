@@ -577,6 +577,74 @@ def load_command_public_key(path: str | os.PathLike) -> CommandPublicKey:
     return _load_one_line(path, parse_command_public_key, "command public key")
 
 
+# --- office key (Ed25519, back office's audit log) -----------------------------------------------------
+#
+# The back office signs its own audit log (catalog, holds, decisions, deletions) with this key. It is a
+# kind of its own, so the office log can never pass as a device's log (nor as receipts or commands), and
+# it cannot decrypt anything. ``office.pub`` goes to whoever checks the log (the data-protection officer).
+
+OFFICE_KEY = "office.key"
+OFFICE_PUB = "office.pub"
+OFFICE_PUB_PREFIX = "bodycam-office-ed25519:"
+
+
+@dataclass(frozen=True)
+class OfficePublicKey(_PrefixedPublicKey):
+    """The back office's audit verification key."""
+
+    PREFIX = OFFICE_PUB_PREFIX
+
+
+@dataclass(frozen=True)
+class OfficeSigningKey(_Ed25519Signer):
+    """The back office's private audit key with its public half."""
+
+    private: Ed25519PrivateKey = field(repr=False)
+    public: OfficePublicKey
+
+
+@dataclass(frozen=True)
+class OfficeKeyFiles:
+    key_path: Path
+    pub_path: Path
+    public: OfficePublicKey
+
+
+def generate_office_key(out_dir: str | os.PathLike, *, force: bool = False) -> OfficeKeyFiles:
+    """Create ``office.key`` (0600, PKCS#8 PEM; the back office's) and ``office.pub`` (for the log's checkers)."""
+    return OfficeKeyFiles(*_new_key_pair(out_dir, OFFICE_KEY, OFFICE_PUB, OfficePublicKey, force,
+                                         "office audit signing key"))
+
+
+def load_office_signing_key(path: str | os.PathLike) -> OfficeSigningKey:
+    """Read ``office.key`` (refused when group or others may read it)."""
+    path = Path(path)
+    data = _read_private(path).encode("ascii", errors="replace")
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except (TypeError, ValueError):
+        raise KeyFileError(f"{path}: not a readable unencrypted PEM private key (damaged or wrong file)") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: the office key must be Ed25519")
+    return OfficeSigningKey(private, OfficePublicKey(private.public_key(), device_key_id(private.public_key()),
+                                                     str(path)))
+
+
+def parse_office_public_key(line: str, source: str = "<string>") -> OfficePublicKey:
+    """Parse ``bodycam-office-ed25519:<base64>``."""
+    text = line.strip()
+    if not text.startswith(OFFICE_PUB_PREFIX) or len(text.split()) != 1:
+        raise KeyFileError(f"{source}: not an office public key (expected '{OFFICE_PUB_PREFIX}<base64>'; "
+                           "make one with 'bodycam-office keys office')")
+    key = _ed25519_from_base64(text[len(OFFICE_PUB_PREFIX):], source, "office public key")
+    return OfficePublicKey(key, device_key_id(key), source)
+
+
+def load_office_public_key(path: str | os.PathLike) -> OfficePublicKey:
+    """Read ``office.pub``: exactly one office key line (``#`` comments allowed)."""
+    return _load_one_line(path, parse_office_public_key, "office public key")
+
+
 # --- the key kinds, in one table -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -602,4 +670,6 @@ KEY_KINDS = (
             "every device, as uplink.receipt_key"),
     KeyKind("command", COMMAND_KEY, COMMAND_PUB, COMMAND_PUB_PREFIX, "the control room",
             "every device, as commands.public_key"),
+    KeyKind("office", OFFICE_KEY, OFFICE_PUB, OFFICE_PUB_PREFIX, "the back office (its audit log)",
+            "whoever checks the office audit log (data-protection officer, auditors)"),
 )

@@ -21,6 +21,12 @@ starts later) or the newest (it simply ends earlier). So:
 * the back office's receipts (``.receipts/*.receipt.json``, and the spool's ``*.receipt.json``) each
   name a segment that was stored; a receipt whose segment is missing or different is a finding.
 
+Segments the back office deleted under its retention rules are named in signed tombstones
+(``incident.tombstone.json``, :mod:`evidence.tombstone`). Given the office's public key (``office_key``,
+``--office-key``), a verified tombstone turns its segments' gap into a reported deletion ("deleted on D
+under rule R, decided by A and B") -- but only where the chain agrees: the manifest after a deleted
+segment must name the tombstone's manifest hash for it. Without the key, tombstones are not trusted.
+
 Only manifests whose signature verifies are trusted for the chain and incident checks; a segment that
 fails verification therefore also shows up as a gap.
 """
@@ -45,6 +51,8 @@ from .keys import DevicePublicKey
 from .receipts import ReceiptError, parse_receipt, verify_receipt
 from .seal import CIPHERTEXT_SUFFIX, MANIFEST_SUFFIX, Manifest, ManifestError, verify_manifest
 from .spool import RECEIPT_SUFFIX
+from .tombstone import FILE_NAME as TOMBSTONE_FILE
+from .tombstone import Tombstone, TombstoneError, read_tombstone
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +156,8 @@ class Report:
     devices_checked: tuple[str, ...] = field(default=())
     #: Incidents that a device restart cut off, each closed by a signed end marker (not a problem).
     cuts: tuple[Cut, ...] = ()
+    #: Incidents the back office deleted, from tombstones whose signature verified (not a problem).
+    deletions: tuple[Tombstone, ...] = ()
 
     def cut_of(self, device_id: str, incident_id: str) -> Cut | None:
         return next((c for c in self.cuts if (c.device_id, c.incident_id) == (device_id, incident_id)), None)
@@ -213,6 +223,7 @@ class Report:
                 "segments_bad": sum(not s.ok for s in self.segments), "devices": list(self.devices_checked),
                 "incidents": incidents, "problems": [p.to_dict() for p in self.problems],
                 "cuts": [c.to_dict() for c in self.cuts],
+                "deletions": [{**t.doc, "message": t.message()} for t in self.deletions],
                 "notes": list(self.notes), "segments": [s.to_dict() for s in self.segments]}
 
     def to_json(self) -> str:
@@ -221,22 +232,29 @@ class Report:
 
 def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, DevicePublicKey], *,
                  heads: Iterable[ChainHead] = (), first_seqs: Mapping[str | None, int] | None = None,
-                 receipt_key=None) -> Report:
+                 receipt_key=None, office_key=None) -> Report:
     """Verify every sealed segment found (recursively) under ``paths`` against the enrolled ``devices``.
 
     ``devices`` maps key id to key, as :func:`evidence.keys.load_device_public_keys` returns. ``heads``:
     chain heads the devices published; ``first_seqs``: the seq each device's set is meant to start at
     (key None: the one device in the set); ``receipt_key``: the back office's receipt public key, to
-    check the receipts' signatures too (without it their content is still checked).
+    check the receipts' signatures too (without it their content is still checked); ``office_key``: the
+    back office's public key, to take its signed tombstones into account.
     """
     paths = list(paths)
     files = find_segments(paths)
-    if not files:
+    tombstone_files = _find_named(paths, TOMBSTONE_FILE)
+    if not files and not tombstone_files:
         raise VerifyInputError("no sealed segments (*.age, *.manifest.json) found in the given paths")
     notes: list[str] = []
+    problems: list[Problem] = []
+    deletions = _read_tombstones(tombstone_files, office_key, problems, notes)
+    deleted: dict[str, dict[int, dict]] = defaultdict(dict)
+    for t in deletions:
+        for seg in t.segments:
+            deleted[t.device_id][seg["seq"]] = seg
     results = [_check_files(stem, mans, ages, devices, notes) for stem, (mans, ages) in sorted(files.items())]
     results = _mark_swaps(results)
-    problems: list[Problem] = []
     trusted = [r.manifest for r in results if r.signature_ok]
     by_device: dict[str, list[Manifest]] = defaultdict(list)
     for m in trusted:
@@ -244,13 +262,13 @@ def verify_paths(paths: Iterable[str | os.PathLike], devices: Mapping[str, Devic
     heads_by_device = _per_device({h.device_id: h for h in heads}, by_device, "--head")
     first_by_device = _per_device(dict(first_seqs or {}), by_device, "--first-seq")
     for device, manifests in sorted(by_device.items()):
-        _check_chain(device, manifests, problems, notes, first_by_device.get(device))
+        _check_chain(device, manifests, problems, notes, first_by_device.get(device), deleted.get(device, {}))
         _check_incidents(device, manifests, problems)
     for device, head in sorted(heads_by_device.items()):
-        _check_head(device, head, by_device.get(device, []), problems)
-    _check_receipts(find_receipts(paths), trusted, problems, receipt_key)
+        _check_head(device, head, by_device.get(device, []), problems, deleted.get(device, {}))
+    _check_receipts(find_receipts(paths), trusted, problems, receipt_key, deleted)
     cuts = tuple(_cut(m) for m in sorted(trusted, key=lambda m: (m.device_id, m.seq)) if m.is_end_marker)
-    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)), cuts)
+    report = Report(tuple(results), tuple(problems), tuple(notes), tuple(sorted(by_device)), cuts, tuple(deletions))
     logger.info("verified %d segment(s): %d bad, %d set problem(s)", len(results),
                 sum(not r.ok for r in results), len(problems))
     return report
@@ -273,6 +291,32 @@ def find_segments(paths: Iterable[str | os.PathLike]) -> dict[str, tuple[list[Pa
             elif p.name.endswith(CIPHERTEXT_SUFFIX):
                 found[p.name[:-len(CIPHERTEXT_SUFFIX)]][1].append(p)
     return dict(found)
+
+
+def _find_named(paths: list, name: str) -> list[Path]:
+    found = []
+    for raw in paths:
+        path = Path(raw)
+        candidates = path.rglob(name) if path.is_dir() else [path]
+        found += [p for p in candidates if p.is_file() and p.name == name]
+    return sorted(set(found))
+
+
+def _read_tombstones(paths: list[Path], office_key, problems: list[Problem], notes: list[str]) -> list[Tombstone]:
+    """The tombstones whose signature verifies; a bad one is a problem, unverifiable ones (no key) a note."""
+    if paths and office_key is None:
+        notes.append(f"{len(paths)} tombstone(s) of back-office deletions found but not checked: give the office's "
+                     "public key (--office-key office.pub) to take them into account")
+        return []
+    out = []
+    for path in paths:
+        try:
+            out.append(read_tombstone(path.read_bytes(), office_key, str(path)))
+        except OSError as exc:
+            problems.append(Problem("tombstone", f"{path}: cannot read ({exc.strerror})"))
+        except TombstoneError as exc:
+            problems.append(Problem("tombstone", str(exc)))
+    return out
 
 
 def find_receipts(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -365,8 +409,12 @@ def _mark_swaps(results: list[SegmentResult]) -> list[SegmentResult]:
 
 
 def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem], notes: list[str],
-                 first_seq: int | None = None) -> None:
-    """Contiguous seq and unbroken prev-hash links for one device, from ``first_seq`` (default 1) on."""
+                 first_seq: int | None = None, deleted: Mapping[int, dict] | None = None) -> None:
+    """Contiguous seq and unbroken prev-hash links for one device, from ``first_seq`` (default 1) on.
+
+    ``deleted``: segments of verified tombstones by seq; they count as present when the next manifest's
+    previous-manifest hash is theirs."""
+    deleted = deleted or {}
     by_seq: dict[int, list[Manifest]] = defaultdict(list)
     for m in manifests:
         by_seq[m.seq].append(m)
@@ -377,6 +425,15 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
                                     _common_incident(ms), ms[0].stem))
     ordered = [ms[0] for _, ms in sorted(by_seq.items())]
     first = ordered[0]
+    if first.seq - 1 in deleted:  # the oldest segments were deleted by the back office
+        if first.prev_manifest_sha256 != deleted[first.seq - 1]["manifest_sha256"]:
+            problems.append(Problem("chain", f"{first.stem}: previous-manifest hash does not match the tombstone's "
+                                    f"seq {first.seq - 1} (the tombstone names another segment)", device,
+                                    first.incident_id, first.stem))
+        oldest = first.seq
+        while oldest - 1 in deleted:
+            oldest -= 1
+        first = dataclasses.replace(first, seq=oldest)  # for the start check only
     if first_seq is None and first.seq > 1:
         problems.append(Problem("start", f"device {device}: this set starts at seq {first.seq}; seq "
                                 f"{_span(1, first.seq - 1)} are not included (deleted, or uploaded and purged from "
@@ -396,7 +453,12 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
                                     "(chain state lost or forged)", device, m.incident_id, m.stem))
     for prev, m in zip(ordered, ordered[1:]):
         same_incident = m.incident_id if m.incident_id == prev.incident_id else None
-        if m.seq != prev.seq + 1:
+        if m.seq != prev.seq + 1 and all(q in deleted for q in range(prev.seq + 1, m.seq)):
+            if m.prev_manifest_sha256 != deleted[m.seq - 1]["manifest_sha256"]:
+                problems.append(Problem("chain", f"{m.stem}: previous-manifest hash does not match the tombstone's "
+                                        f"seq {m.seq - 1} (the tombstone names another segment)", device,
+                                        same_incident, m.stem))
+        elif m.seq != prev.seq + 1:
             missing = f"seq {prev.seq + 1}" if m.seq == prev.seq + 2 else f"seq {prev.seq + 1}..{m.seq - 1}"
             problems.append(Problem("gap", f"device {device}: {missing} missing or failed verification "
                                     f"(gap between {prev.stem} and {m.stem})", device, same_incident, m.stem))
@@ -405,10 +467,13 @@ def _check_chain(device: str, manifests: list[Manifest], problems: list[Problem]
                                     "(chain broken: a segment was replaced)", device, same_incident, m.stem))
 
 
-def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problems: list[Problem]) -> None:
+def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problems: list[Problem],
+                deleted: Mapping[int, dict] | None = None) -> None:
     """What the device published as its newest seal must be here: report everything missing after the newest."""
     newest = max(manifests, key=lambda m: m.seq, default=None)
     published = f"the device published chain head seq {head.seq}"
+    if deleted and newest is not None and all(q in deleted for q in range(newest.seq + 1, head.seq + 1)):
+        return  # the newest segments were deleted by the back office, as their tombstones say
     if newest is None:
         problems.append(Problem("end", f"device {device}: no verified segment in the set, but {published}", device))
         return
@@ -423,7 +488,8 @@ def _check_head(device: str, head: ChainHead, manifests: list[Manifest], problem
                                 at_head[0].incident_id, at_head[0].stem))
 
 
-def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: list[Problem], receipt_key) -> None:
+def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: list[Problem], receipt_key,
+                    deleted: Mapping[str, Mapping[int, dict]] | None = None) -> None:
     """Every receipt names a segment the back office stored: it must be in the set, with that manifest."""
     # The receipt format belongs to the back office, which lives in comms.
 
@@ -443,6 +509,9 @@ def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: lis
             continue
         m = held.get(receipt.stem)
         stored = f"the store's receipt says it was stored ({receipt.received_time}, receiver {receipt.receiver_id})"
+        gone = (deleted or {}).get(receipt.device_id, {}).get(receipt.seq)
+        if m is None and gone is not None and gone["manifest_sha256"] == receipt.manifest_sha256:
+            continue  # stored, then deleted by the back office: its tombstone is reported
         if m is None:
             problems.append(Problem("receipt", f"{receipt.stem}: {stored}, but it is missing or failed verification",
                                     receipt.device_id, receipt.incident_id, receipt.stem))

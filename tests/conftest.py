@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from camera.synthetic import SyntheticSource
@@ -15,6 +17,30 @@ def small_source():
         args.update(kw)
         return SyntheticSource(**args)
     return make
+
+
+@pytest.fixture(scope="session")
+def django_db(tmp_path_factory):
+    """The back office's catalog database, migrated from empty once per process (SQLite in a temp data
+    directory, or the PostgreSQL server DATABASE_URL names)."""
+    data = tmp_path_factory.mktemp("office-data")
+    os.environ.setdefault("BODYCAM_OFFICE_DATA", str(data))
+    from backoffice.office.bootstrap import setup_django
+
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    return data
+
+
+@pytest.fixture
+def db(django_db):
+    """An empty catalog (the roles are created again by the flush's post-migrate signal)."""
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    yield
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,6 +9,7 @@ in the test summary (segments, faults injected, resends).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -26,11 +27,16 @@ pytestmark = pytest.mark.system  # 20 s of injected faults; the soak is also mar
 
 
 def run_fault_scenario(world, broker, *, initial: int, size: int, fault_seconds: float, kills: int, seed: int,
-                       rate: float, drain_timeout: float) -> dict:
+                       rate: float, drain_timeout: float, catalog=None) -> dict:
+    """``catalog``: an office (backoffice.catalog.office.Office); the receiver then catalogs each segment."""
     proxy = FaultProxy(broker.port, seed=seed, rate=rate)
     device = world.device()
     sealed = [s.stem for s in device.seal_random(initial, size=size)]
     office = world.backoffice([device])
+    if catalog is not None:
+        from backoffice.catalog.receiving import CatalogRecorder
+
+        office.receiver.on_stored = CatalogRecorder(catalog, load_device_public_keys([device.device_pub]))
     violations: list[str] = []
     real_purge = device.spool.purge
 
@@ -94,6 +100,13 @@ def run_fault_scenario(world, broker, *, initial: int, size: int, fault_seconds:
         if e["event"] in (audit.SEGMENT_ACKNOWLEDGED, audit.SEGMENT_PURGED):
             events.setdefault(e["fields"]["stem"], []).append(e["event"])
     assert all(events.get(s) == [audit.SEGMENT_ACKNOWLEDGED, audit.SEGMENT_PURGED] for s in sealed), events
+    if catalog is not None:  # every stored segment cataloged exactly once, before its receipt, and verified
+        from backoffice.catalog.models import Segment
+
+        rows = list(Segment.objects.values_list("stem", "verification"))
+        assert sorted(stem for stem, _ in rows) == sorted(sealed) and {v for _, v in rows} == {"verified"}
+        lines = [json.loads(x) for x in catalog.log.path.read_text().splitlines()]
+        assert sorted(x["fields"]["stem"] for x in lines if x["event"] == "segment_cataloged") == sorted(sealed)
     status = up.thread.status
     counts = dict(
         segments=len(sealed), bytes=sum(p.stat().st_size for p in ages), seconds=round(elapsed, 1),
@@ -124,3 +137,20 @@ def test_soak_through_a_faulty_network_and_a_crashing_broker(world, broker):
     counts = run_fault_scenario(world, broker, initial=40, size=400_000, fault_seconds=120.0, kills=8, seed=11,
                                 rate=500_000, drain_timeout=240)
     _summarise("fault soak", counts)
+
+
+def test_with_the_catalog_on_every_segment_is_cataloged_once_through_the_same_faults(world, broker, db, tmp_path):
+    from backoffice.catalog.office import open_office
+    from evidence.keys import generate_office_key
+
+    (tmp_path / "office-keys").mkdir()
+    generate_office_key(tmp_path / "office-keys")
+    catalog = open_office(tmp_path / "unused", tmp_path / "office-keys" / "office.key",
+                          tmp_path / "office-audit.jsonl")
+    try:
+        counts = run_fault_scenario(world, broker, initial=8, size=150_000, fault_seconds=10.0, kills=1, seed=11,
+                                    rate=400_000, drain_timeout=60, catalog=catalog)
+    finally:
+        catalog.close()
+    _summarise("fault test with the catalog", counts)
+    assert counts["cuts"] + counts["resets"] + counts["stalls"] >= 5

@@ -296,3 +296,41 @@ def test_a_lock_released_meanwhile_or_a_folder_already_stored_is_not_reported_as
     with partial.assembly_lock() as mine:
         assert not mine
     assert "stale" not in caplog.text
+
+
+def test_a_stored_segment_is_handed_to_the_catalog_before_its_receipt_goes_out(env):
+    device, rx, public = env
+    seen = []
+
+    def catalog(manifest):
+        # the segment is durably stored (manifest in place) and no receipt exists yet
+        assert rx.store.lookup(manifest) is not None
+        assert rx.store.read_receipt(manifest.site, manifest.device_id, manifest.stem) is None
+        seen.append(manifest.stem)
+
+    rx.on_stored = catalog
+    stem = device.seal_random(1, size=20_000)[0].stem
+    receipt = [r for r in deliver(rx, device, stem) if r.topic.endswith("/receipt")]
+    assert verify_receipt(receipt[0].payload, public).stem == stem
+    assert seen == [stem]
+
+
+def test_when_the_catalog_fails_no_receipt_goes_out_and_the_next_offer_catalogs_it(env):
+    from backoffice.store import StoreError
+
+    device, rx, public = env
+    stem = device.seal_random(1, size=20_000)[0].stem
+
+    def broken(manifest):
+        raise StoreError("catalog: database is locked")
+
+    rx.on_stored = broken
+    replies = deliver(rx, device, stem)
+    assert not [r for r in replies if r.topic.endswith("/receipt")]
+    assert any(b"storage_error" in r.payload for r in replies)
+    assert rx.store.read_receipt("duisburg", "kod-07", stem) is None  # stored, but not acknowledged
+    seen = []
+    rx.on_stored = lambda manifest: seen.append(manifest.stem)
+    offer, _ = messages(device, stem)
+    assert verify_receipt(rx.handle(OFFER, offer)[0].payload, public).stem == stem
+    assert seen == [stem]

@@ -191,7 +191,7 @@ def test_a_command_key_can_never_be_enrolled_as_a_device(tmp_path, caplog):
     signer = load_signing_key(files.key_path)
     assert files.public.verify(signer.sign(b"start"), b"start")
     prefixes = [kind.public_prefix for kind in KEY_KINDS]
-    assert len(set(prefixes)) == len(prefixes) == 4  # one prefix per kind, none a prefix of another's line
+    assert len(set(prefixes)) == len(prefixes) == 5  # one prefix per kind, none a prefix of another's line
     assert not any(a != b and b.startswith(a) for a in prefixes for b in prefixes)
 
 
@@ -209,3 +209,19 @@ def test_an_old_command_pub_with_the_device_prefix_still_loads_with_a_warning(tm
         key = load_command_public_key(old)
     assert key.key_id == files.public.key_id
     assert "re-issue it with 'bodycam keys command'" in caplog.text
+
+
+def test_the_office_audit_key_is_a_kind_of_its_own(tmp_path):
+    from evidence.keys import OFFICE_PUB_PREFIX, generate_office_key, load_office_public_key, load_office_signing_key
+
+    files = generate_office_key(tmp_path)
+    line = files.pub_path.read_text().strip()
+    assert line.startswith(OFFICE_PUB_PREFIX)
+    assert stat.S_IMODE(os.stat(files.key_path).st_mode) == 0o600
+    with pytest.raises(KeyFileError):
+        parse_device_public_key(line)
+    signer = load_office_signing_key(files.key_path)
+    assert load_office_public_key(files.pub_path).verify(signer.sign(b"log"), b"log")
+    with pytest.raises(KeyFileError, match="not an office public key"):
+        load_office_public_key(files.pub_path.with_name("x.pub").write_text(line.replace("office", "command")) and
+                               files.pub_path.with_name("x.pub"))

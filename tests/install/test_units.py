@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import UNITS, need_tool
 
-UNIT_NAMES = ("bodycam-agent.service", "bodycam-receiver.service")
+UNIT_NAMES = ("bodycam-agent.service", "bodycam-receiver.service", "bodycam-office-retention.service")
 MAX_EXPOSURE = 2.0
 
 
@@ -93,3 +93,20 @@ def test_receiver_contract():
     # stuck for good is restarted instead of idling at 0 % CPU.
     assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"] and d["Restart"] == ["always"]
     assert int(d["WatchdogSec"][0]) > 0
+
+
+def test_retention_job_contract(tmp_path):
+    d = directives("bodycam-office-retention.service")
+    assert d["Type"] == ["oneshot"]
+    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam-office retention run"]
+    # it deletes from the receiver's store, so it is the store's owner; and it writes the catalog and log
+    assert d["User"] == ["bodycam-receiver"] and d["ReadWritePaths"] == ["/srv/bodycam /var/lib/bodycam-office"]
+    assert "BODYCAM_OFFICE_STORE=/srv/bodycam/store" in d["Environment"]
+    timer = directives("bodycam-office-retention.timer")
+    assert timer["Unit"] == ["bodycam-office-retention.service"] and timer["Persistent"] == ["true"]
+    tool = need_tool("systemd-analyze", "systemd")
+    staged("bodycam-office-retention.service", tmp_path)
+    (tmp_path / "bodycam-office-retention.timer").write_text((UNITS / "bodycam-office-retention.timer").read_text())
+    out = subprocess.run([tool, "verify", "--man=no", str(tmp_path / "bodycam-office-retention.timer")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and not out.stderr.strip(), out.stderr

@@ -1,0 +1,105 @@
+"""Bring the catalog in line with the store: every stored segment gets its catalog row (reconciliation).
+
+Idempotent: a segment already cataloged is skipped, so running it at every start (or from cron) repairs a
+crash between the store's commit and the catalog's row. A manifest that does not parse is reported and
+skipped, changing nothing; its signature is checked when the device's key is enrolled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from django.db import transaction
+
+from base.utctime import parse_iso_utc
+from evidence.keys import DevicePublicKey
+from evidence.seal import Manifest, ManifestError, verify_manifest
+
+from . import office as events
+from .models import Device, Incident, Segment, Site
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    known: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"catalog: {self.added} segment(s) added, {self.known} already known, "
+                f"{len(self.problems)} problem(s)")
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromtimestamp(parse_iso_utc(text), timezone.utc)
+
+
+def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> IngestReport:
+    """``devices``: enrolled keys by key id (:func:`evidence.keys.load_device_public_keys`)."""
+    """Scan ``<store>/<site>/<device>/<incident>/*.manifest.json`` and catalog what is missing."""
+    report = IngestReport()
+    store = Path(office.store_dir)
+    known = set(Segment.objects.values_list("stem", flat=True))
+    for path in sorted(store.glob(f"*/*/*/*{MANIFEST_SUFFIX}")):
+        if path.name.removesuffix(MANIFEST_SUFFIX) in known:
+            report.known += 1
+            continue
+        try:
+            manifest = Manifest.parse(path.read_bytes())
+        except (OSError, ManifestError) as exc:
+            report.problems.append(f"{path}: {exc}")
+            logger.warning("catalog: %s skipped: %s", path, exc)
+            continue
+        record_segment(office, manifest, path.parent.relative_to(store), devices)
+        report.added += 1
+    return report
+
+
+def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict[str, DevicePublicKey] | None) -> Segment:
+    """Catalog one durably stored segment (the receiver calls this before its receipt goes out)."""
+    verification = Segment.UNVERIFIED
+    key = (devices or {}).get(manifest.signing_key_id)
+    if key is not None:
+        try:
+            verify_manifest(manifest.raw, key)
+            verification = Segment.VERIFIED
+        except ManifestError:
+            verification = Segment.FAILED
+    start, end = _when(manifest.start_time), _when(manifest.end_time)
+    with transaction.atomic():
+        site, _ = Site.objects.get_or_create(code=manifest.site)
+        device, _ = Device.objects.get_or_create(device_id=manifest.device_id, defaults={"site": site})
+        incident, created = Incident.objects.select_for_update().get_or_create(
+            device=device, incident_id=manifest.incident_id,
+            defaults={"site": site, "start": start, "end": end, "store_path": str(incident_dir), "expires_at": end})
+        segment, new = Segment.objects.get_or_create(stem=manifest.stem, defaults=dict(
+            incident=incident, seq=manifest.seq, segment_index=manifest.segment_index, final=manifest.final,
+            end_marker=manifest.is_end_marker, start=start, end=end, frame_count=manifest.frame_count,
+            pre_event_frames=manifest.pre_event_frames, ciphertext_sha256=manifest.ciphertext_sha256,
+            ciphertext_bytes=manifest.ciphertext_bytes, manifest_sha256=manifest.sha256,
+            verification=verification))
+        if new:
+            incident.start, incident.end = min(incident.start, start), max(incident.end, end)
+            incident.frame_count += manifest.frame_count
+            incident.pre_event_frames += manifest.pre_event_frames
+            incident.recompute_expiry()
+            incident.save()
+    if new and incident.state != Incident.ACTIVE:
+        # Its incident is already deleted (the device was offline past the retention period). Kept and shown;
+        # deleting it too is a decision the catalog does not make yet (docs/BACKOFFICE.md, "Not built yet").
+        logger.error("catalog: segment %s arrived after its incident %s was deleted; it is kept, and a person "
+                     "must decide", manifest.stem, incident)
+        office.record(events.SEGMENT_AFTER_DELETION, incident=str(incident), stem=manifest.stem,
+                      ciphertext_sha256=manifest.ciphertext_sha256)
+    if new:
+        office.record(events.SEGMENT_CATALOGED, site=manifest.site, device=manifest.device_id,
+                      incident_id=manifest.incident_id, stem=manifest.stem,
+                      ciphertext_sha256=manifest.ciphertext_sha256, verification=verification)
+    return segment

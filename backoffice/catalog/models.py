@@ -1,0 +1,299 @@
+"""The catalog: what the store holds (devices, incidents, segments) and what happens to it (holds, four-eyes
+decisions, tombstones). The rules live in the methods here, so no caller can skip them; every step is
+written to the signed office audit log (:mod:`.office`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models, transaction
+
+from base.errors import BodycamError
+from evidence.tombstone import sign_tombstone
+
+from . import office as events
+from .profiles import check_period, expiry, profile
+from .storefiles import remove_incident_files
+from .roles import ADMIN, OFFICER, REVIEWER, SUPERVISOR, has_role
+
+logger = logging.getLogger(__name__)
+
+
+class RuleError(BodycamError):
+    """A lifecycle step was refused by a rule (self-approval, a missing role, a held incident ...)."""
+
+
+class Site(models.Model):
+    code = models.CharField(max_length=64, unique=True)
+    #: A state profile from retention_profiles.toml (the default rule).
+    profile = models.CharField(max_length=8, default="NW")
+    #: An admin's own period for this site ('<n>d', '<n>mo', 'shift'); empty: the profile's.
+    period_override = models.CharField(max_length=16, blank=True, default="")
+    shift_hours = models.PositiveSmallIntegerField(default=12)
+
+    def period(self) -> str:
+        return self.period_override or profile(self.profile).period
+
+    def rule(self) -> str:
+        """The rule a deletion names: the period and where it comes from."""
+        if self.period_override:
+            return f"site {self.code}: {self.period_override} set by an admin"
+        return f"site {self.code}: {profile(self.profile).describe()}"
+
+    def set_policy(self, office, *, by, profile_code: str | None = None, period: str | None = None,
+                   shift_hours: int | None = None) -> int:
+        """An admin changes the site's rule; the expiry of its active incidents follows. Returns how many."""
+        if not has_role(by, ADMIN):
+            raise RuleError(f"{by.username} may not change a site's retention (needs the admin role)")
+        if profile_code is not None:
+            profile(profile_code)  # refuses an unknown one
+            self.profile = profile_code
+        if period is not None:
+            self.period_override = check_period(period) if period else ""
+        if shift_hours is not None:
+            if not 1 <= shift_hours <= 24:
+                raise RuleError("a shift lasts 1 to 24 hours")
+            self.shift_hours = shift_hours
+        with transaction.atomic():
+            self.save()
+            active = list(self.incident_set.filter(state=Incident.ACTIVE))
+            for incident in active:
+                incident.site = self
+                incident.recompute_expiry()
+                incident.save(update_fields=["expires_at"])
+        office.record(events.SITE_POLICY_CHANGED, site=self.code, rule=self.rule(), shift_hours=self.shift_hours,
+                      incidents=len(active), by=by.username)
+        return len(active)
+
+    def __str__(self):
+        return self.code
+
+
+class Device(models.Model):
+    device_id = models.CharField(max_length=64, unique=True)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT)
+
+    def __str__(self):
+        return self.device_id
+
+
+class Incident(models.Model):
+    ACTIVE, DELETING, DELETED = "active", "deleting", "deleted"
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT)
+    device = models.ForeignKey(Device, on_delete=models.PROTECT)
+    incident_id = models.CharField(max_length=256)
+    officer = models.CharField(max_length=150, blank=True, default="")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    pre_event_frames = models.PositiveIntegerField(default=0)
+    frame_count = models.PositiveIntegerField(default=0)
+    #: Directory of its files, relative to the store.
+    store_path = models.CharField(max_length=512)
+    state = models.CharField(max_length=8, default=ACTIVE,
+                             choices=[(ACTIVE, ACTIVE), (DELETING, DELETING), (DELETED, DELETED)])
+    #: When the site's rule deletes it (recomputed when segments arrive); a hold overrides it.
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "incident_id"], name="one_incident_per_device_id")]
+        indexes = [models.Index(fields=["site", "start"])]
+
+    def __str__(self):
+        return f"{self.device.device_id}/{self.incident_id}"
+
+    def recompute_expiry(self) -> None:
+        self.expires_at = expiry(self.end, self.site.period(), self.site.shift_hours)
+
+    def active_holds(self):
+        return self.holds.filter(lifted_at__isnull=True)
+
+    def place_hold(self, office, *, by, case_reference: str, reason: str) -> Hold:
+        """"Needed as evidence": while a hold is on, no rule deletes the incident."""
+        if not (case_reference.strip() and reason.strip()):
+            raise RuleError("a hold needs a case reference and a reason")
+        if self.state != self.ACTIVE:
+            raise RuleError(f"incident {self} is {self.state}; nothing left to hold")
+        _require_role(by, (REVIEWER, SUPERVISOR), self)
+        hold = Hold.objects.create(incident=self, case_reference=case_reference, reason=reason, placed_by=by,
+                                   placed_at=office.now())
+        office.record(events.HOLD_PLACED, hold=hold.pk, incident=str(self), case_reference=case_reference,
+                      reason=reason, by=by.username)
+        return hold
+
+    def propose_deletion(self, office, *, by, reason: str) -> Decision:
+        """Early deletion (before the rule's expiry): one person proposes, a supervisor approves."""
+        if self.active_holds().exists():
+            raise RuleError(f"incident {self} is held; release the hold first")
+        return Decision.propose(office, Decision.EARLY_DELETION, incident=self, by=by, reason=reason)
+
+    def delete_with_tombstone(self, office, *, rule: str, by: list[str]) -> Tombstone:
+        """Delete this incident's files, leaving its tombstone (steps in :mod:`.retention`). Refused while held."""
+        with transaction.atomic():
+            locked = Incident.objects.select_for_update().get(pk=self.pk)
+            if locked.state != Incident.ACTIVE:
+                raise RuleError(f"incident {self} is {locked.state}")
+            if locked.active_holds().exists():
+                raise RuleError(f"incident {self} is held; it is not deleted")
+            segments = [{"stem": s.stem, "seq": s.seq, "ciphertext_sha256": s.ciphertext_sha256,
+                         "ciphertext_bytes": s.ciphertext_bytes, "manifest_sha256": s.manifest_sha256,
+                         "start": s.start.isoformat(), "end": s.end.isoformat()}
+                        for s in locked.segments.order_by("seq")]
+            tombstone = Tombstone.objects.create(incident=locked, rule=rule, decided_by=by, segments=segments,
+                                                 created_at=office.now())
+            locked.state = Incident.DELETING
+            locked.save(update_fields=["state"])
+        tombstone.finish(office)
+        self.refresh_from_db()
+        return tombstone
+
+
+class Segment(models.Model):
+    VERIFIED, UNVERIFIED, FAILED = "verified", "unverified", "failed"
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="segments")
+    stem = models.CharField(max_length=96, unique=True)
+    seq = models.PositiveBigIntegerField()
+    segment_index = models.PositiveIntegerField()
+    final = models.BooleanField(default=False)
+    end_marker = models.BooleanField(default=False)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    frame_count = models.PositiveIntegerField()
+    pre_event_frames = models.PositiveIntegerField()
+    ciphertext_sha256 = models.CharField(max_length=64)
+    ciphertext_bytes = models.PositiveBigIntegerField()
+    manifest_sha256 = models.CharField(max_length=64)
+    verification = models.CharField(max_length=10, choices=[(VERIFIED, VERIFIED), (UNVERIFIED, UNVERIFIED),
+                                                            (FAILED, FAILED)])
+
+
+class Decision(models.Model):
+    """A four-eyes decision: proposed by one person, approved by another who has the supervisor role."""
+
+    EARLY_DELETION, HOLD_RELEASE = "early_deletion", "hold_release"
+    PROPOSED, APPROVED = "proposed", "approved"
+
+    kind = models.CharField(max_length=16, choices=[(EARLY_DELETION, EARLY_DELETION), (HOLD_RELEASE, HOLD_RELEASE)])
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="decisions")
+    hold = models.ForeignKey("Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="decisions")
+    reason = models.TextField()
+    state = models.CharField(max_length=10, default=PROPOSED, choices=[(PROPOSED, PROPOSED), (APPROVED, APPROVED)])
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField()
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    @classmethod
+    def propose(cls, office, kind: str, *, incident: Incident, by, reason: str, hold: Hold | None = None) -> Decision:
+        if not reason.strip():
+            raise RuleError("a proposal needs a reason")
+        if incident.state != Incident.ACTIVE:
+            raise RuleError(f"incident {incident} is {incident.state}")
+        _require_role(by, (OFFICER, REVIEWER, SUPERVISOR), incident)
+        decision = cls.objects.create(kind=kind, incident=incident, hold=hold, reason=reason, proposed_by=by,
+                                      proposed_at=office.now())
+        office.record(events.DECISION_PROPOSED, decision=decision.pk, kind=kind, incident=str(incident),
+                      hold=hold.pk if hold else None, reason=reason, by=by.username)
+        return decision
+
+    def approve(self, office, *, by) -> None:
+        """Carry the decision out. Refused (and the refusal recorded) for self-approval or without the role."""
+        refusal = None
+        if self.state != self.PROPOSED:
+            refusal = f"decision {self.pk} is already {self.state}"
+        elif by.pk == self.proposed_by_id:
+            refusal = "self-approval: the approver must be another person than the proposer"
+        elif not has_role(by, SUPERVISOR):
+            refusal = f"{by.username} does not have the supervisor role"
+        else:
+            self.incident.refresh_from_db()  # as it is now, not as it was when proposed
+            if self.incident.state != Incident.ACTIVE:
+                refusal = f"incident {self.incident} is {self.incident.state}"
+            elif self.kind == self.EARLY_DELETION and self.incident.active_holds().exists():
+                refusal = f"incident {self.incident} is held meanwhile; release the hold first"
+            elif self.kind == self.HOLD_RELEASE and Hold.objects.filter(pk=self.hold_id, lifted_at__isnull=False).exists():
+                refusal = f"hold {self.hold_id} is already lifted"
+        if refusal:
+            office.record(events.DECISION_REFUSED, decision=self.pk, by=by.username, reason=refusal)
+            raise RuleError(f"approval refused: {refusal}")
+        now = office.now()
+        with transaction.atomic():
+            # two approvers at once: only the first finds it still proposed
+            if not Decision.objects.select_for_update().filter(pk=self.pk, state=self.PROPOSED).exists():
+                raise RuleError(f"approval refused: decision {self.pk} was decided meanwhile")
+            self.state, self.approved_by, self.approved_at = self.APPROVED, by, now
+            self.save()
+            if self.kind == self.HOLD_RELEASE:
+                Hold.objects.filter(pk=self.hold_id).update(lifted_at=now, lifted_by=by)
+        office.record(events.DECISION_APPROVED, decision=self.pk, kind=self.kind, incident=str(self.incident),
+                      proposed_by=self.proposed_by.username, approved_by=by.username)
+        if self.kind == self.HOLD_RELEASE:
+            office.record(events.HOLD_LIFTED, hold=self.hold_id, incident=str(self.incident), decision=self.pk,
+                          proposed_by=self.proposed_by.username, approved_by=by.username)
+        else:
+            self.incident.delete_with_tombstone(office, rule=f"early deletion, decision {self.pk}: {self.reason}",
+                                                by=[self.proposed_by.username, by.username])
+
+
+class Hold(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="holds")
+    case_reference = models.CharField(max_length=128)
+    reason = models.TextField()
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    placed_at = models.DateTimeField()
+    lifted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    def propose_release(self, office, *, by, reason: str) -> Decision:
+        """Lifting a hold needs a second person: this proposes it; a supervisor's approval lifts it."""
+        if self.lifted_at is not None:
+            raise RuleError(f"hold {self.pk} is already lifted")
+        return Decision.propose(office, Decision.HOLD_RELEASE, incident=self.incident, hold=self, by=by,
+                                reason=reason)
+
+
+class Tombstone(models.Model):
+    """What a deletion removed (hashes, sizes, times), under which rule, decided by whom."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.PROTECT, related_name="tombstone")
+    rule = models.TextField()
+    decided_by = models.JSONField()
+    segments = models.JSONField()
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def finish(self, office) -> None:
+        """Steps 2-5 of a deletion (see :mod:`.retention`); repeating them after a crash is harmless."""
+        incident = self.incident
+        office.record(events.DELETION_STARTED, tombstone=self.pk, incident=str(incident), rule=self.rule,
+                      by=self.decided_by, segments=self.segments)
+        removed = remove_incident_files(Path(office.store_dir) / incident.store_path,
+                                        sign_tombstone(office.signer, self.as_dict()), self.segments)
+        office.record(events.INCIDENT_DELETED, tombstone=self.pk, incident=str(incident), rule=self.rule,
+                      files_removed=removed)
+        with transaction.atomic():
+            self.completed_at = office.now()
+            self.save(update_fields=["completed_at"])
+            Incident.objects.filter(pk=incident.pk).update(state=Incident.DELETED)
+        logger.info("incident %s deleted under %r (tombstone %d, %d files)", incident, self.rule, self.pk, removed)
+
+    def as_dict(self) -> dict:
+        inc = self.incident
+        return {"tombstone_id": self.pk, "site": inc.site.code, "device_id": inc.device.device_id,
+                "incident_id": inc.incident_id, "start": inc.start.isoformat(), "end": inc.end.isoformat(),
+                "rule": self.rule, "decided_by": self.decided_by, "deleted_at": self.created_at.isoformat(),
+                "segments": self.segments}
+
+
+def _require_role(user, roles: tuple[str, ...], incident: Incident) -> None:
+    """Officers act on their own recordings only; the other roles on any."""
+    for role in roles:
+        if has_role(user, role) and (role != OFFICER or incident.officer == user.username):
+            return
+    raise RuleError(f"{user.username} may not do this (needs one of: {', '.join(roles)})")

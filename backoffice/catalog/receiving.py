@@ -1,0 +1,45 @@
+"""The receiver's side of the catalog: record each stored segment before its receipt, reconcile at start.
+
+The receiver calls :class:`CatalogRecorder` from its storing thread (``Receiver.on_stored``). Any failure
+(database down, audit log unwritable) becomes a :class:`~backoffice.store.StoreError`: the receipt is then
+withheld, the device offers the segment again later, and the recorder runs again (it is idempotent). So a
+segment is never acknowledged without its catalog row, and a crash between the store's commit and the
+catalog is repaired by :func:`.ingest.reconcile` when the receiver starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.db import DatabaseError, close_old_connections
+
+from base.errors import BodycamError
+from evidence.keys import DevicePublicKey
+from evidence.seal import Manifest
+
+from ..store import StoreError, incident_dir_name
+from .ingest import record_segment
+
+logger = logging.getLogger(__name__)
+
+
+def incident_path(manifest: Manifest) -> Path:
+    """Where the store keeps the manifest's incident, relative to the store (the store's own naming rule)."""
+    return Path(manifest.site) / manifest.device_id / incident_dir_name(manifest.incident_id)
+
+
+class CatalogRecorder:
+    """``Receiver.on_stored``: one catalog row (and office audit line) per newly stored segment."""
+
+    def __init__(self, office, devices: dict[str, DevicePublicKey]):
+        self.office = office
+        self.devices = devices
+
+    def __call__(self, manifest: Manifest) -> None:
+        close_old_connections()  # a long-running thread: drop a connection the server has closed
+        try:
+            record_segment(self.office, manifest, incident_path(manifest), self.devices)
+        except (DatabaseError, BodycamError) as exc:
+            raise StoreError(f"catalog: {manifest.stem} is stored but could not be recorded ({exc}); "
+                             "its receipt waits for the next offer") from exc

@@ -1,0 +1,84 @@
+"""The receiver's catalog: each stored segment recorded before its receipt, the store reconciled at start."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evidence.keys import generate_receipt_key, load_device_public_keys
+from evidence.seal import Manifest
+
+
+class Unconnected:
+    """Stands in for the MQTT link, which this test never starts."""
+
+    def add_listener(self, *args, **kwargs):
+        pass
+
+
+def _manifests(world, sealed) -> list[Manifest]:
+    return [Manifest.parse(s.manifest) for s in sealed]
+
+
+def test_the_recorder_catalogs_a_stored_segment_once_with_its_signature_checked(world, frames_30):
+    from backoffice.catalog.models import Segment
+    from backoffice.catalog.receiving import CatalogRecorder
+
+    sealed = world.record_incident("inc-1", frames_30)
+    recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
+    for m in _manifests(world, sealed) * 2:  # a re-offer after a lost receipt calls it again
+        recorder(m)
+    assert Segment.objects.count() == 3 and {s.verification for s in Segment.objects.all()} == {"verified"}
+    assert world.ingest().added == 0  # the reconciliation agrees: same paths, nothing missing
+    lines = [json.loads(x) for x in world.log_path.read_text().splitlines()]
+    assert [x["event"] for x in lines].count("segment_cataloged") == 3
+
+
+def test_a_catalog_failure_becomes_a_store_error_so_the_receipt_is_withheld(world, frames_30, monkeypatch):
+    from django.db import DatabaseError
+
+    from backoffice.catalog import receiving
+    from backoffice.store import StoreError
+
+    sealed = world.record_incident("inc-1", frames_30)
+
+    def down(*args):
+        raise DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(receiving, "record_segment", down)
+    with pytest.raises(StoreError, match="could not be recorded"):
+        receiving.CatalogRecorder(world.office, {})(_manifests(world, sealed)[0])
+
+
+def test_a_receiver_with_catalog_on_reconciles_the_store_at_start(world, frames_30, monkeypatch):
+    from django.conf import settings
+
+    from backoffice.catalog.models import Incident
+    from backoffice import receiver_cli
+    from backoffice.settings import loads_receiver_config
+
+    monkeypatch.setattr(settings, "BODYCAM_OFFICE_KEY", world.root / "keys" / "office.key")
+    monkeypatch.setattr(settings, "BODYCAM_AUDIT_LOG", world.log_path)
+    monkeypatch.setattr(receiver_cli, "receiver_link", lambda *args: Unconnected())  # no broker needed here
+    world.office.close()
+    world.record_incident("inc-1", frames_30)  # stored before a crash, never cataloged
+    generate_receipt_key(world.root / "keys")
+    cfg = loads_receiver_config(f"""
+[receiver]
+store_dir = "{world.store}"
+incoming_dir = "{world.root / 'incoming'}"
+devices = ["{world.env.device / 'device.pub'}"]
+receipt_key = "{world.root / 'keys' / 'receipt.key'}"
+catalog = true
+[mqtt]
+host = "127.0.0.1"
+port = 1
+""")
+    service = receiver_cli.ReceiverService(cfg)
+    try:
+        assert service.receiver.on_stored is not None
+        service.reconcile_catalog()
+    finally:
+        service.office.close()
+    assert Incident.objects.get(incident_id="inc-1").segments.count() == 3
