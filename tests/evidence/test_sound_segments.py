@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from camera.decode import beep_onsets
-from camera.frames import AudioPacket, EncodedFrame
+from camera.frames import AudioPacket
 from camera.ring import PreEventRing
 from camera.segmenter import Segmenter
 from camera.synthetic import SyntheticSource, read_counter

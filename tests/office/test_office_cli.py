@@ -4,7 +4,6 @@ detecting every kind of tampering with the office log."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 

@@ -29,7 +29,6 @@ from evidence.keys import generate_device_key, generate_evidence_keys, generate_
 from evidence.tombstone import FILE_NAME, read_tombstone
 from tests.evidence.conftest import Env, cut, write_sealed
 
-from .conftest import T0
 
 REPO = Path(__file__).resolve().parent.parent.parent
 INCIDENTS = 30
