@@ -492,30 +492,41 @@ def generate_receipt_key(out_dir: str | os.PathLike, *, force: bool = False) -> 
 
 def load_receipt_signing_key(path: str | os.PathLike) -> ReceiptSigningKey:
     """Read ``receipt.key`` (refused when group or others may read it)."""
+    private, public = _load_prefixed_signing_key(path, ReceiptPublicKey, "receipt key")
+    return ReceiptSigningKey(private, public)
+
+
+def _load_prefixed_signing_key(path: str | os.PathLike, public_cls, what: str):
+    """An unencrypted Ed25519 PEM private key (mode 0600) and its public half as ``public_cls``."""
     path = Path(path)
     data = _read_private(path).encode("ascii", errors="replace")
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise KeyFileError(f"{path}: the receipt key is password-protected; the receiver needs an unencrypted "
+        raise KeyFileError(f"{path}: the {what} is password-protected; the back office needs an unencrypted "
                            "key") from None
     except ValueError:
         raise KeyFileError(f"{path}: not a readable PEM private key (damaged or wrong file)") from None
     if not isinstance(private, Ed25519PrivateKey):
         raise KeyFileError(f"{path}: is a {type(private).__name__.removeprefix('_')} key, "
-                           "but the receipt key must be Ed25519")
-    public = ReceiptPublicKey(private.public_key(), device_key_id(private.public_key()), str(path))
-    return ReceiptSigningKey(private, public)
+                           f"but the {what} must be Ed25519")
+    return private, public_cls(private.public_key(), device_key_id(private.public_key()), str(path))
+
+
+def _parse_prefixed(line: str, source: str, public_cls, what: str, make: str):
+    """``<PREFIX><base64>`` on one line as ``public_cls``; ``make`` says which command writes one."""
+    text = line.strip()
+    prefix = public_cls.PREFIX
+    if not text.startswith(prefix) or len(text.split()) != 1:
+        raise KeyFileError(f"{source}: not a{'n' if what[0] in 'aeiou' else ''} {what} (expected "
+                           f"'{prefix}<base64>'; make one with '{make}')")
+    key = _ed25519_from_base64(text[len(prefix):], source, what)
+    return public_cls(key, device_key_id(key), source)
 
 
 def parse_receipt_public_key(line: str, source: str = "<string>") -> ReceiptPublicKey:
     """Parse ``bodycam-receipt-ed25519:<base64>``."""
-    text = line.strip()
-    if not text.startswith(RECEIPT_PUB_PREFIX) or len(text.split()) != 1:
-        raise KeyFileError(f"{source}: not a receipt public key (expected '{RECEIPT_PUB_PREFIX}<base64>'; "
-                           "make one with 'bodycam keys receiver')")
-    key = _ed25519_from_base64(text[len(RECEIPT_PUB_PREFIX):], source, "receipt public key")
-    return ReceiptPublicKey(key, device_key_id(key), source)
+    return _parse_prefixed(line, source, ReceiptPublicKey, "receipt public key", "bodycam keys receiver")
 
 
 def load_receipt_public_key(path: str | os.PathLike) -> ReceiptPublicKey:
@@ -618,26 +629,13 @@ def generate_office_key(out_dir: str | os.PathLike, *, force: bool = False) -> O
 
 def load_office_signing_key(path: str | os.PathLike) -> OfficeSigningKey:
     """Read ``office.key`` (refused when group or others may read it)."""
-    path = Path(path)
-    data = _read_private(path).encode("ascii", errors="replace")
-    try:
-        private = serialization.load_pem_private_key(data, password=None)
-    except (TypeError, ValueError):
-        raise KeyFileError(f"{path}: not a readable unencrypted PEM private key (damaged or wrong file)") from None
-    if not isinstance(private, Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: the office key must be Ed25519")
-    return OfficeSigningKey(private, OfficePublicKey(private.public_key(), device_key_id(private.public_key()),
-                                                     str(path)))
+    private, public = _load_prefixed_signing_key(path, OfficePublicKey, "office key")
+    return OfficeSigningKey(private, public)
 
 
 def parse_office_public_key(line: str, source: str = "<string>") -> OfficePublicKey:
     """Parse ``bodycam-office-ed25519:<base64>``."""
-    text = line.strip()
-    if not text.startswith(OFFICE_PUB_PREFIX) or len(text.split()) != 1:
-        raise KeyFileError(f"{source}: not an office public key (expected '{OFFICE_PUB_PREFIX}<base64>'; "
-                           "make one with 'bodycam-office keys office')")
-    key = _ed25519_from_base64(text[len(OFFICE_PUB_PREFIX):], source, "office public key")
-    return OfficePublicKey(key, device_key_id(key), source)
+    return _parse_prefixed(line, source, OfficePublicKey, "office public key", "bodycam-office keys office")
 
 
 def load_office_public_key(path: str | os.PathLike) -> OfficePublicKey:
