@@ -26,7 +26,7 @@ from typing import Callable
 from .commands import CommandHandler
 from .events import EventTracker, RecordingEvent
 from .homeassistant import discovery_messages, is_birth
-from .mqtt import Connected, Message, MqttLink, Published
+from .mqtt import Connected, Message, MqttLink, Published, Subscribed
 from .openevents import OpenEventsFile
 from .telemetry import significant
 
@@ -59,6 +59,7 @@ class BrokerChannelThread(threading.Thread):
         self._discovery_refused: dict[str, str] = {}  # topic -> why
         filters = [topic(site, device, "cmd")] + ([f"{homeassistant_prefix}/status"] if homeassistant_prefix else [])
         self._filters = filters
+        self._online_after: int | None = None  # the subscription whose SUBACK makes us say "online"
         link.add_listener(self._inbox, tuple(filters))
 
     # -- other threads ------------------------------------------------------------------------------
@@ -103,10 +104,20 @@ class BrokerChannelThread(threading.Thread):
 
     def _handle(self, item) -> None:
         if isinstance(item, Connected):
-            self.link.announce_online()
-            self.link.subscribe([(f, 1) for f in self._filters])
+            # "online" promises that a command sent now reaches us: say it once the broker has our
+            # subscription (a new session has none until its SUBACK), not before.
+            self._online_after = self.link.subscribe([(f, 1) for f in self._filters])
+            if self._online_after is None:
+                self.link.announce_online()
             self._announce_discovery()
             self._wanted.set()
+        elif isinstance(item, Subscribed) and item.mid == self._online_after:
+            self._online_after = None
+            refused = [f for f, code in zip(self._filters, item.reason_codes) if code >= 0x80]
+            if refused:
+                logger.error("the broker refused our subscription to %s: commands cannot reach this device; "
+                             "check the broker's ACL", ", ".join(refused))
+            self.link.announce_online()
         elif isinstance(item, Published):
             ha_topic = self._discovery_mids.pop(item.mid, None)  # PUBACKs of every user of the link come here
             if ha_topic is not None:
