@@ -39,23 +39,19 @@ def register(subparsers) -> None:
     dev.add_argument("--device-id", help="bind the key to this device id in device.pub (recommended)")
     dev.add_argument("--force", action="store_true", help="replace existing key files (the old key is lost)")
     dev.set_defaults(func=cmd_keys_device)
-    rec = kinds.add_parser("receiver", help="create receipt.key (stays with the receivers) and receipt.pub "
-                                            "(for devices)")
-    rec.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
-    rec.add_argument("--force", action="store_true", help="replace existing key files (devices then need the "
-                                                          "new receipt.pub)")
-    rec.set_defaults(func=cmd_keys_receiver)
-    com = kinds.add_parser("command", help="create command.key (control room) and command.pub (for devices)")
-    com.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
-    com.add_argument("--force", action="store_true", help="replace existing key files (devices then need the "
-                                                          "new command.pub)")
-    com.set_defaults(func=cmd_keys_command)
-    off = kinds.add_parser("office", help="create office.key (signs the back office's audit log) and office.pub "
-                                          "(for whoever checks that log)")
-    off.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
-    off.add_argument("--force", action="store_true", help="replace existing key files (logs signed so far then "
-                                                          "verify only with the old office.pub)")
-    off.set_defaults(func=cmd_keys_office)
+    # The back office's Ed25519 pairs: (kind, generator, who keeps the private key, where the public key goes,
+    # what --force costs).
+    pairs = (("receiver", generate_receipt_key, "keep it with the receivers", "install it on every device as "
+              "uplink.receipt_key", "devices then need the new receipt.pub"),
+             ("command", generate_command_key, "the control room's, mode 0600", "install it on every device as "
+              "commands.public_key", "devices then need the new command.pub"),
+             ("office", generate_office_key, "the back office's, mode 0600", "give it to whoever checks the "
+              "office audit log", "logs signed so far then verify only with the old office.pub"))
+    for name, generate, keeper, destination, cost in pairs:
+        pair = kinds.add_parser(name, help=f"create {name} key pair ({keeper}; public key: {destination})")
+        pair.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
+        pair.add_argument("--force", action="store_true", help=f"replace existing key files ({cost})")
+        pair.set_defaults(func=cmd_keys_pair, generate=generate, keeper=keeper, destination=destination)
 
     ver = subparsers.add_parser("verify", help="verify sealed segments with the enrolled device public keys")
     ver.add_argument("paths", nargs="+", metavar="PATH", help="segment files or directories (searched recursively)")
@@ -126,28 +122,9 @@ def cmd_keys_device(args) -> int:
 
 
 @_guard
-def cmd_keys_receiver(args) -> int:
-    files = generate_receipt_key(args.out, force=args.force)
-    print(f"wrote {files.key_path} (keep it with the receivers) and {files.pub_path} (install it on every device "
-          "as uplink.receipt_key)")
-    print(f"key id: {files.public.key_id}")
-    return EXIT_OK
-
-
-@_guard
-def cmd_keys_command(args) -> int:
-    files = generate_command_key(args.out, force=args.force)
-    print(f"wrote {files.key_path} (the control room's, mode 0600) and {files.pub_path} (install it on every "
-          "device as commands.public_key)")
-    print(f"key id: {files.public.key_id}")
-    return EXIT_OK
-
-
-@_guard
-def cmd_keys_office(args) -> int:
-    files = generate_office_key(args.out, force=args.force)
-    print(f"wrote {files.key_path} (the back office's, mode 0600) and {files.pub_path} (give it to whoever "
-          "checks the office audit log)")
+def cmd_keys_pair(args) -> int:
+    files = args.generate(args.out, force=args.force)
+    print(f"wrote {files.key_path} ({args.keeper}) and {files.pub_path} ({args.destination})")
     print(f"key id: {files.public.key_id}")
     return EXIT_OK
 
