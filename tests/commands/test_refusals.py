@@ -8,21 +8,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evidence.audit import AuditLog, verify_log
 from comms.commands import CommandActions, CommandHandler, CommandVerifier, canonical, sign_command
 from comms.refusals import RefusalLog
+from test_commands import Verifier  # one helper for both command test files
 
 NOW = 1_800_000_000.0
 QUIET, EVERY = 60.0, 300.0
-
-
-class Verifier:
-    def __init__(self, public):
-        self.public = public
-
-    def verify(self, signature, data):
-        try:
-            self.public.verify(signature, data)
-        except Exception:
-            return False
-        return True
 
 
 JUNK = [  # no key needed for any of these

@@ -18,7 +18,7 @@ from ui.screens import COLOUR, GREY, MONO, SCREENS, ScreenSpec, render, screen_f
 from ui.state import OfficerState
 from ui.text import LANGUAGES
 from ui_cases import CASES, NOW, view
-from ui_golden import REFERENCE, assert_golden
+from ui_golden import REFERENCE, assert_golden, longest_vertical_run
 
 CLASSES = {
     "grey256x64": ScreenSpec(256, 64, mode=GREY),
@@ -87,16 +87,6 @@ def test_the_chrome_check_sees_a_frame_painted_over():
     assert _chrome_present(image, spec)[0] is False
 
 
-def _longest_vertical_run(ink: np.ndarray) -> int:
-    best = 0
-    for column in ink.T:
-        run = 0
-        for pixel in column:
-            run = run + 1 if pixel else 0
-            best = max(best, run)
-    return best
-
-
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_tft_recording_label_has_8_mm_capitals(language):
     spec = CLASSES["colour320x240"]
@@ -105,7 +95,7 @@ def test_tft_recording_label_has_8_mm_capitals(language):
     band = _pixels(image)[by0:by1, bx0:bx1]
     letters = (band == np.array(COLOUR_PALETTE.rec_ink)).all(axis=2)
     assert metrics(spec.width, spec.height).rec_cap >= TFT_CAP_PX
-    assert _longest_vertical_run(letters) >= TFT_CAP_PX  # the stems of the capitals (and the dot)
+    assert longest_vertical_run(letters) >= TFT_CAP_PX  # the stems of the capitals (and the dot)
 
 
 # -- the live picture ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from ui.screens import ALERT, IDENTIFY, MIRROR, RECORDING, RECORDING_CAP_MIN, ST
 from ui.state import OfficerState
 from ui.text import LANGUAGES, alert_text, all_texts, strings
 from ui_cases import ALERT_CODES, CASES, NOW, view
-from ui_golden import assert_golden, difference
+from ui_golden import assert_golden, difference, longest_vertical_run
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -49,16 +49,6 @@ def test_identify_blinks_the_whole_screen():
     assert on.mean() > 0.6 and off.mean() < 0.4  # lit with dark letters, then dark with lit letters
 
 
-def _longest_vertical_run(ink: np.ndarray) -> int:
-    best = 0
-    for column in ink.T:
-        run = 0
-        for pixel in column:
-            run = run + 1 if pixel else 0
-            best = max(best, run)
-    return best
-
-
 def _dot_and_label_columns(on: Image.Image, off: Image.Image, rows: range):
     """The blinking dot is where the two phases differ; the label is everything right of it."""
     diff = np.array(ImageChops.logical_xor(on, off))[rows.start:rows.stop]
@@ -76,7 +66,7 @@ def test_recording_label_is_at_least_16_px_tall_and_only_the_dot_blinks(language
     dot_cols, label_left = _dot_and_label_columns(on, off, rows)
     band = np.array(on)[rows.start:rows.stop, label_left:]
     ground = 1 if not alerts else 0  # the mark sits on a lit band, or lit on a dark one under an alert
-    assert _longest_vertical_run(band != ground) >= RECORDING_CAP_MIN  # the letters' stems
+    assert longest_vertical_run(band != ground) >= RECORDING_CAP_MIN  # the letters' stems
     assert np.array_equal(np.array(on)[:, label_left:], np.array(off)[:, label_left:])
     assert fonts.label(strings(language)["recording"], 20, True).cap_height >= RECORDING_CAP_MIN
 

@@ -60,3 +60,14 @@ def assert_golden(image: Image.Image, name: str, tmp_path: Path) -> None:
         actual = tmp_path / f"{name.replace('/', '_')}.actual.png"
         image.convert(_mode(image)).save(actual)
         pytest.fail(f"{problem}; this run's image: {actual}")
+
+
+def longest_vertical_run(ink: np.ndarray) -> int:
+    """The tallest unbroken run of set pixels in any column of ``ink``: how tall a letter's stem stands."""
+    best = 0
+    for column in ink.T:
+        run = 0
+        for pixel in column:
+            run = run + 1 if pixel else 0
+            best = max(best, run)
+    return best
