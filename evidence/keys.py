@@ -434,6 +434,15 @@ class ReceiptPublicKey(_PrefixedPublicKey):
     PREFIX = RECEIPT_PUB_PREFIX
 
 
+@dataclass(frozen=True)
+class KeyPairFiles:
+    """The two files of a new back-office key pair, and its public half."""
+
+    key_path: Path
+    pub_path: Path
+    public: _PrefixedPublicKey
+
+
 def _new_key_pair(out_dir: str | os.PathLike, key_name: str, pub_name: str, public_cls, force: bool, what: str):
     """A fresh Ed25519 pair: ``key_name`` (0600, PKCS#8 PEM) and ``pub_name`` (one prefixed line, 0644)."""
     out = Path(out_dir)
@@ -477,16 +486,9 @@ class ReceiptSigningKey(_Ed25519Signer):
     public: ReceiptPublicKey
 
 
-@dataclass(frozen=True)
-class ReceiptKeyFiles:
-    key_path: Path
-    pub_path: Path
-    public: ReceiptPublicKey
-
-
-def generate_receipt_key(out_dir: str | os.PathLike, *, force: bool = False) -> ReceiptKeyFiles:
+def generate_receipt_key(out_dir: str | os.PathLike, *, force: bool = False) -> KeyPairFiles:
     """Create ``receipt.key`` (0600, PKCS#8 PEM; stays with the receivers) and ``receipt.pub`` (for devices)."""
-    return ReceiptKeyFiles(*_new_key_pair(out_dir, RECEIPT_KEY, RECEIPT_PUB, ReceiptPublicKey, force,
+    return KeyPairFiles(*_new_key_pair(out_dir, RECEIPT_KEY, RECEIPT_PUB, ReceiptPublicKey, force,
                                           "receipt signing key"))
 
 
@@ -553,16 +555,9 @@ class CommandPublicKey(_PrefixedPublicKey):
     PREFIX = COMMAND_PUB_PREFIX
 
 
-@dataclass(frozen=True)
-class CommandKeyFiles:
-    key_path: Path
-    pub_path: Path
-    public: CommandPublicKey
-
-
-def generate_command_key(out_dir: str | os.PathLike, *, force: bool = False) -> CommandKeyFiles:
+def generate_command_key(out_dir: str | os.PathLike, *, force: bool = False) -> KeyPairFiles:
     """Create ``command.key`` (0600, PKCS#8 PEM; the control room's) and ``command.pub`` (for devices)."""
-    return CommandKeyFiles(*_new_key_pair(out_dir, COMMAND_KEY, COMMAND_PUB, CommandPublicKey, force,
+    return KeyPairFiles(*_new_key_pair(out_dir, COMMAND_KEY, COMMAND_PUB, CommandPublicKey, force,
                                           "command signing key"))
 
 
@@ -614,16 +609,9 @@ class OfficeSigningKey(_Ed25519Signer):
     public: OfficePublicKey
 
 
-@dataclass(frozen=True)
-class OfficeKeyFiles:
-    key_path: Path
-    pub_path: Path
-    public: OfficePublicKey
-
-
-def generate_office_key(out_dir: str | os.PathLike, *, force: bool = False) -> OfficeKeyFiles:
+def generate_office_key(out_dir: str | os.PathLike, *, force: bool = False) -> KeyPairFiles:
     """Create ``office.key`` (0600, PKCS#8 PEM; the back office's) and ``office.pub`` (for the log's checkers)."""
-    return OfficeKeyFiles(*_new_key_pair(out_dir, OFFICE_KEY, OFFICE_PUB, OfficePublicKey, force,
+    return KeyPairFiles(*_new_key_pair(out_dir, OFFICE_KEY, OFFICE_PUB, OfficePublicKey, force,
                                          "office audit signing key"))
 
 
