@@ -17,7 +17,7 @@ from evidence.tombstone import sign_tombstone
 from . import office as events
 from .profiles import check_period, expiry, profile
 from .storefiles import remove_incident_files
-from .roles import ADMIN, OFFICER, REVIEWER, SUPERVISOR, has_role
+from .roles import ADMIN, DATA_PROTECTION, OFFICER, REVIEWER, SUPERVISOR, has_role
 
 logger = logging.getLogger(__name__)
 
@@ -297,3 +297,63 @@ def _require_role(user, roles: tuple[str, ...], incident: Incident) -> None:
         if has_role(user, role) and (role != OFFICER or incident.officer == user.username):
             return
     raise RuleError(f"{user.username} may not do this (needs one of: {', '.join(roles)})")
+
+
+class Access(models.Model):
+    """One person's access to one incident: who, when, how, and for which stated purpose.
+
+    The data-protection officer's access report and a filmed person's Art. 15 request read these rows;
+    each is also a line in the signed office audit log, so the table can be checked against the chain.
+    Opening an incident's page is recorded (``page``); watching and exporting need a purpose and a role
+    that may see video (the data-protection officer may not).
+    """
+
+    PAGE, PLAYBACK, EXPORT = "page", "playback", "export"
+    KINDS = (PAGE, PLAYBACK, EXPORT)
+    NEEDS_PURPOSE = (PLAYBACK, EXPORT)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="accesses")
+    kind = models.CharField(max_length=8, choices=[(k, k) for k in KINDS])
+    purpose = models.TextField(blank=True, default="")
+    at = models.DateTimeField()
+    #: Where it came from: "web" (with the client's address) or "cli" (with the OS account).
+    via = models.CharField(max_length=64, default="web")
+
+    class Meta:
+        indexes = [models.Index(fields=["incident", "at"]), models.Index(fields=["at"]),
+                   models.Index(fields=["user", "at"])]
+
+    @classmethod
+    def open(cls, office, *, user, incident: Incident, kind: str, purpose: str = "", via: str = "web") -> Access:
+        """Check and record an access; refused (and the refusal recorded) when a rule forbids it."""
+        refusal = None
+        if kind not in cls.KINDS:
+            refusal = f"unknown access kind {kind!r}"
+        elif kind in cls.NEEDS_PURPOSE and not purpose.strip():
+            refusal = f"{kind} needs a stated purpose"
+        elif kind in cls.NEEDS_PURPOSE and incident.state != Incident.ACTIVE:
+            refusal = f"incident {incident} is {incident.state}; its video is gone"
+        elif not may_see(user, incident, video=kind in cls.NEEDS_PURPOSE):
+            refusal = f"{user.username} may not {'watch or export' if kind in cls.NEEDS_PURPOSE else 'open'} {incident}"
+        if refusal:
+            office.record(events.ACCESS_REFUSED, incident=str(incident), kind=kind, by=user.username, via=via,
+                          reason=refusal)
+            raise RuleError(refusal)
+        access = cls.objects.create(user=user, incident=incident, kind=kind, purpose=purpose.strip(),
+                                    at=office.now(), via=via)
+        office.record(events.ACCESS, access=access.pk, incident=str(incident), kind=kind, purpose=access.purpose,
+                      by=user.username, via=via)
+        return access
+
+
+def may_see(user, incident: Incident, *, video: bool) -> bool:
+    """The one rule for reading an incident: officers their own; reviewers and supervisors any; the
+    data-protection officer and admins its record (metadata, logs), never its picture or sound."""
+    if has_role(user, REVIEWER) or has_role(user, SUPERVISOR):
+        return True
+    if has_role(user, OFFICER) and incident.officer == user.username:
+        return True
+    if not video and (has_role(user, DATA_PROTECTION) or has_role(user, ADMIN)):
+        return True
+    return False
