@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 from pyrage import x25519
 
@@ -94,18 +94,21 @@ def export_incident(paths: Iterable[str | os.PathLike], *, devices: Mapping[str,
     usable = _usable(segments)
     if not usable:
         raise ExportRefused(f"incident {incident} of device {device} has no segment that verified", problems)
-    _check_codec(usable)
+    check_joinable([s.manifest for s in usable])
 
     tmp = out.with_name(f".{out.name}.part")
     try:
-        timeline = _remux(usable, identities, tmp, progress)
+        placed = remux([s.manifest for s in usable], (_open_segment(s, identities) for s in usable), tmp,
+                       progress=progress)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     with open(out, "rb") as fh:
         mp4_sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
-    doc = _report(report, device, incident, segments, usable, timeline, problems, allow_gaps, out, mp4_sha256)
+    placed_rows = [{"stem": p.stem, "offset_s": round(p.offset_us / 1e6, 6), "end_s": round(p.end_us / 1e6, 6)}
+                   for p in placed]
+    doc = _report(report, device, incident, segments, usable, placed_rows, problems, allow_gaps, out, mp4_sha256)
     report_path = report_path_for(out)
     report_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     logger.info("exported incident %s of %s: %d segment(s) to %s", incident, device, len(usable), out)
@@ -140,10 +143,11 @@ def _usable(segments: list[SegmentResult]) -> list[SegmentResult]:
     return [chosen[i] for i in sorted(chosen)]
 
 
-def _check_codec(segments: list[SegmentResult]) -> None:
-    first = segments[0].manifest.codec
-    for s in segments[1:]:
-        c = s.manifest.codec
+def check_joinable(manifests: Sequence[Manifest]) -> None:
+    """Refuse segments that cannot become one MP4 track: another picture size, not H.264, sound in some only."""
+    first = manifests[0].codec
+    for s in manifests[1:]:
+        c = s.codec
         if (c.get("codec"), c.get("width"), c.get("height")) != (first.get("codec"), first.get("width"),
                                                                   first.get("height")):
             raise ExportError(f"{s.stem}: the video format changes inside the incident "
@@ -151,84 +155,165 @@ def _check_codec(segments: list[SegmentResult]) -> None:
                               "cannot join into one MP4 track")
     if str(first.get("codec")).lower() not in ("h264", "avc", "avc1"):
         raise ExportError(f"codec {first.get('codec')!r} is not H.264; only H.264 segments can be exported")
-    sound = {s.manifest.has_audio for s in segments}
+    sound = {s.has_audio for s in manifests}
     if len(sound) > 1:
         raise ExportError("the incident has segments with and without sound; cannot join them into one MP4")
     if True in sound:
-        formats = {(s.manifest.audio["codec"], s.manifest.audio["sample_rate"], s.manifest.audio["channels"])
-                   for s in segments}
+        formats = {(s.audio["codec"], s.audio["sample_rate"], s.audio["channels"]) for s in manifests}
         if len(formats) > 1 or next(iter(formats))[0] != "aac":
             raise ExportError(f"the sound format changes inside the incident or is not AAC ({sorted(formats)}); "
                               "cannot join into one MP4 track")
 
 
-def _remux(segments: list[SegmentResult], identities, path: Path, progress: Progress | None) -> list[dict]:
-    """Decrypt each segment in memory and copy its access units into one MP4 track with the signed times."""
-    import av  # back office only: the device never needs PyAV for sealing
+@dataclass(frozen=True)
+class Placement:
+    """Where one segment sits in its incident's MP4: its first picture at ``offset_us``, its end at
+    ``end_us`` (after its last picture's duration), on the incident's timeline (0 = the first picture)."""
 
-    timeline: list[dict] = []
-    base_pts = segments[0].manifest.start_pts_us
-    base_wall = parse_time(segments[0].manifest.start_time)
+    stem: str
+    offset_us: int
+    end_us: int
+
+    @property
+    def duration_us(self) -> int:
+        return self.end_us - self.offset_us
+
+
+def timeline(manifests: Sequence[Manifest]) -> list[Placement]:
+    """The incident's timeline from its signed manifests alone (no plaintext needed): each segment starts at
+    its media-clock time after the first one's; when the media clock restarted inside the incident (a reboot),
+    at its wall-clock time, and never before the previous segment's end."""
+    out: list[Placement] = []
+    if not manifests:
+        return out
+    base_pts = manifests[0].start_pts_us
+    base_wall = parse_time(manifests[0].start_time)
     prev_end = 0
-    total = len(segments)
+    for m in manifests:
+        offset = m.start_pts_us - base_pts
+        if offset < prev_end:  # media clock restarted (reboot inside an incident): fall back to wall clock
+            offset = max(prev_end, round((parse_time(m.start_time) - base_wall) * 1e6))
+        end = offset + max(m.frame_pts_us) + _frame_us(m)
+        out.append(Placement(m.stem, offset, end))
+        prev_end = end
+    return out
+
+
+def _frame_us(m: Manifest) -> int:
+    return round(1_000_000 / float(m.codec["fps"]))
+
+
+def remux(manifests: Sequence[Manifest], plaintexts: Iterable[bytes], out, *, fragmented: bool = False,
+          progress: Progress | None = None) -> list[Placement]:
+    """Copy the access units (and sound) of an incident's segments into one MP4 with the signed times.
+
+    ``plaintexts`` yields each segment's decrypted bytes in the order of ``manifests`` (a generator, so only
+    one segment is held at a time); ``out`` as for :class:`Remuxer`.
+    """
+    placements = timeline(manifests)
+    total = len(manifests)
     if progress:
         progress(0, total)
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = sound = None
-        for done, seg in enumerate(segments, 1):
-            m = seg.manifest
-            plaintext = _open_segment(seg, identities)
-            offset = m.start_pts_us - base_pts
-            if offset < prev_end:  # media clock restarted (reboot inside an incident): fall back to wall clock
-                offset = max(prev_end, round((parse_time(m.start_time) - base_wall) * 1e6))
-            pts = [offset + p for p in m.frame_pts_us]
-            frame_us = round(1_000_000 / float(m.codec["fps"]))
-            with av.open(io.BytesIO(plaintext), "r", format="mp4" if m.has_audio else "h264") as source:
-                src = source.streams.video[0]
-                asrc = source.streams.audio[0] if m.has_audio and source.streams.audio else None
-                if m.has_audio and asrc is None:
-                    raise ExportError(f"{seg.stem}: the decrypted MP4 has no sound track, the manifest says it has")
-                if stream is None:
-                    stream = container.add_stream_from_template(src)
-                    stream.time_base = Fraction(1, 90_000)
-                    if asrc is not None:
-                        sound = container.add_stream_from_template(asrc)
-                        sound.time_base = Fraction(1, m.audio["sample_rate"])
-                demuxed = list(source.demux(src) if asrc is None else source.demux(src, asrc))
-                packets = [p for p in demuxed if p.size and p.stream.type == "video"]
-                audio_packets = [p for p in demuxed if p.size and p.stream.type == "audio"]
-                if len(packets) != m.frame_count:
-                    raise ExportError(f"{seg.stem}: the decrypted stream holds {len(packets)} frames, the manifest "
-                                      f"says {m.frame_count}; the segment cannot be timed correctly")
-                dts = _decode_times(pts)
-                if asrc is not None:  # where the segment's MP4 shows its first picture, before retiming
-                    picture_us = packets[0].pts * packets[0].time_base * 1_000_000
-                for i, packet in enumerate(packets):
-                    packet.stream = stream
-                    packet.time_base = _US
-                    packet.pts = pts[i]
-                    packet.dts = dts[i]
-                    packet.duration = (pts[i + 1] - pts[i]) if i + 1 < len(pts) and pts[i + 1] > pts[i] else frame_us
-                    container.mux(packet)
-                if asrc is not None:
-                    _mux_sound(seg, audio_packets, picture_us, offset, sound, container)
+    done = 0
+    with Remuxer(out, fragmented=fragmented) as remuxer:
+        for m, place, plaintext in zip(manifests, placements, plaintexts):
+            remuxer.add(m, place.offset_us, plaintext)
             del plaintext
-            end = max(pts) + frame_us
-            timeline.append({"stem": seg.stem, "offset_s": round(offset / 1e6, 6), "end_s": round(end / 1e6, 6)})
-            prev_end = end
+            done += 1
             if progress:
                 progress(done, total)
-    return timeline
+    if done != total:
+        raise ExportError(f"{total - done} of {total} segment(s) could not be read; the MP4 is incomplete")
+    return placements
 
 
-def _mux_sound(seg: SegmentResult, packets: list, picture_us, offset: int, sound, container) -> None:
+class Remuxer:
+    """One MP4 written a segment at a time (:meth:`add`), so a caller can pass on what was written in between.
+
+    ``out`` is a path or a writable file object. ``fragmented`` writes a fragmented MP4 (a ``moof`` per
+    keyframe) that needs no seeking: for a stream that cannot seek (a ZIP entry, an HTTP response) and for
+    Media Source Extensions. Picture and sound keep the signed times, except that a fragmented MP4 starts
+    each track at 0: its first sound packet (up to one packet, about 21 ms, after the first picture) is
+    stretched back to the first picture.
+    """
+
+    def __init__(self, out, *, fragmented: bool = False):
+        import av  # back office only: the device never needs PyAV for sealing
+
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fragmented else {}
+        target = str(out) if isinstance(out, (str, os.PathLike)) else out
+        self._container = av.open(target, "w", format="mp4", options=options)
+        self._streams: list = []
+
+    def add(self, manifest: Manifest, offset_us: int, plaintext: bytes) -> None:
+        """Mux one segment, its first picture at ``offset_us`` (from :func:`timeline`)."""
+        _mux_segment(manifest, offset_us, plaintext, self._container, self._streams)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> Remuxer:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # already failing: the half-written MP4 is discarded by the caller, its trailer does not matter
+            self.close()
+        except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+            logger.debug("closing an MP4 after an error failed too: %s", exc)
+
+
+def _mux_segment(m: Manifest, offset: int, plaintext: bytes, container, streams: list) -> None:
+    """One segment's pictures (and sound) into ``container``; ``streams`` holds its output streams, made from
+    the first segment's."""
+    import av
+
+    pts = [offset + p for p in m.frame_pts_us]
+    frame_us = _frame_us(m)
+    with av.open(io.BytesIO(plaintext), "r", format="mp4" if m.has_audio else "h264") as source:
+        src = source.streams.video[0]
+        asrc = source.streams.audio[0] if m.has_audio and source.streams.audio else None
+        if m.has_audio and asrc is None:
+            raise ExportError(f"{m.stem}: the decrypted MP4 has no sound track, the manifest says it has")
+        if not streams:
+            stream = container.add_stream_from_template(src)
+            stream.time_base = Fraction(1, 90_000)
+            streams.append(stream)
+            if asrc is not None:
+                sound = container.add_stream_from_template(asrc)
+                sound.time_base = Fraction(1, m.audio["sample_rate"])
+                streams.append(sound)
+        stream = streams[0]
+        sound = streams[1] if len(streams) > 1 else None
+        demuxed = list(source.demux(src) if asrc is None else source.demux(src, asrc))
+        packets = [p for p in demuxed if p.size and p.stream.type == "video"]
+        audio_packets = [p for p in demuxed if p.size and p.stream.type == "audio"]
+        if len(packets) != m.frame_count:
+            raise ExportError(f"{m.stem}: the decrypted stream holds {len(packets)} frames, the manifest "
+                              f"says {m.frame_count}; the segment cannot be timed correctly")
+        dts = _decode_times(pts)
+        if asrc is not None:  # where the segment's MP4 shows its first picture, before retiming
+            picture_us = packets[0].pts * packets[0].time_base * 1_000_000
+        for i, packet in enumerate(packets):
+            packet.stream = stream
+            packet.time_base = _US
+            packet.pts = pts[i]
+            packet.dts = dts[i]
+            packet.duration = (pts[i + 1] - pts[i]) if i + 1 < len(pts) and pts[i + 1] > pts[i] else frame_us
+            container.mux(packet)
+        if asrc is not None:
+            _mux_sound(m, audio_packets, picture_us, offset, sound, container)
+
+
+def _mux_sound(m: Manifest, packets: list, picture_us, offset: int, sound, container) -> None:
     """Copy a segment's sound packets (without the pre-roll) at their times relative to its first picture,
     which the segment's MP4 shows at ``picture_us``."""
-    m = seg.manifest
     if m.audio_preroll:
         packets = packets[1:]
     if len(packets) != m.audio_packets:
-        raise ExportError(f"{seg.stem}: the decrypted MP4 holds {len(packets)} sound packets, the manifest "
+        raise ExportError(f"{m.stem}: the decrypted MP4 holds {len(packets)} sound packets, the manifest "
                           f"says {m.audio_packets}")
     rate = m.audio["sample_rate"]
     for packet in packets:
