@@ -33,6 +33,12 @@ SEGMENT_AFTER_DELETION = "segment_after_deletion"  # incident, stem, ciphertext_
 SITE_POLICY_CHANGED = "site_policy_changed"  # site, rule, shift_hours, incidents (whose expiry moved), by
 ACCESS = "access"                            # access, incident, kind (page, playback, export), purpose, by, via
 ACCESS_REFUSED = "access_refused"            # incident, kind, by, via, reason
+# The key custodian (backoffice/custody): tickets for an access, and every decryption or refusal.
+TICKET_ISSUED = "ticket_issued"              # access, incident, kind, by, segments, expires_at
+SEGMENT_DECRYPTED = "segment_decrypted"      # access, incident, stem, kind, purpose, by, bytes, ciphertext_sha256
+DECRYPTION_INTERRUPTED = "decryption_interrupted"  # access, incident, stem, by, sent, reason (stream broke off)
+DECRYPTION_REFUSED = "decryption_refused"    # code, reason, stem; access, incident, by, purpose once the ticket verified
+PACKAGE_EXPORTED = "package_exported"        # access, incident, by, purpose, segments, mp4_sha256, zip_sha256, bytes
 
 
 class SharedAuditLog:

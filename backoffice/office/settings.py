@@ -5,6 +5,10 @@
 * ``DATABASE_URL``: PostgreSQL for a city's server; unset means SQLite in the data directory.
 * ``BODYCAM_OFFICE_STORE``: the receiver's evidence store (default ``<data>/store``).
 * ``BODYCAM_OFFICE_KEY``: the office audit signing key (default ``<data>/keys/office.key``).
+* ``BODYCAM_CUSTODIAN_SOCKET``: the key custodian's socket (default ``/run/bodycam-custodian/custodian.sock``).
+* ``BODYCAM_OFFICE_DEVICES``: the enrolled ``device.pub`` files (default ``/etc/bodycam/devices``).
+* ``BODYCAM_RECEIPT_PUB``: the receivers' ``receipt.pub``, put into court packages (default
+  ``/etc/bodycam/receipt.pub``; left out when missing).
 * ``BODYCAM_OFFICE_SECRET_KEY``: Django's secret, needed once the web app arrives (the commands do not use it).
 
 DEBUG is always off: this program holds personal data.
@@ -19,6 +23,9 @@ DATA_DIR = Path(os.environ.get("BODYCAM_OFFICE_DATA", "/var/lib/bodycam-office")
 BODYCAM_STORE_DIR = Path(os.environ.get("BODYCAM_OFFICE_STORE", DATA_DIR / "store"))
 BODYCAM_OFFICE_KEY = Path(os.environ.get("BODYCAM_OFFICE_KEY", DATA_DIR / "keys" / "office.key"))
 BODYCAM_AUDIT_LOG = DATA_DIR / "audit" / "office-audit.jsonl"
+BODYCAM_CUSTODIAN_SOCKET = Path(os.environ.get("BODYCAM_CUSTODIAN_SOCKET", "/run/bodycam-custodian/custodian.sock"))
+BODYCAM_OFFICE_DEVICES = Path(os.environ.get("BODYCAM_OFFICE_DEVICES", "/etc/bodycam/devices"))
+BODYCAM_RECEIPT_PUB = Path(os.environ.get("BODYCAM_RECEIPT_PUB", "/etc/bodycam/receipt.pub"))
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"), DATA_DIR / "catalog.sqlite3")}
 SECRET_KEY = os.environ.get("BODYCAM_OFFICE_SECRET_KEY", "")
