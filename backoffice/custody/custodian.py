@@ -117,6 +117,9 @@ class Custodian:
         except Refused as refusal:
             self._refuse(conn, refusal, stem, ticket_sha256, peer)
             return
+        except wire.Closed:
+            logger.debug("a client (%s) connected and left without asking anything", peer)
+            return
         except (wire.WireError, OSError) as exc:
             self._refuse(conn, Refused("bad_request", f"unreadable request ({exc})"), stem, ticket_sha256, peer)
             return

@@ -31,6 +31,10 @@ class WireError(BodycamError):
     """The other side sent something that is not a frame of this protocol, or hung up mid-frame."""
 
 
+class Closed(WireError):
+    """The other side hung up before the next frame began."""
+
+
 def send_frame(sock: socket.socket, kind: bytes, payload: bytes | memoryview = b"") -> None:
     sock.sendall(_HEAD.pack(kind, len(payload)))
     if payload:
@@ -43,7 +47,7 @@ def send_json(sock: socket.socket, kind: bytes, doc: dict) -> None:
 
 def read_frame(sock: socket.socket) -> tuple[bytes, bytes]:
     """(type, payload) of the next frame; :class:`WireError` for anything else, EOF included."""
-    kind, length = _HEAD.unpack(_read_exactly(sock, _HEAD.size))
+    kind, length = _HEAD.unpack(_read_exactly(sock, _HEAD.size, at_frame_start=True))
     if kind not in TYPES:
         raise WireError(f"unknown frame type {kind!r}")
     if length > (MAX_DATA if kind == DATA else MAX_JSON):
@@ -61,14 +65,15 @@ def parse_json(payload: bytes) -> dict:
     return doc
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
+def _read_exactly(sock: socket.socket, n: int, at_frame_start: bool = False) -> bytes:
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
         r = sock.recv_into(view[got:], n - got)
         if r == 0:
-            raise WireError("the other side closed the connection mid-frame" if got else
-                            "the other side closed the connection")
+            if got == 0 and at_frame_start:
+                raise Closed("the other side closed the connection")
+            raise WireError("the other side closed the connection mid-frame")
         got += r
     return bytes(buf)

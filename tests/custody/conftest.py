@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,10 +40,18 @@ class CustodianProcess:
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(self.argv(*extra), cwd=self.world.root, env=env, stderr=err,
                                          stdout=subprocess.DEVNULL)
-        if not wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, timeout=30):
-            raise AssertionError("the custodian did not create its socket in 30 s")
+        if not wait_for(lambda: self.listening() or self.proc.poll() is not None, timeout=30):
+            raise AssertionError(f"the custodian did not listen on its socket in 30 s: {self.stderr()}")
         if self.proc.poll() is not None:
             raise AssertionError(f"the custodian exited with {self.proc.returncode}: {self.stderr()}")
+
+    def listening(self) -> bool:
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(self.socket))
+            except OSError:
+                return False
+            return True
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -92,3 +101,11 @@ def store_receipts(world, sealed: list, receipt_key) -> None:
                                       ciphertext_bytes=m.ciphertext_bytes, manifest_sha256=m.sha256,
                                       receiver_id="office-1", chain="linked" if m.seq > 1 else "first",
                                       received_at=world.clock.now.timestamp()))
+
+
+@pytest.fixture(scope="session")
+def sound_segments():
+    """An incident with sound ("inc-av", three segments of format 2), made once; each test seals it again."""
+    from tests.evidence.conftest import record_with_sound
+
+    return record_with_sound("inc-av")[1]

@@ -254,3 +254,23 @@ def test_a_ciphertext_changed_after_its_check_breaks_the_stream_off_and_the_clie
         CustodianClient(in_process.path).open_segment(ticket, incident[0].stem).read()
     interrupted = [f for e, f in _log(world) if e == "decryption_interrupted"]
     assert len(interrupted) == 1 and reason in interrupted[0]["reason"]
+
+
+def test_a_connection_that_asks_nothing_is_no_request_and_not_logged(world, incident):
+    """A health probe (connect, close) is not a refusal: the audit log records requests, not knocks."""
+    from backoffice.custody.custodian import Custodian
+    from evidence.keys import load_evidence_identities
+
+    custodian = Custodian(world.office, load_evidence_identities(world.env.identity), world.env.devices)
+    before = world.log_path.read_bytes()
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    with ours:
+        custodian.serve(ours, "probe")
+    assert world.log_path.read_bytes() == before
+    ours, theirs = socket.socketpair()  # half a frame is a bad request, and logged
+    theirs.sendall(b"Q\x00\x00")
+    theirs.close()
+    with ours:
+        custodian.serve(ours, "probe")
+    assert [e for e, _ in _log(world)][-1] == "decryption_refused"

@@ -62,6 +62,43 @@ def cut(frames: list[EncodedFrame], incident_id: str, per_segment: int = GOP, *,
             for k, c in enumerate(chunks)]
 
 
+def record_with_sound(incident_id: str = "20260101T000000Z-abcdef", *, trigger: int = 100, stop: int = 220,
+                      frames: int = 280) -> tuple:
+    """(source, segments): an incident with sound from the synthetic camera (a beep at every frame numbered a
+    multiple of 30) through the pre-event ring and the segmenter, so the cuts, the pre-event boundary and
+    the pre-roll are the real ones: triggered at frame ``trigger`` with 2 s of pre-event, stopped at ``stop``."""
+    from camera.frames import AudioPacket
+    from camera.ring import PreEventRing
+    from camera.segmenter import Segmenter
+    from camera.synthetic import SyntheticSource
+
+    source = SyntheticSource(WIDTH, HEIGHT, float(FPS), 300_000, FPS, realtime=False, audio_bitrate=48_000)
+    ring, segments = PreEventRing(2.0, 64 << 20), []
+    segmenter = Segmenter(source.info, 2.0, segments.append, audio=source.audio)
+    for item in source.media(frames):
+        if isinstance(item, AudioPacket):
+            if not segmenter.add_audio(item) and not segmenter.active:
+                ring.append_audio(item)
+            continue
+        if item.seq == trigger:
+            pre_frames, audio = ring.drain()
+            segmenter.begin(incident_id)
+            for f in pre_frames:
+                segmenter.add(f, pre_event=True)
+            for p in audio:
+                segmenter.add_audio(p)
+        if item.seq == stop:
+            segmenter.end()
+        if segmenter.active:
+            segmenter.add(item)
+        else:
+            segmenter.advance(item.pts_us)
+            ring.append(item)
+    if segmenter.waiting:
+        raise RuntimeError(f"{segmenter.waiting} segment(s) still held back by the segmenter")
+    return source, segments
+
+
 def write_sealed(directory: Path, sealed: SealedSegment) -> None:
     """What the spool does, minus the durability: ``<stem>.age`` and ``<stem>.manifest.json``."""
     directory.mkdir(parents=True, exist_ok=True)

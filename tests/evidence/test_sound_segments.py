@@ -13,16 +13,13 @@ import numpy as np
 import pytest
 
 from camera.decode import beep_onsets
-from camera.frames import AudioPacket
-from camera.ring import PreEventRing
-from camera.segmenter import Segmenter
-from camera.synthetic import SyntheticSource, read_counter
+from camera.synthetic import read_counter
 from evidence.export import export_incident
 from evidence.keys import load_evidence_identities
 from evidence.seal import FORMAT, FORMAT_AV, Manifest
 from evidence.verify import verify_paths
 
-from .conftest import AGE
+from .conftest import AGE, record_with_sound
 
 FPS = 30
 FFPROBE = shutil.which("ffprobe")
@@ -32,30 +29,7 @@ needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="stock ffprobe not in
 @pytest.fixture(scope="module")
 def recording():
     """An incident triggered at frame 100 with 2 s of pre-event (from frame 60), stopped at frame 220."""
-    source = SyntheticSource(160, 120, float(FPS), 300_000, FPS, realtime=False, audio_bitrate=48_000)
-    ring, segments = PreEventRing(2.0, 64 << 20), []
-    segmenter = Segmenter(source.info, 2.0, segments.append, audio=source.audio)
-    for item in source.media(280):
-        if isinstance(item, AudioPacket):
-            if not segmenter.add_audio(item) and not segmenter.active:
-                ring.append_audio(item)
-            continue
-        if item.seq == 100:
-            frames, audio = ring.drain()
-            segmenter.begin("20260101T000000Z-abcdef")
-            for f in frames:
-                segmenter.add(f, pre_event=True)
-            for p in audio:
-                segmenter.add_audio(p)
-        if item.seq == 220:
-            segmenter.end()
-        if segmenter.active:
-            segmenter.add(item)
-        else:
-            segmenter.advance(item.pts_us)
-            ring.append(item)
-    assert segmenter.waiting == 0
-    return source, segments
+    return record_with_sound()
 
 
 def decode_file(path):

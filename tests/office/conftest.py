@@ -49,12 +49,16 @@ class World:
 
     def record_incident(self, incident_id: str, frames) -> list:
         """Seal an incident's segments and put them where the receiver stores them."""
+        return self.store_segments(cut(frames, incident_id))
+
+    def store_segments(self, segments) -> list:
+        """Seal ``segments`` (of one incident) and put them where the receiver stores them."""
         from backoffice.store import incident_dir_name
 
         sealer = self.env.sealer()
-        directory = self.store / self.env.site / self.env.device_id / incident_dir_name(incident_id)
+        directory = self.store / self.env.site / self.env.device_id / incident_dir_name(segments[0].incident_id)
         out = []
-        for seg in cut(frames, incident_id):
+        for seg in segments:
             sealed = sealer.seal(seg, clock_sync="ntp-synced")
             write_sealed(directory, sealed)
             sealer.commit(sealed)
