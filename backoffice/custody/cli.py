@@ -97,10 +97,9 @@ def cmd_custodian(args) -> int:
 
 
 def cmd_export_package(args) -> int:
-    from ..office import settings
     from ..office_cli import _django, _incident, _office, _user
 
-    _django()
+    settings = _django()
     from evidence.keys import load_device_public_keys
 
     from ..catalog.models import Access, RuleError
