@@ -11,7 +11,8 @@ import pytest
 
 from .conftest import UNITS, need_tool
 
-UNIT_NAMES = ("bodycam-agent.service", "bodycam-receiver.service", "bodycam-office-retention.service")
+UNIT_NAMES = ("bodycam-agent.service", "bodycam-receiver.service", "bodycam-office-retention.service",
+              "bodycam-custodian.service")
 MAX_EXPOSURE = 2.0
 
 
@@ -110,3 +111,24 @@ def test_retention_job_contract(tmp_path):
     out = subprocess.run([tool, "verify", "--man=no", str(tmp_path / "bodycam-office-retention.timer")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and not out.stderr.strip(), out.stderr
+
+
+def test_custodian_holds_the_key_alone_with_no_network_and_writes_only_the_audit_log():
+    """The evidence key reaches this service only, as a credential; it has no network and no other writable path,
+    its memory is never swapped or dumped, and its socket's group decides who may ask it."""
+    d = directives("bodycam-custodian.service")
+    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam-office custodian"]
+    assert d["User"] == ["bodycam-custodian"] and d["Group"] == ["bodycam-custodian"]
+    assert d["Type"] == ["notify"] and d["Restart"] == ["always"]
+    assert sorted(d["LoadCredential"]) == ["evidence.key:/etc/bodycam/custodian/evidence.key",
+                                           "office.key:/var/lib/bodycam-office/keys/office.key"]
+    assert d["PrivateNetwork"] == ["yes"] and d["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert d["IPAddressDeny"] == ["any"]
+    assert d["ProtectSystem"] == ["strict"] and d["ReadWritePaths"] == ["/var/lib/bodycam-office/audit"]
+    assert d["NoNewPrivileges"] == ["yes"] and d["PrivateTmp"] == ["yes"] and d["CapabilityBoundingSet"] == [""]
+    assert d["MemoryDenyWriteExecute"] == ["yes"] and d["MemorySwapMax"] == ["0"] and d["LimitCORE"] == ["0"]
+    assert d["RuntimeDirectory"] == ["bodycam-custodian"] and d["RuntimeDirectoryMode"] == ["0750"]
+    assert "BODYCAM_CUSTODIAN_SOCKET=/run/bodycam-custodian/custodian.sock" in d["Environment"]
+    # the other units never see the evidence key
+    for unit in ("bodycam-receiver.service", "bodycam-office-retention.service"):
+        assert "evidence.key" not in (UNITS / unit).read_text()
