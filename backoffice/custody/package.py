@@ -102,7 +102,8 @@ def court_package(office, access, ticket: bytes, client, *, devices: Mapping[str
         for suffix in (".manifest.json", ".age"):
             path = folder / f"{stem}{suffix}"
             if path.is_file():
-                expected = manifests[stem].ciphertext_sha256 if suffix == ".age" and stem in manifests else None
+                # as verified a moment ago (which, for a damaged one, is not the manifest's hash)
+                expected = results[stem].ciphertext_file_sha256 if suffix == ".age" and stem in results else None
                 writer.copy(f"originals/{stem}{suffix}", path, expected)
                 yield writer.take()
         receipt = receipts_dir / f"{stem}{RECEIPT_SUFFIX}"
@@ -224,7 +225,7 @@ class _ZipWriter:
         self.files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
 
     def copy(self, name: str, path: Path, expected_sha256: str | None = None) -> None:
-        """Copy a stored file; ``expected_sha256``: it must still hash to this (checked as it is copied)."""
+        """Copy a stored file; ``expected_sha256``: it must still hash to this, as verified (checked as it is copied)."""
         digest, size = hashlib.sha256(), 0
         try:
             with open(path, "rb") as src, self._zip.open(self._info(name, path.suffix != ".age"), "w") as dst:
@@ -235,8 +236,8 @@ class _ZipWriter:
         except OSError as exc:
             raise PackageError(f"cannot read {path} ({exc.strerror})") from None
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
-            raise PackageError(f"{path.name} changed while the package was made (its SHA-256 no longer matches "
-                               "its manifest); start the export again")
+            raise PackageError(f"{path.name} changed while the package was made (its SHA-256 is no longer the one "
+                               "verified); start the export again")
         self.files.append({"name": name, "sha256": digest.hexdigest(), "bytes": size})
 
     def entry(self, name: str, *, compress: bool = True) -> _Entry:

@@ -56,3 +56,18 @@ def test_a_second_custodian_or_a_foreign_file_is_refused_and_a_stale_socket_take
         assert "removed the stale socket" in restarted.stderr()
     finally:
         restarted.stop()
+
+
+def test_the_custodian_never_loads_django_or_the_catalog_models():
+    """It trusts the signed ticket, not a database: nothing of the catalog's ORM is in its process."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    code = ("import sys; from backoffice.cli import build_parser; from backoffice.custody import custodian, ticket; "
+            "from backoffice.office import settings; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django' or m == 'backoffice.catalog.models'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert out.strip() == "[]"

@@ -245,3 +245,25 @@ def test_the_export_command_goes_through_access_ticket_and_custodian(world, case
     assert [(f["by"], f["kind"]) for e, f in log if e == "access_refused"] == [("dana", "export")]
     assert [f["by"] for e, f in log if e == "package_exported"] == ["olga"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".court.zip")]
+
+
+def test_a_segment_that_fails_verification_is_left_out_of_the_mp4_and_named_in_the_report(world, case, custodian,
+                                                                                           tmp_path):
+    inc, sealed = case
+    damaged = world.store / inc.store_path / f"{sealed[1].stem}.age"
+    data = bytearray(damaged.read_bytes())
+    data[100] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    _, blocks = _export(world, custodian, inc, tmp_path)
+    top = _unpack(b"".join(blocks), tmp_path / "unpacked")
+    doc = json.loads((top / "chain-of-custody.json").read_text())
+    assert not doc["verification"]["ok"]
+    assert [(s["stem"], s["verified"], s["included_in_mp4"]) for s in doc["segments"]] == [
+        (sealed[0].stem, True, True), (sealed[1].stem, False, False), (sealed[2].stem, True, True)]
+    assert "does not match the manifest" in " ".join(doc["segments"][1]["problems"])
+    assert doc["mp4"]["segments"] == [sealed[0].stem, sealed[2].stem]
+    # the custodian was never asked for it, and the expert's check fails as it must
+    assert sealed[1].stem not in [f["stem"] for e, f in _log(world) if e in ("segment_decrypted", "decryption_refused")]
+    verified = subprocess.run([sys.executable, "-m", "agent.cli", *doc["verification"]["command"][1:]], cwd=top,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert verified.returncode == 1 and "FAILED" in verified.stdout
