@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.office.conftest import frames_30, world  # noqa: F401 - fixtures shared with the catalog's tests
+from tests.office import conftest as office_conftest
 from tests.support import wait_for
+
+# the catalog tests' fixtures: their world (store, office key and log, clock) and their frames
+world = office_conftest.world
+frames_30 = office_conftest.frames_30
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,7 +82,7 @@ def socket_dir():
 
 
 @pytest.fixture
-def custodian(world, socket_dir):  # noqa: F811
+def custodian(world, socket_dir):
     """A running custodian for the world's store; the world's clock is set to now, so tickets are current."""
     world.clock.now = datetime.now(timezone.utc)
     proc = CustodianProcess(world, socket_dir)

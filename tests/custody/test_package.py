@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.keys import generate_receipt_key, load_device_public_keys, load_receipt_signing_key
+from evidence.keys import generate_receipt_key, load_receipt_signing_key
 from tests.evidence.conftest import AGE
 
 from .conftest import REPO, store_receipts
