@@ -43,12 +43,18 @@ def db(django_db):
     yield
 
 
+DEBIAN_ROOT_TESTS = ("tests/install/test_dev_setup.py", "tests/install/test_chroot.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """Leave out ``slow`` soak tests unless the -m expression names them.
 
     Not ``-m 'not slow'`` in addopts: pytest keeps only the last -m, so a command-line
     ``-m "not system"`` would bring the soaks back in.
     """
+    for item in items:  # .ci/dev's system run: the Debian-root tests share one worker, in order
+        if item.nodeid.startswith(DEBIAN_ROOT_TESTS):
+            item.add_marker(pytest.mark.xdist_group("debian-root"))
     if "slow" in (config.getoption("markexpr") or ""):
         return
     soaks = [item for item in items if item.get_closest_marker("slow")]

@@ -64,7 +64,7 @@ def test_ci_dev_demo_sets_everything_up_and_runs_the_demo(demo):
 def test_ci_dev_test_runs_the_fast_tests_with_every_tool_present(bare_root, demo):
     """What the tests call (systemd-analyze, /bin/kill, age, mosquitto, shellcheck, runuser …) is there."""
     assert demo.returncode == 0, "the set-up failed; see the demo test"
-    out = timed(".ci/dev test", bare_root, "sh", "-c", 'cd /src && .ci/dev test -m "not system" -q -x '
+    out = timed(".ci/dev test", bare_root, "sh", "-c", 'cd /src && .ci/dev test -m "not system" -n 4 -q -x '
                 "-p no:cacheprovider", timeout=1200)
     context = out.stdout[-6000:] + out.stderr[-3000:]
     assert out.returncode == 0, context
