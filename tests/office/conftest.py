@@ -47,15 +47,15 @@ class World:
     def office_pub(self) -> Path:
         return self.root / "keys" / "office.pub"
 
-    def record_incident(self, incident_id: str, frames) -> list:
-        """Seal an incident's segments and put them where the receiver stores them."""
+    def record_incident(self, incident_id: str, frames, officer: str | None = None) -> list:
+        """Seal an incident's segments (naming ``officer``, as check-out does) where the receiver stores them."""
         from backoffice.store import incident_dir_name
 
         sealer = self.env.sealer()
         directory = self.store / self.env.site / self.env.device_id / incident_dir_name(incident_id)
         out = []
         for seg in cut(frames, incident_id):
-            sealed = sealer.seal(seg, clock_sync="ntp-synced")
+            sealed = sealer.seal(seg, clock_sync="ntp-synced", officer=officer)
             write_sealed(directory, sealed)
             sealer.commit(sealed)
             out.append(sealed)
