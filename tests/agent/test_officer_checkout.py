@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import ui.nfc
 from agent import config
 from agent.recorder import Action, Trigger
+from agent.doctor_cli import describe_status
 from agent.runtime import Agent
+from agent.status import StatusDocument
 from comms.commands import sign_command
 from comms.telemetry import build_telemetry
 from evidence import audit
@@ -58,7 +60,8 @@ def record(agent):
     assert wait_for(lambda: agent.recorder_thread.status.segments_emitted > emitted, 20)
     agent.trigger(Trigger(Action.STOP, "test"))
     assert wait_for(lambda: not agent.is_recording() and agent.sealer.sealed > before, 20)
-    assert wait_for(lambda: agent.recorder_thread.status.incident_id is None)
+    assert wait_for(lambda: agent.sealer.sealed == agent.recorder_thread.status.segments_emitted, 20)  # all of it
+    assert agent.stage.audit_writer.flush()  # and its audit lines written, before the next change
 
 
 def manifests(cfg):
@@ -154,6 +157,9 @@ def test_a_restart_keeps_the_officer(setup):
     try:
         assert agent.shift.officer == "ko-17" and agent.shift.status().via == "restored"
         assert agent._view().officer == "ko-17"
+        doc = agent.refresh_alerts()  # what the status file gets, and `bodycam status` reads back
+        assert StatusDocument.from_json(json.loads(json.dumps(doc.as_json()))).checkout == doc.checkout
+        assert any(line.startswith("officer: ko-17 (by restored, ") for line in describe_status(doc, doc.time))
     finally:
         agent.stop()
 
