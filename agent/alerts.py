@@ -51,6 +51,9 @@ def derive_alerts(status: dict, *, battery_percent: float | None = None, battery
         alerts.append(Alert(1, "upload_failing", f"upload not running: {faults['uplink']}"))
     elif upload and (upload.get("fault") or upload.get("state") in ("refused", "receiver_silent")):
         alerts.append(Alert(1, "upload_failing", upload.get("fault") or "the back office's receiver does not answer"))
+    checkout = [faults[part] for part in ("nfc", "checkout") if part in faults]  # badge reader, kept assignment
+    if checkout:
+        alerts.append(Alert(1, "checkout_fault", "; ".join(checkout)))
     if "homeassistant" in faults:
         alerts.append(Alert(1, "homeassistant_refused", faults["homeassistant"]))
     if cpu_temperature_c is not None and cpu_temperature_c >= OVERHEAT_C or throttling and (

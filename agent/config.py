@@ -22,6 +22,7 @@ from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
 from ui.settings import ControlsConfig, DisplayConfig, pin_conflicts
 
+from .checkout import CheckoutConfig
 from .sensors import BatteryConfig
 
 #: The legal ceiling for the pre-event window. A deployment may set less (0 disables pre-recording),
@@ -143,6 +144,7 @@ class Config:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
+    checkout: CheckoutConfig = field(default_factory=CheckoutConfig)
     #: Where the values came from, for messages; not a key of the file.
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 

@@ -125,6 +125,11 @@ def describe_status(doc: StatusDocument, now: float) -> list[str]:
         b = doc.backlog
         lines.append(f"backlog: {_backlog_line(b.segments, b.bytes, b.oldest_age_s)}")
     lines.append(f"uplink:  {_uplink_line(doc, now)}")
+    if doc.checkout is not None:
+        c = doc.checkout
+        who = (f"{c.officer} (by {c.via}, {format_duration(now - c.since)} ago)" if c.officer and c.since
+               else c.officer or "nobody assigned")
+        lines.append(f"officer: {who}" + ("; in the dock" if c.docked else ""))
     if doc.display is not None:
         d = doc.display
         slow = "" if d.fps >= 0.9 * d.target_fps else " (the panel's bus cannot carry more)"

@@ -89,6 +89,8 @@ class Agent:
         self._officer_ui = officer_ui
         self.stage = EvidenceStage(cfg)
         self.battery = BatteryMonitor(cfg.battery)
+        #: Officer check-out (agent.shift); None unless checkout.enabled.
+        self.shift = None
         #: The latest alert list (agent.alerts); replaced as a whole, read by display and telemetry.
         self.alerts: list = []
         self._health = None
@@ -164,6 +166,30 @@ class Agent:
         if change is not None and self.channel is not None:
             self.channel.on_recorder_event(change)
 
+    def _build_shift(self) -> None:
+        """Officer check-out: the assignment, the badge reader, the dock contact (its pin claimed now, so a
+        bad one is an error at start naming its key); the sealer asks it who carries the device."""
+        from ui.gpio import pin_factory
+
+        from .shift import Shift
+
+        pins = self._pins if self._officer_ui else pin_factory(self.cfg.controls.pin_factory)
+        ctl = self.cfg.controls
+        self.shift = shift = Shift(self.cfg.checkout, self.cfg.evidence.state_dir, self.stage.audit,
+                                   dock_pin=ctl.dock_pin, dock_pull_up=ctl.dock_pull_up, pin_factory=pins)
+        self.stage.current_officer = lambda: shift.officer
+        shift.start()
+
+    def _tend_shift(self) -> None:
+        """Main thread: badges presented since the last look, and the dock."""
+        if self.shift is None:
+            return
+        uplink = self.cfg.uplink.enabled
+        if self.shift.tend(recording=self.is_recording(),
+                           delivered=lambda: not uplink or self.stage.spool.backlog().count == 0):
+            if self.display is not None:
+                self.display.wake()
+
     def _build_officer_outputs(self) -> None:
         """LED/buzzer and display exist before the recorder, so its first state change reaches them."""
         from ui.display import build_display_thread, wake_on_state_change
@@ -178,7 +204,8 @@ class Agent:
         self._view = builder = ViewBuilder(status, preview=lambda: self.source.preview() if self.source else None,
                               disk=lambda: officer_storage(self.monitor.snapshot if self.monitor else None),
                               health=lambda: self._health, alerts=lambda: alert_codes(self.alerts),
-                              identify=self._identifying, language=self.cfg.display.language)
+                              identify=self._identifying, language=self.cfg.display.language,
+                              assignment=lambda: self.shift.view() if self.shift is not None else None)
         self.indicators = IndicatorThread.from_config(
             self.cfg.controls, status, factory=self._pins,
             alerting=lambda: (bool(self.alerts) or (self.display is not None and self.display.fault is not None)
@@ -209,6 +236,7 @@ class Agent:
         from ui.view import Health
 
         self._health = Health(battery_percent=round(battery.percent) if battery else None,
+                              charging=bool(self.shift is not None and self.shift.docked),
                               link_up=self._link_up(), backlog_segments=status.backlog.segments,
                               sound=status.sound == "on")
         self._readings = {"battery": battery, "cpu_temperature_c": cpu_temperature_c(), "throttling": throttling(),
@@ -305,7 +333,9 @@ class Agent:
         return CommandHandler(verifier, CommandActions(lambda request, cid: self.trigger(command_trigger(request, cid)),
                                                        self._identify,
                                                        lambda: self.channel.request_telemetry(),
-                                                       self._apply_setting), self.stage.audit)
+                                                       self._apply_setting,
+                                                       self.shift.command if self.shift is not None else None),
+                              self.stage.audit)
 
     _identify_until = 0.0
     _view = None
@@ -367,6 +397,8 @@ class Agent:
                                 device=self.cfg.device.id, site=self.cfg.device.site)
         if self._officer_ui:
             self._build_officer_outputs()
+        if self.cfg.checkout.enabled:
+            self._build_shift()
         for worker in self._workers:
             worker.instance = worker.build()
             logger.info("started %s", worker.name)
@@ -377,7 +409,7 @@ class Agent:
 
     def stop(self) -> None:
         self.stage.audit_writer.append(audit.AGENT_STOPPING)
-        for part in (self.controls, self.source):
+        for part in (self.controls, self.source, self.shift):
             if part is not None:
                 part.stop()
         for thread in (self.recorder_thread, self.monitor, self.sealer, self.display, self.uplink, self.channel):
@@ -404,6 +436,7 @@ class Agent:
     # -- supervision ---------------------------------------------------------------------------------
     def supervise(self) -> str | None:
         """Restart dead workers; returns a reason when one has used up its restarts."""
+        self._tend_shift()
         if self._link_fault and time.monotonic() >= self._link_retry_at:
             self._try_broker_link()
         for worker in self._workers:
@@ -466,6 +499,8 @@ class Agent:
             faults["homeassistant"] = self.channel.discovery_fault
         if self.stage.audit_writer.fault is not None:
             faults["audit"] = describe_fault(self.stage.audit_writer.fault)
+        if self.shift is not None:
+            faults.update(self.shift.faults())
         sound, microphone_fault = self._sound(rs)
         if microphone_fault:
             faults["microphone"] = microphone_fault
@@ -486,6 +521,7 @@ class Agent:
             display=self._display_rate(),
             broker=f"{mqtt.host}:{mqtt.port}" if self.cfg.uplink.enabled else None,
             uplink=self.uplink.status if self.uplink is not None else None,
+            checkout=self.shift.status() if self.shift is not None else None,
         )
 
 

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from camera.segment import Segment
 
@@ -44,6 +45,8 @@ PUT_POLL_S = 0.05
 #: After giving up: how long the sealer may take to finish the write it is in.
 GIVE_UP_JOIN_S = 10.0
 KEYS_FILE = "keys.json"
+#: Incidents whose officer the sealer remembers until their final segment (normally one at a time).
+INCIDENTS_REMEMBERED = 16
 _STOP = object()
 
 
@@ -87,6 +90,24 @@ class EvidenceStage:
         #: For lines from threads that must not wait for the card (recorder, controls, sealer).
         self.audit_writer = AuditWriter(self.audit)
         self.audit_writer.start()
+        #: Who carries the device now (officer check-out; the runtime sets it when that is enabled).
+        self.current_officer: Callable[[], str | None] = lambda: None
+        self._incident_officers: dict[str, str | None] = {}  # the sealer thread's alone
+
+    def officer_of(self, segment: Segment) -> str | None:
+        """The officer a segment's manifest names: whoever was assigned when its incident's first segment was
+        sealed, so that every segment of an incident names the same one (sealer thread only)."""
+        officers = self._incident_officers
+        if segment.incident_id not in officers:
+            if len(officers) >= INCIDENTS_REMEMBERED:  # incidents whose final segment never came (a fault)
+                del officers[next(iter(officers))]
+            officers[segment.incident_id] = self.current_officer()
+        return officers[segment.incident_id]
+
+    def incident_sealed(self, segment: Segment) -> None:
+        """Its final segment is stored: the incident's officer need not be remembered any more."""
+        if segment.final:
+            self._incident_officers.pop(segment.incident_id, None)
 
     def _close_cut_incident(self):
         """If the newest sealed segment is not its incident's final one, the agent stopped mid-incident:
@@ -272,10 +293,11 @@ class SealerThread(threading.Thread):
     def _seal_until_stored(self, segment: Segment) -> None:
         """Never give up on a segment while the agent runs: its plaintext exists nowhere else."""
         stage = self.stage
+        officer = stage.officer_of(segment)
         while not self._stopping.is_set():
             try:
                 with stage.spool.begin(stage.sealer.next_stem()) as out:
-                    sealed = stage.sealer.seal(segment, clock_sync=clock_sync_state(), out=out)
+                    sealed = stage.sealer.seal(segment, clock_sync=clock_sync_state(), out=out, officer=officer)
                     out.commit(sealed.manifest, sealed.seq, sealed.ciphertext_sha256)
                 stage.sealer.commit(sealed)
             except BodycamError as exc:
@@ -287,6 +309,7 @@ class SealerThread(threading.Thread):
                 continue
             self.fault = None
             self.sealed += 1
+            stage.incident_sealed(segment)
             stage.audit_writer.append(audit.SEGMENT_SEALED, stem=sealed.stem, seq=sealed.seq,
                                incident_id=segment.incident_id, segment_index=segment.index,
                                ciphertext_sha256=sealed.ciphertext_sha256, bytes=sealed.ciphertext_bytes)

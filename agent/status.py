@@ -91,6 +91,17 @@ class StatusAlert:
 
 
 @dataclass(frozen=True)
+class ShiftStatus:
+    """Officer check-out (agent.shift): who carries the device, since when, how they were assigned."""
+
+    officer: str | None  # the pseudonymous id; None: nobody ("nicht zugeordnet")
+    since: float | None = None  # UNIX time of the assignment
+    via: str | None = None  # badge, command or restored
+    #: In the dock now; None when the device has no dock contact.
+    docked: bool | None = None
+
+
+@dataclass(frozen=True)
 class StatusDocument:
     """One snapshot of the running agent (or, with ``state`` "stopped", its last word)."""
 
@@ -125,6 +136,8 @@ class StatusDocument:
     broker: str | None = None
     #: The uplink's own report (comms.uplink.UplinkStatus); None while it is not running.
     uplink: UplinkStatus | None = None
+    #: Officer check-out; None when it is not enabled (checkout.enabled = false).
+    checkout: ShiftStatus | None = None
     #: Only in the last document, with state "stopped".
     exit_code: int | None = None
 

@@ -60,7 +60,7 @@ def _connect(settings: MqttSettings, client_id: str, filters: tuple[str, ...]) -
 def cmd_command(args) -> int:
     settings = load_control_config(args.config)
     key = load_signing_key(args.key)
-    cmd_args = {}
+    cmd_args = {"officer": args.officer} if args.officer is not None else {}
     for item in args.arg or []:
         name, sep, value = item.partition("=")
         if not sep:
@@ -130,9 +130,12 @@ def register(subparsers) -> None:
     p.add_argument("--key", required=True, metavar="command.key", help="the back office's command key")
     p.add_argument("--site", required=True)
     p.add_argument("--device", required=True)
-    p.add_argument("name", choices=["start", "stop", "identify", "mirror", "request-telemetry", "set"])
+    p.add_argument("name", choices=["start", "stop", "identify", "mirror", "request-telemetry", "set", "assign",
+                                    "unassign"])
     p.add_argument("--arg", action="append", metavar="NAME=VALUE",
                    help="command argument (JSON value), e.g. --arg on=true, --arg key=display.language --arg value=en")
+    p.add_argument("--officer", metavar="ID", help="assign: the officer's pseudonymous id (always sent as text), "
+                                                   "e.g. --officer ko-17")
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_command)

@@ -56,7 +56,8 @@ class FleetView:
 
     def table(self, now: float | None = None) -> list[list[str]]:
         now = time.time() if now is None else now
-        lines = [["SITE", "DEVICE", "LINK", "STATE", "BATTERY", "STORAGE FREE", "BACKLOG", "LAST SEEN", "ALERTS"]]
+        lines = [["SITE", "DEVICE", "LINK", "STATE", "BATTERY", "STORAGE FREE", "BACKLOG", "LAST SEEN", "ALERTS",
+                  "OFFICER"]]
         for (site, device), row in sorted(self.rows.items()):
             t = row.telemetry or {}
             rec, bat, sto, back = t.get("recorder") or {}, t.get("battery"), t.get("storage"), t.get("backlog") or {}
@@ -70,6 +71,7 @@ class FleetView:
                 f"{back.get('segments', 0)} / {back.get('bytes', 0) / 1e6:.0f} MB" if t else "-",
                 _age(age),
                 ", ".join(a["code"] for a in t.get("alerts", [])) or "-",
+                _officer(t.get("assignment")),
             ])
         return lines
 
@@ -77,6 +79,13 @@ class FleetView:
         lines = self.table(now)
         widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in lines)
+
+
+def _officer(assignment: dict | None) -> str:
+    """Officer check-out: the officer's pseudonymous id, "unassigned", or "-" where check-out is off."""
+    if not assignment:
+        return "-"
+    return assignment.get("officer") or "unassigned"
 
 
 def _age(seconds: float | None) -> str:

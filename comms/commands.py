@@ -3,8 +3,12 @@
 A command is one JSON object, signed by the back office's command key (Ed25519)::
 
     {"v": 1, "id": "<unique>", "ts": <UNIX seconds>, "device": "<device id>",
-     "cmd": "start" | "stop" | "identify" | "mirror" | "request-telemetry" | "set",
+     "cmd": "start" | "stop" | "identify" | "mirror" | "request-telemetry" | "set" | "assign" | "unassign",
      "args": {...}, "sig": "<base64 Ed25519 over the canonical form without 'sig'>"}
+
+``assign`` (``{"officer": "<pseudonymous id>"}``) and ``unassign`` (no arguments) are officer check-out
+from the back office: they pass every check below like any command, so an unsigned, altered, stale or
+replayed assignment changes nothing.
 
 The signature covers ``b"bodycam-command-v1\\n" + canonical(document without "sig")`` where canonical is
 ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``: the prefix keeps a command
@@ -38,6 +42,7 @@ from typing import Callable
 from evidence import audit
 from base.canonical import canonical_json
 from base.errors import BodycamError
+from base.ids import OFFICER_ID_RULE, is_officer_id
 
 from .refusals import RefusalLog
 
@@ -114,6 +119,12 @@ def _identify_args(args: dict) -> dict:
     return {"seconds": seconds}
 
 
+def _assign_args(args: dict) -> dict:
+    if not is_officer_id(args.get("officer")):
+        raise CommandRejected("invalid_args", f"assign: 'officer' must be a pseudonymous officer id, {OFFICER_ID_RULE}")
+    return {"officer": args["officer"]}
+
+
 def _mirror_args(args: dict) -> dict:
     if not isinstance(args.get("on"), bool):
         raise CommandRejected("invalid_args", "mirror: 'on' must be true or false")
@@ -160,7 +171,8 @@ class CommandVerifier:
             "recording.pre_event_seconds": Setting("recording", "pre_event_seconds", _number_in(0, pre_event_max_s)),
         }
         self._schemas = {"start": _no_args, "stop": _no_args, "identify": _identify_args, "mirror": _mirror_args,
-                         "request-telemetry": _no_args, "set": self._set_args}
+                         "request-telemetry": _no_args, "set": self._set_args, "assign": _assign_args,
+                         "unassign": _no_args}
 
     def _set_args(self, args: dict) -> dict:
         key, value = args.get("key"), args.get("value")
@@ -316,6 +328,9 @@ class CommandActions:
     identify: Callable[[int], None]
     request_telemetry: Callable[[], None]
     apply_setting: Callable[[str, str, object, str], str | None]  # section, key, value, source for the audit
+    #: Officer check-out: (officer id, or None to unassign; the command's id) -> a reason to refuse or None.
+    #: None: check-out is not enabled on this device, and assign/unassign are refused.
+    assignment: Callable[[str | None, str], str | None] | None = None
 
 
 class CommandHandler:
@@ -365,6 +380,10 @@ class CommandHandler:
         elif name == "set":
             setting = self.verifier.settings[args["key"]]
             return act.apply_setting(setting.section, setting.key, args["value"], f"remote command {command.id}")
+        elif name in ("assign", "unassign"):
+            if act.assignment is None:
+                return "officer check-out is not enabled on this device (checkout.enabled)"
+            return act.assignment(args.get("officer"), command.id)
         return None
 
     def _audit(self, event: str, **fields) -> None:

@@ -35,6 +35,10 @@ ENTITIES = [
     ("sensor", "temperature", "CPU-Temperatur / CPU temperature", "{{ value_json.system.cpu_temperature_c }}",
      {"device_class": "temperature", "unit_of_measurement": "°C", "state_class": "measurement"}),
     ("sensor", "alerts", "Warnungen / alerts", "{{ value_json.alerts | length }}", {"icon": "mdi:alert"}),
+    # officer check-out: the pseudonymous id, "unassigned", or unknown where check-out is not enabled
+    ("sensor", "officer", "Beamter / officer",
+     "{{ (value_json.assignment.officer or 'unassigned') if value_json.assignment else None }}",
+     {"icon": "mdi:badge-account"}),
 ]
 
 

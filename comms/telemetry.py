@@ -38,6 +38,7 @@ def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], batter
     pre = status.get("pre_event") or {}
     backlog = status.get("backlog") or {}
     storage = status.get("storage")
+    checkout = status.get("checkout")
     return {
         "schema": SCHEMA,
         "device": status["device"],
@@ -66,13 +67,24 @@ def build_telemetry(status: dict, *, clock_sync: str, alerts: list[dict], batter
         "alerts": [dict(a) for a in alerts],
         "audit_head": status.get("audit_head"),
         "chain_head": status.get("chain_head"),
+        # Officer check-out; null when it is not enabled on the device.
+        "assignment": {"officer": checkout["officer"], "via": checkout.get("via"), "docked": checkout.get("docked"),
+                       "since": iso_utc(checkout["since"]) if checkout.get("since") else None}
+        if checkout else None,
     }
 
 
 def significant(previous: dict | None, current: dict) -> bool:
-    """A change worth publishing before the next interval: recorder state, incident or the alert set."""
+    """A change worth publishing before the next interval: recorder state, incident, the alert set or the
+    assigned officer."""
     if previous is None:
         return True
     return (previous["recorder"]["state"] != current["recorder"]["state"]
             or previous["recorder"]["incident_id"] != current["recorder"]["incident_id"]
-            or [a["code"] for a in previous["alerts"]] != [a["code"] for a in current["alerts"]])
+            or [a["code"] for a in previous["alerts"]] != [a["code"] for a in current["alerts"]]
+            or _officer(previous) != _officer(current))
+
+
+def _officer(telemetry: dict) -> str | None:
+    assignment = telemetry.get("assignment")
+    return assignment["officer"] if assignment else None

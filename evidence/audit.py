@@ -12,6 +12,11 @@ What the file alone cannot show -- lines cut off its end, or the whole log repla
 copy -- the published :attr:`AuditLog.head` shows: telemetry sends it, and
 ``verify_log(..., expected_head=...)`` checks a log against it.
 
+**Stamp.** Fields that every line carries for a while: officer check-out makes ``{"officer": <id>}`` the
+stamp from its ``officer_assigned`` line up to its ``officer_unassigned`` line (:meth:`AuditLog.restamp`
+changes it together with the line that says why, under one lock), so each line written while the device
+was assigned names the officer in its ``fields``. A line's own field of the same name wins.
+
 A power loss can tear the last line. History is never rewritten: at the next start the torn bytes
 stay in the file, and a ``log_recovered`` line that names their length and SHA-256 continues the
 chain from the last good line, so :func:`verify_log` can tell a recorded torn write from tampering.
@@ -76,13 +81,16 @@ STORAGE_PRESSURE = "storage_pressure"          # level, free_bytes, reason (on l
 FRAMES_DROPPED = "frames_dropped"              # count, where (capture overrun)
 CONFIG_CHANGED = "config_changed"              # source (file, "remote command <id>"), applied, changes, needs_restart
 KEY_CHANGED = "key_changed"                    # which (device/recipient), old_id, new_id
+OFFICER_ASSIGNED = "officer_assigned"          # officer, via (badge/command/restored), command_id, previous
+OFFICER_UNASSIGNED = "officer_unassigned"      # officer, via (dock/command), command_id
+BADGE_REFUSED = "badge_refused"                # uid, reason (a badge the table does not know, an unreadable table)
 
 EVENTS = frozenset({
     LOG_CREATED, LOG_RECOVERED, AGENT_STARTED, AGENT_STOPPING, AGENT_STOPPED, RECORDING_STARTED,
     RECORDING_STOPPED, RECORDING_REFUSED, BUTTON_GESTURE, COMMAND_RECEIVED, COMMAND_REJECTED,
     SEGMENT_SEALED, SEGMENT_UPLOADED, SEGMENT_ACKNOWLEDGED, SEGMENT_PURGED, SEGMENT_DISCARDED,
     SEGMENT_QUARANTINED, INCIDENT_CUT, STORAGE_PRESSURE, FRAMES_DROPPED, CONFIG_CHANGED, KEY_CHANGED,
-    COMMAND_REJECTIONS, SEGMENT_LOST,
+    COMMAND_REJECTIONS, SEGMENT_LOST, OFFICER_ASSIGNED, OFFICER_UNASSIGNED, BADGE_REFUSED,
 })
 
 
@@ -166,6 +174,7 @@ class AuditLog:
         self._clock = clock
         self._lock = threading.Lock()
         self._dirty: str | None = None
+        self._stamp: dict = {}
         existed = self.path.exists()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
@@ -208,6 +217,34 @@ class AuditLog:
                 self._append_recovery(self._dirty)
             return self._append_locked(event, fields)
 
+    def restamp(self, stamp: dict, event: str, /, **fields) -> AuditHead:
+        """Write ``event`` (under the old stamp), then make ``stamp`` the fields of every later line ({}: none).
+
+        Line and change happen under one lock, so no line of another thread falls between them: in file
+        order, every line after this one carries ``stamp`` until the next restamp. If the line cannot be
+        written the stamp stays as it was and the error is raised, as for :meth:`append`.
+        """
+        try:
+            canonical_json(stamp)
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"audit stamp must be JSON values: {exc}") from None
+        if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
+            raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+        with self._lock:
+            if self._fd is None:
+                raise AuditError(f"audit log {self.path} is closed")
+            if self._dirty:
+                self._append_recovery(self._dirty)
+            head = self._append_locked(event, fields)
+            self._stamp = dict(stamp)
+            return head
+
+    @property
+    def stamp(self) -> dict:
+        """The fields every line written now carries (a copy)."""
+        with self._lock:
+            return dict(self._stamp)
+
     def reload_if_changed(self) -> bool:
         """Take up the chain where another writer left it, if the file grew since this one last wrote.
 
@@ -238,6 +275,8 @@ class AuditLog:
 
     def _append_locked(self, event: str, fields: dict, prefix: bytes = b"") -> AuditHead:
         seq = self._head.seq + 1
+        if self._stamp:
+            fields = {**self._stamp, **fields}
         line, digest = _make_line(self._key, seq, self._head.hash, event, fields, iso_utc(self._clock()))
         data = prefix + line
         written = 0

@@ -362,7 +362,7 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
                "clock_sync": m.clock_sync, "frame_count": m.frame_count, "dropped_frames": m.dropped_frames,
                "pre_event_frames": m.pre_event_frames, "plaintext_bytes": m.plaintext_bytes,
                "manifest_sha256": m.sha256, "ciphertext_sha256": m.ciphertext_sha256,
-               "signing_key_id": m.signing_key_id, "software_version": m.software_version}
+               "signing_key_id": m.signing_key_id, "software_version": m.software_version, "officer": m.officer}
         if s.stem in placed:
             row.update(offset_s=placed[s.stem]["offset_s"], end_s=placed[s.stem]["end_s"])
         if s.problems:
@@ -382,6 +382,7 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
         "created": iso_utc(time.time(), millis=False),
         "software_version": __version__,
         "device_id": device, "site": first.site, "incident_id": incident,
+        "officers": sorted({s.manifest.officer for s in usable if s.manifest.officer}),
         "complete": not problems,
         "allow_gaps": allow_gaps,
         "problems": problems,

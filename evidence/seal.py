@@ -10,8 +10,9 @@ A sealed segment is two files with one stem, ``<device_id>-<seq:010d>``:
   without sound is always sealed as ``/1``, so devices without a microphone write what they always
   wrote, and every reader reads both.
 * ``<stem>.manifest.json`` — what the segment is, signed with the device's Ed25519 key (fields in
-  :data:`MANIFEST_FIELDS`). The signature sits inside the document, in ``"signature"``, so the spool and
-  the uplink move one JSON file and can read ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
+  :data:`MANIFEST_FIELDS`; the optional ones in :data:`SEGMENT_OPTIONAL_FIELDS`). The signature sits
+  inside the document, in ``"signature"``, so the spool and the uplink move one JSON file and can read
+  ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
 
 **The incident end marker** (``bodycam-incident-end/1``) is a chain entry without video: when the agent
 restarts after a crash or power loss in the middle of an incident, it seals one before it records
@@ -65,7 +66,7 @@ from base import __version__
 from .chain import ChainState
 from base.canonical import canonical_json
 from base.errors import BodycamError
-from base.ids import is_id, stem
+from base.ids import OFFICER_ID_RULE, is_id, is_officer_id, stem
 from base.utctime import iso_utc
 from .keys import DevicePublicKey, DeviceSigningKey, recipient_bytes, recipient_key_id
 from .mp4 import segment_parts
@@ -236,6 +237,14 @@ END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
 }
 
 _FIELDS_BY_FORMAT = {FORMAT: MANIFEST_FIELDS, FORMAT_AV: MANIFEST_FIELDS_AV, END_FORMAT: END_MARKER_FIELDS}
+
+#: Fields a segment manifest (/1 and /2) may carry or leave out, so manifests sealed before them stay valid:
+#: ``officer``, the pseudonymous id of the officer the device was assigned to when the incident's first
+#: segment was sealed (officer check-out; absent while nobody was assigned, and from older devices).
+SEGMENT_OPTIONAL_FIELDS: dict[str, Callable[[object], object]] = {
+    "officer": is_officer_id,
+}
+_OPTIONAL_BY_FORMAT = {FORMAT: SEGMENT_OPTIONAL_FIELDS, FORMAT_AV: SEGMENT_OPTIONAL_FIELDS, END_FORMAT: {}}
 #: What a marker's :class:`Manifest` holds in the fields that describe video.
 _NO_VIDEO = {"codec": {}, "frame_count": 0, "first_frame_seq": 0, "last_frame_seq": 0, "pre_event_frames": 0,
              "dropped_frames": 0, "start_pts_us": 0, "frame_pts_us": (), "plaintext_bytes": 0,
@@ -285,6 +294,8 @@ class Manifest:
     audio_from_us: int | None = None
     audio_until_us: int | None = None
     audio_missing_us: int = 0
+    #: The assigned officer's pseudonymous id; None when nobody was assigned (or the device predates check-out).
+    officer: str | None = None
 
     @property
     def stem(self) -> str:
@@ -317,13 +328,14 @@ class Manifest:
         if fields is None:
             raise ManifestError(f"manifest format {str(doc.get('format'))[:40]!r} is not one of "
                                 f"{', '.join(map(repr, _FIELDS_BY_FORMAT))}")
+        optional = _OPTIONAL_BY_FORMAT[doc["format"]]
         missing = [k for k in fields if k not in doc]
         if missing:
             raise ManifestError(f"manifest lacks field(s) {', '.join(missing)}")
-        unknown = sorted(set(doc) - set(fields))
+        unknown = sorted(set(doc) - set(fields) - set(optional))
         if unknown:
             raise ManifestError(f"manifest has unknown field(s) {', '.join(unknown)[:80]}")
-        for key, check in fields.items():
+        for key, check in [*fields.items(), *((k, c) for k, c in optional.items() if k in doc)]:
             if not check(doc[key]):
                 raise ManifestError(f"manifest field {key!r} has an invalid value")
         if data != canonical_json(doc) + b"\n":
@@ -406,16 +418,19 @@ class Sealer:
         return stem_for(self.device_id, self.chain.head()[0] + 1)
 
     def seal(self, segment: Segment, *, clock_sync: str, sealed_at: float | None = None,
-             out: CiphertextSink | None = None) -> SealedSegment:
+             out: CiphertextSink | None = None, officer: str | None = None) -> SealedSegment:
         """Encrypt and sign one segment; the chain is read, not advanced.
 
         With ``out`` the ciphertext is streamed into it chunk by chunk (the result's ``ciphertext`` is
-        None); without, it is collected in memory (tests, benchmarks, tools).
+        None); without, it is collected in memory (tests, benchmarks, tools). ``officer`` is the assigned
+        officer's pseudonymous id (the manifest's ``officer``); None leaves the field out.
         """
         if not _is_text(segment.incident_id):
             raise SealError(f"incident id {segment.incident_id!r} must be 1-256 printable ASCII characters")
         if not _is_text(clock_sync):
             raise SealError(f"clock sync state {clock_sync!r} must be 1-256 printable ASCII characters")
+        if officer is not None and not is_officer_id(officer):
+            raise SealError(f"officer id {officer!r} must be {OFFICER_ID_RULE}")
         seq, prev = self.chain.head()
         seq += 1
 
@@ -461,6 +476,8 @@ class Sealer:
             "signing_key_id": self._key.key_id,
             "recipient_key_ids": self._recipient_ids,
         }
+        if officer is not None:
+            doc["officer"] = officer
         if audio_stream is not None:
             doc.update({
                 "audio": audio,

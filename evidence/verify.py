@@ -87,7 +87,8 @@ class SegmentResult:
             d.update(kind="incident_end" if m.is_end_marker else "segment",
                      device_id=m.device_id, incident_id=m.incident_id, seq=m.seq, segment_index=m.segment_index,
                      final=m.final, start_time=m.start_time, end_time=m.end_time, clock_sync=m.clock_sync,
-                     frame_count=m.frame_count, manifest_sha256=m.sha256, ciphertext_sha256=m.ciphertext_sha256)
+                     frame_count=m.frame_count, manifest_sha256=m.sha256, ciphertext_sha256=m.ciphertext_sha256,
+                     officer=m.officer)
         return d
 
 

@@ -114,18 +114,43 @@ def status_row(image: Image.Image, view: OfficerView, y: int, dx: int = 0) -> No
 
 
 # -- the screens --------------------------------------------------------------------------------------
+def officer_text(view: OfficerView, text) -> str | None:
+    """The check-out line of the standby screen: a note ("nicht zugeordnet", or for a few seconds "Ausweis
+    unbekannt" even while someone is assigned), else the officer's short code; None without check-out."""
+    if view.officer_note:
+        return text[view.officer_note]
+    return view.officer
+
+
 def _standby(image: Image.Image, view: OfficerView, text) -> None:
     # Shift everything by a pixel every few minutes: a static screen for hours burns into an OLED.
     dx, dy = ((0, 0), (1, 0), (1, 1), (0, 1))[int(view.now // 300) % 4]
     w, h = image.size
     status_row(image, view, dy, dx)
     word = _fit(text["ready"], w - 4, _BIG, bold=True)
+    who = officer_text(view, text)
+    if who is not None:  # officer check-out: the clock moves up beside the officer's line
+        _standby_with_officer(image, view, word, who, dx, dy)
+        return
     clock = _fit(view.clock, w - 4, (16, 14, 12))
     free = h - icons.ICON_HEIGHT - 2
     gap = max(2, (free - word.cap_height - clock.cap_height) // 3)
     y = icons.ICON_HEIGHT + 2 + gap + dy
     _paste(image, word, (w - word.width) // 2 + dx, y)
     _paste(image, clock, (w - clock.width) // 2 + dx, y + word.cap_height + gap)
+
+
+def _standby_with_officer(image: Image.Image, view: OfficerView, word: fonts.Label, who: str, dx: int, dy: int) -> None:
+    """BEREIT, then the clock, then who carries the device: the officer's code, or the note in its place."""
+    w, h = image.size
+    clock = _fit(view.clock, w - 4, (14, 12))
+    line = _fit(who, w - 4, (14, 13, 12, 11, 10))
+    free = h - icons.ICON_HEIGHT - 2
+    gap = max(2, (free - word.cap_height - clock.cap_height - line.cap_height) // 4)
+    y = icons.ICON_HEIGHT + 2 + gap + dy
+    for lab in (word, clock, line):
+        _paste(image, lab, (w - lab.width) // 2 + dx, y)
+        y += lab.cap_height + gap
 
 
 def _mirror(image: Image.Image, view: OfficerView, text, spec: ScreenSpec) -> None:

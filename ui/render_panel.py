@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 from . import fonts, icons
 from .layout import ALERT, GREY, IDENTIFY, MIRROR, RECORDING, ScreenSpec, blink_on, format_elapsed, screen_for
 from .picture import picture
-from .render_mono import status_row
+from .render_mono import officer_text, status_row
 from .text import alert_text, strings
 from .view import OfficerView
 
@@ -225,18 +225,30 @@ def _standby(image: Image.Image, view: OfficerView, text, m: Metrics, pal: Palet
     dx, dy = ((0, 0), (1, 0), (1, 1), (0, 1))[int(view.now // 300) % 4]
     w, h = image.size
     top = _status_row(image, view, dy, m, pal, dx) + 2
+    who = officer_text(view, text)
     if m.wide:
         word = _text(text["ready"], m.word_cap, w // 2 - 8, bold=True)
-        clock = _text(view.clock, m.clock_cap, w // 2 - 8)
         _centred(image, word, (dx, top + dy, w // 2 + dx, h + dy), pal.ink)
-        _centred(image, clock, (w // 2 + dx, top + dy, w + dx, h + dy), pal.ink)
+        if who is None:
+            _centred(image, _text(view.clock, m.clock_cap, w // 2 - 8), (w // 2 + dx, top + dy, w + dx, h + dy),
+                     pal.ink)
+            return
+        # Officer check-out: the clock and who carries the device share the right half.
+        clock = _text(view.clock, m.clock_cap * 2 // 3, w // 2 - 8)
+        line = _text(who, m.hint_cap, w // 2 - 8)
+        gap = max(2, (h - top - clock.cap_height - line.cap_height) // 3)
+        y = top + gap + dy
+        _paste(image, clock, w // 2 + (w // 2 - clock.width) // 2 + dx, y, pal.ink)
+        _paste(image, line, w // 2 + (w // 2 - line.width) // 2 + dx, y + clock.cap_height + gap, pal.ink)
         return
     word = _text(text["ready"], m.word_cap, w - 8, bold=True)
-    clock = _text(view.clock, m.clock_cap, w - 8)
-    gap = max(2, (h - top - word.cap_height - clock.cap_height) // 3)
+    clock = _text(view.clock, m.clock_cap if who is None else m.clock_cap * 3 // 4, w - 8)
+    lines = [(word, pal.ink), (clock, pal.dim)] + ([(_text(who, m.hint_cap, w - 8), pal.ink)] if who else [])
+    gap = max(2, (h - top - sum(lab.cap_height for lab, _ in lines)) // (len(lines) + 1))
     y = top + gap + dy
-    _paste(image, word, (w - word.width) // 2 + dx, y, pal.ink)
-    _paste(image, clock, (w - clock.width) // 2 + dx, y + word.cap_height + gap, pal.dim)
+    for lab, colour in lines:
+        _paste(image, lab, (w - lab.width) // 2 + dx, y, colour)
+        y += lab.cap_height + gap
 
 
 def _mirror(image: Image.Image, view: OfficerView, text, spec: ScreenSpec, m: Metrics, pal: Palette) -> None:

@@ -148,6 +148,10 @@ class ControlsConfig:
     buzzer_active_high: bool = option(True, "true: the buzzer runs when its pin is high.")
     reminder_seconds: float = option(120.0, "While recording, a short pulse this often (0: off, else >= 10).",
                                      min=0.0, max=3600.0)
+    dock_pin: int = option(0, "BCM number of the dock contact, active while the device sits in its charging dock "
+                              "(officer check-out ends the shift there; 0: none).", min=0, max=GPIO_MAX)
+    dock_pull_up: bool = option(False, "true: the dock contact pulls the pin to GND; false: the dock's 5 V drives it "
+                                       "high (through a divider to 3.3 V).")
 
     def __post_init__(self):
         if self.long_hold_seconds < self.hold_seconds + MIN_HOLD_GAP_SECONDS:
@@ -172,7 +176,7 @@ class ControlsConfig:
     @staticmethod
     def pin_keys() -> tuple[str, ...]:
         """The keys that name GPIO pins, in the order they are claimed."""
-        return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin")
+        return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin", "dock_pin")
 
 
 def pin_conflicts(display: DisplayConfig, controls: ControlsConfig):

@@ -48,3 +48,11 @@ class Storage:
 
     level: StorageLevel
     used: float  # 0..1
+
+
+@dataclass(frozen=True)
+class OfficerAssignment:
+    """Officer check-out as the display shows it: the assigned officer's short code, or nobody."""
+
+    officer: str | None  # the pseudonymous id; None: "nicht zugeordnet"
+    notice: str | None = None  # a text key shown for a few seconds instead ("badge_unknown")

@@ -21,6 +21,9 @@ _TEXT = {
     # the back office's identify command: which device in the drawer is this one
     "identify": {"de": "DIESES GERÄT", "en": "THIS DEVICE"},
     "no_picture": {"de": "kein Bild", "en": "no picture"},
+    # -- officer check-out, in standby --------------------------------------------------------------
+    "unassigned": {"de": "nicht zugeordnet", "en": "not assigned"},
+    "badge_unknown": {"de": "Ausweis unbekannt", "en": "unknown badge"},
     # -- alerts (codes of agent.alerts): a title in capitals, a hint for the officer -----------------
     "alert.camera_fault": {"de": "KAMERAFEHLER", "en": "CAMERA FAULT"},
     "alert.camera_fault.hint": {"de": "Gerät neu starten", "en": "Restart the device"},
@@ -46,6 +49,8 @@ _TEXT = {
     "alert.audio_fault.hint": {"de": "Bild läuft weiter", "en": "Video continues"},
     "alert.display_fault": {"de": "ANZEIGEFEHLER", "en": "DISPLAY FAULT"},
     "alert.display_fault.hint": {"de": "Aufnahme möglich", "en": "Recording works"},
+    "alert.checkout_fault": {"de": "ANMELDEFEHLER", "en": "CHECK-OUT FAULT"},
+    "alert.checkout_fault.hint": {"de": "IT informieren", "en": "Inform IT"},
     "alert.other": {"de": "STÖRUNG", "en": "FAULT"},
     # "+2" more alerts behind the one shown
     "alert.more": {"de": "+{n} weitere", "en": "+{n} more"},

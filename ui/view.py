@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .state import OfficerState, OfficerStatus, Storage, StorageLevel
+from .state import OfficerAssignment, OfficerState, OfficerStatus, Storage, StorageLevel
 from .text import DEFAULT_LANGUAGE
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,11 @@ class OfficerView:
     identify: str | None = None
     #: Sound is recorded with the pictures: the recording screen shows the microphone mark.
     sound: bool = False
+    #: Officer check-out: the assigned officer's short code (the pseudonymous id), shown in standby.
+    officer: str | None = None
+    #: A text key shown in standby instead of an officer: "unassigned" ("nicht zugeordnet") or, for a few
+    #: seconds, "badge_unknown". Both None: check-out is not in use, and standby shows nothing of it.
+    officer_note: str | None = None
 
     @property
     def elapsed_seconds(self) -> int:
@@ -89,11 +94,12 @@ class ViewBuilder:
                  health: Callable[[], Health | None] = lambda: None,
                  alerts: Callable[[], Iterable[str] | None] = lambda: (),
                  identify: Callable[[], str | None] = lambda: None,
+                 assignment: Callable[[], OfficerAssignment | None] = lambda: None,
                  language: str = DEFAULT_LANGUAGE,
                  wall_clock: Callable[[], float] = time.time,
                  local_clock: Callable[[float], str] = _local_clock):
         self._sources = {"status": status, "preview": preview, "disk": disk, "health": health, "alerts": alerts,
-                         "identify": identify}
+                         "identify": identify, "assignment": assignment}
         self.language = language
         self._wall_clock = wall_clock
         self._local_clock = local_clock
@@ -116,6 +122,9 @@ class ViewBuilder:
         health = self._read("health") or Health()
         now = self._wall_clock()
         state = status.state if status is not None else OfficerState.STANDBY
+        assignment = self._read("assignment")
+        officer = assignment.officer if assignment is not None else None
+        note = None if assignment is None else assignment.notice or (None if officer else "unassigned")
         return OfficerView(
             state=state, now=now, clock=self._local_clock(now),
             recording_since=status.recording_since if status is not None else None,
@@ -125,4 +134,4 @@ class ViewBuilder:
             storage_used=disk.used if disk is not None else None,
             link_up=health.link_up, backlog_segments=health.backlog_segments,
             alerts=tuple(self._read("alerts") or ()), language=self.language, identify=self._read("identify"),
-            sound=health.sound)
+            sound=health.sound, officer=officer, officer_note=note)

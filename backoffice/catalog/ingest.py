@@ -3,6 +3,12 @@
 Idempotent: a segment already cataloged is skipped, so running it at every start (or from cron) repairs a
 crash between the store's commit and the catalog's row. A manifest that does not parse is reported and
 skipped, changing nothing; its signature is checked when the device's key is enrolled.
+
+Officer check-out: a manifest's ``officer`` (the pseudonymous id of the officer the device was assigned
+to) attributes its incident to that officer, whose back-office user name is that id, so they see their
+own recordings (``models.may_see``). Only a verified manifest attributes: the attribution grants access,
+and an unverified one (device key not enrolled) or a failed one could be anybody's word. An incident
+already attributed keeps its officer; a verified manifest naming another is logged (``officer_mismatch``).
 """
 
 from __future__ import annotations
@@ -85,6 +91,12 @@ def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict
             pre_event_frames=manifest.pre_event_frames, ciphertext_sha256=manifest.ciphertext_sha256,
             ciphertext_bytes=manifest.ciphertext_bytes, manifest_sha256=manifest.sha256,
             verification=verification))
+        attributed, mismatch = None, None
+        if new and manifest.officer and verification == Segment.VERIFIED:
+            if not incident.officer:
+                incident.officer = attributed = manifest.officer
+            elif incident.officer != manifest.officer:
+                mismatch = incident.officer
         if new:
             incident.start, incident.end = min(incident.start, start), max(incident.end, end)
             incident.frame_count += manifest.frame_count
@@ -101,5 +113,13 @@ def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict
     if new:
         office.record(events.SEGMENT_CATALOGED, site=manifest.site, device=manifest.device_id,
                       incident_id=manifest.incident_id, stem=manifest.stem,
-                      ciphertext_sha256=manifest.ciphertext_sha256, verification=verification)
+                      ciphertext_sha256=manifest.ciphertext_sha256, verification=verification,
+                      officer=manifest.officer)
+    if attributed:
+        office.record(events.INCIDENT_ATTRIBUTED, incident=str(incident), officer=attributed, stem=manifest.stem)
+    if mismatch:
+        logger.error("catalog: segment %s names officer %r, but incident %s is attributed to %r; kept",
+                     manifest.stem, manifest.officer, incident, mismatch)
+        office.record(events.OFFICER_MISMATCH, incident=str(incident), officer=mismatch,
+                      manifest_officer=manifest.officer, stem=manifest.stem)
     return segment

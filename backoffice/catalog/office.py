@@ -33,6 +33,8 @@ SEGMENT_AFTER_DELETION = "segment_after_deletion"  # incident, stem, ciphertext_
 SITE_POLICY_CHANGED = "site_policy_changed"  # site, rule, shift_hours, incidents (whose expiry moved), by
 ACCESS = "access"                            # access, incident, kind (page, playback, export), purpose, by, via
 ACCESS_REFUSED = "access_refused"            # incident, kind, by, via, reason
+INCIDENT_ATTRIBUTED = "incident_attributed"  # incident, officer, stem (the verified manifest that names them)
+OFFICER_MISMATCH = "officer_mismatch"        # incident, officer (kept), manifest_officer, stem
 # The key custodian (backoffice/custody): tickets for an access, and every decryption or refusal.
 TICKET_ISSUED = "ticket_issued"              # access, incident, kind, by, segments, expires_at
 SEGMENT_DECRYPTED = "segment_decrypted"      # access, incident, stem, kind, purpose, by, bytes, ciphertext_sha256

@@ -63,7 +63,7 @@ class DeviceEnv:
         self._index = 0
 
     def seal_random(self, count: int, size: int = 40_000, incident: str | None = None,
-                    final_last: bool = True) -> list:
+                    final_last: bool = True, officer: str | None = None) -> list:
         """One incident of ``count`` segments of about ``size`` bytes of random frame data, sealed into the spool."""
         incident = incident or f"20260101T0000{self._index // 60:02d}Z-{os.urandom(3).hex()}"
         sealed_all = []
@@ -77,7 +77,7 @@ class DeviceEnv:
                            for i in range(frames_n))
             segment = Segment(incident_id=incident, index=k, frames=frames, stream=info,
                               final=final_last and k == count - 1)
-            sealed = self.stage.sealer.seal(segment, clock_sync=clock_sync_state())
+            sealed = self.stage.sealer.seal(segment, clock_sync=clock_sync_state(), officer=officer)
             self.spool.store(sealed)
             self.stage.sealer.commit(sealed)
             sealed_all.append(sealed)

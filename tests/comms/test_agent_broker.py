@@ -169,6 +169,7 @@ def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_
     receipt = generate_receipt_key(tmp_path / "bo")
     cfg = config.replace(cfg, "uplink", enabled=True, receipt_key=str(receipt.pub_path))
     cfg = config.replace(cfg, "commands", public_key=str(keys_dir / "command.pub"))
+    cfg = config.replace(cfg, "checkout", enabled=True, badges=str(tmp_path / "badges.toml"))
     agent_toml = tmp_path / "agent.toml"
     agent_toml.write_text(config.dumps(cfg))
     control = settings_for("control-room")
@@ -189,10 +190,14 @@ def test_control_room_cli_sends_commands_and_shows_the_fleet(tmp_path, settings_
         assert main(["command", *common, "identify", "--arg", "seconds=2"]) == 0
         assert main(["command", *common, "set", "--arg", "key=display.language", "--arg", "value=fr"]) == 1
         assert "REJECTED (invalid_args)" in capsys.readouterr().out
+        assert main(["command", *common, "assign", "--officer", "ko-17"]) == 0  # officer check-out
+        assert "OK (accepted)" in capsys.readouterr().out
+        assert main(["command", *common, "assign", "--officer", "Erika Mustermann"]) == 1
+        assert "REJECTED (invalid_args)" in capsys.readouterr().out
         assert main(["fleet", "--config", str(control_toml), "--once", "3"]) == 0
         table = capsys.readouterr().out.splitlines()
         row = next(line for line in table if DEV in line)
-        assert SITE in row and "online" in row and "MIRROR" in row
+        assert SITE in row and "online" in row and "MIRROR" in row and row.endswith("ko-17")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

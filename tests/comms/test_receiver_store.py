@@ -334,3 +334,14 @@ def test_when_the_catalog_fails_no_receipt_goes_out_and_the_next_offer_catalogs_
     offer, _ = messages(device, stem)
     assert verify_receipt(rx.handle(OFFER, offer)[0].payload, public).stem == stem
     assert seen == [stem]
+
+
+def test_the_receiver_stores_manifests_with_and_without_an_officer(env):
+    device, rx, receipt_key = env
+    plain = device.seal_random(1, size=5_000, incident="20260101T000000Z-aaaaaa")[0]
+    assigned = device.seal_random(1, size=5_000, incident="20260101T000100Z-bbbbbb", officer="ko-17")[0]
+    for sealed in (plain, assigned):
+        receipt = receipt_of(deliver(rx, device, sealed.stem))
+        assert receipt["stem"] == sealed.stem and receipt["manifest_sha256"] == sealed.manifest_sha256
+    stored = {m.name: Manifest.parse(m.read_bytes()) for m in rx.store.root.rglob("*.manifest.json")}
+    assert {m.stem: m.officer for m in stored.values()} == {plain.stem: None, assigned.stem: "ko-17"}

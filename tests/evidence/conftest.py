@@ -134,11 +134,11 @@ class Env:
                       chain=ChainState.load(self.state))
 
     def seal_all(self, segments: list[Segment], sealer: Sealer | None = None, *, commit: bool = True,
-                 clock_sync: str = "ntp-synced") -> list[SealedSegment]:
+                 clock_sync: str = "ntp-synced", officer: str | None = None) -> list[SealedSegment]:
         sealer = sealer or self.sealer()
         out = []
         for seg in segments:
-            sealed = sealer.seal(seg, clock_sync=clock_sync)
+            sealed = sealer.seal(seg, clock_sync=clock_sync, officer=officer)
             write_sealed(self.spool, sealed)
             if commit:
                 sealer.commit(sealed)

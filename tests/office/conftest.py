@@ -47,11 +47,11 @@ class World:
     def office_pub(self) -> Path:
         return self.root / "keys" / "office.pub"
 
-    def record_incident(self, incident_id: str, frames) -> list:
-        """Seal an incident's segments and put them where the receiver stores them."""
-        return self.store_segments(cut(frames, incident_id))
+    def record_incident(self, incident_id: str, frames, officer: str | None = None) -> list:
+        """Seal an incident's segments (naming ``officer``, as check-out does) where the receiver stores them."""
+        return self.store_segments(cut(frames, incident_id), officer=officer)
 
-    def store_segments(self, segments) -> list:
+    def store_segments(self, segments, officer: str | None = None) -> list:
         """Seal ``segments`` (of one incident) and put them where the receiver stores them."""
         from backoffice.store import incident_dir_name
 
@@ -59,7 +59,7 @@ class World:
         directory = self.store / self.env.site / self.env.device_id / incident_dir_name(segments[0].incident_id)
         out = []
         for seg in segments:
-            sealed = sealer.seal(seg, clock_sync="ntp-synced")
+            sealed = sealer.seal(seg, clock_sync="ntp-synced", officer=officer)
             write_sealed(directory, sealed)
             sealer.commit(sealed)
             out.append(sealed)

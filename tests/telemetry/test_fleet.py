@@ -21,7 +21,19 @@ def test_fleet_view_shows_state_battery_storage_backlog_and_last_seen():
     rows = view.table(now=1030)
     assert rows[1][:5] == ["herne", "kod-01", "offline", "-", "unknown"] and rows[1][7] == "never"
     assert rows[2] == ["moers", "kod-07", "online", "RECORDING", "71 %", "3.0 GiB (ok)", "2 / 25 MB", "30 s ago",
-                       "storage_low"]
+                       "storage_low", "-"]
     assert view.rows[("herne", "kod-01")].errors == 1
     assert "(stale)" in view.table(now=1000 + 600)[2][2]
     assert view.render(now=1030).splitlines()[0].startswith("SITE")
+
+
+def test_fleet_view_shows_who_carries_each_device():
+    view = FleetView()
+    for device, assignment in [("kod-01", {"officer": "ko-17", "since": None, "via": "badge", "docked": False}),
+                               ("kod-02", {"officer": None, "since": None, "via": None, "docked": True}),
+                               ("kod-03", None)]:  # check-out not enabled there
+        doc = {**json.loads(telemetry()), "assignment": assignment}
+        view.apply(f"bodycam/moers/{device}/telemetry", json.dumps(doc).encode(), now=1000)
+    rows = view.table(now=1000)
+    assert rows[0][-1] == "OFFICER"
+    assert [r[-1] for r in rows[1:]] == ["ko-17", "unassigned", "-"]

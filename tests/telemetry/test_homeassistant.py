@@ -60,3 +60,11 @@ def test_a_device_id_that_cannot_be_a_node_id_is_refused():
 def test_birth_message_detection():
     assert is_birth("homeassistant/status", b"online")
     assert not is_birth("homeassistant/status", b"offline") and not is_birth("other/status", b"online")
+
+
+def test_home_assistant_shows_the_assigned_officer():
+    officer = json.loads(dict(discovery_messages("moers", "kod-07", "0.1.0"))[
+        "homeassistant/sensor/kod-07/officer/config"])
+    assert officer["state_topic"] == "bodycam/moers/kod-07/telemetry"
+    assert "value_json.assignment.officer" in officer["value_template"]
+    assert "'unassigned'" in officer["value_template"] and officer["unique_id"] == "bodycam:kod-07:officer"

@@ -124,7 +124,8 @@ def test_command_payloads_and_results_validate():
                                                       lambda *a: None))
     check_cmd, check_result = validator("command.schema.json"), validator("command-result.schema.json")
     for name, args in [("start", {}), ("mirror", {"on": True}), ("identify", {"seconds": 3}),
-                       ("set", {"key": "display.language", "value": "en"}), ("request-telemetry", {})]:
+                       ("set", {"key": "display.language", "value": "en"}), ("request-telemetry", {}),
+                       ("assign", {"officer": "ko-17"}), ("unassign", {})]:
         payload = sign_command(key, "kod-07", name, args)
         check_cmd.validate(json.loads(payload))
         check_result.validate(json.loads(handler.handle(payload).to_json()))

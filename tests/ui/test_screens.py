@@ -113,7 +113,7 @@ def test_every_alert_text_fits_a_128_px_display(language):
 
 def test_every_alert_the_agent_raises_has_its_own_text():
     status = {"faults": {"camera": "x", "recorder": "x", "sealer": "x", "storage monitor": "x", "audit": "x",
-                         "microphone": "x"},
+                         "microphone": "x", "nfc": "x", "checkout": "x"},
               "storage": {"level": "critical"}, "overrun_alarm": True, "refused_reason": "full"}
     raised = derive_alerts(status, battery_percent=1.0, cpu_temperature_c=95.0, throttling=["under-voltage"],
                            upload={"state": "refused", "fault": "0x87"}, display_fault="gone")
@@ -122,3 +122,15 @@ def test_every_alert_the_agent_raises_has_its_own_text():
     for alert in raised:
         for language in LANGUAGES:
             assert alert_text(alert.code, language)[0] != generic, alert.code
+
+
+def test_standby_shows_the_officer_or_says_nobody_is_assigned():
+    """Officer check-out: the assigned officer's short code, or "nicht zugeordnet"; without check-out in use
+    the screen is exactly the one it always was."""
+    plain, unassigned = render(view()), render(view(officer_note="unassigned"))
+    assert render(view(officer="ko-17")).tobytes() not in (plain.tobytes(), unassigned.tobytes())
+    assert render(view(officer="ko-18")).tobytes() != render(view(officer="ko-17")).tobytes()
+    assert unassigned.tobytes() != render(view(officer_note="unassigned", language="en")).tobytes()
+    assert strings("de")["unassigned"] == "nicht zugeordnet"
+    recording = view(OfficerState.RECORDING)  # a recording screen never gives room to it
+    assert render(dataclasses.replace(recording, officer="ko-17")).tobytes() == render(recording).tobytes()

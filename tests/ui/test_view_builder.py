@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ui.dither import crop_box, dither, fit, mirror_image, stretch
-from ui.state import OfficerState, OfficerStatus, Storage, StorageLevel
+from ui.state import OfficerAssignment, OfficerState, OfficerStatus, Storage, StorageLevel
 from ui.view import Health, OfficerView, ViewBuilder
 
 NOW = 1_700_000_000.0
@@ -50,6 +50,18 @@ def test_a_failing_source_is_unknown_and_logged_once(caplog):
     assert view.battery_percent is None and view.storage_level is None
     messages = [r.message for r in caplog.records]
     assert sum("'health' failed" in m for m in messages) == 1 and sum("'disk' failed" in m for m in messages) == 1
+
+
+@pytest.mark.parametrize("assignment, officer, note", [
+    (None, None, None),  # check-out not in use: nothing about it on the display
+    (OfficerAssignment("ko-17"), "ko-17", None),
+    (OfficerAssignment(None), None, "unassigned"),
+    (OfficerAssignment(None, "badge_unknown"), None, "badge_unknown"),
+    (OfficerAssignment("ko-17", "badge_unknown"), "ko-17", "badge_unknown"),
+])
+def test_the_assignment_becomes_the_officer_or_a_note(assignment, officer, note):
+    view = ViewBuilder(lambda: status(), assignment=lambda: assignment)()
+    assert (view.officer, view.officer_note) == (officer, note)
 
 
 def test_no_recorder_yet_reads_as_standby():

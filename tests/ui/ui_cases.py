@@ -13,7 +13,7 @@ ICONS = dict(battery_percent=76, storage_level=StorageLevel.OK, storage_used=0.3
              backlog_segments=3)
 ALERT_CODES = ("camera_fault", "recorder_fault", "storage_full", "storage_low", "frames_dropped",
                "recording_refused", "upload_failing", "overheating", "under_voltage", "low_battery",
-               "display_fault", "audio_fault", "some_future_code")
+               "display_fault", "audio_fault", "checkout_fault", "some_future_code")
 
 
 def view(state=OfficerState.STANDBY, **kw) -> OfficerView:
@@ -32,6 +32,10 @@ CASES = {
                              backlog_segments=0, clock="23:05"),
     "standby_icons": view(battery_percent=8, charging=True, link_up=False, backlog_segments=1234,
                           storage_level=StorageLevel.WARN, storage_used=0.93),
+    # officer check-out: the officer's short code in standby, or "nicht zugeordnet"
+    "standby_officer": view(officer="ko-17"),
+    "standby_unassigned": view(officer_note="unassigned"),
+    "standby_badge_unknown": view(officer_note="badge_unknown", clock="06:58"),
     "mirror": view(OfficerState.MIRROR),
     "mirror_no_picture": view(OfficerState.MIRROR, preview=None),
     "recording": view(OfficerState.RECORDING),
