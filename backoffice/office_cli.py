@@ -15,6 +15,7 @@ import pwd
 import sys
 
 from base.errors import BodycamError
+from evidence.tombstone import deciders
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -341,7 +342,7 @@ def cmd_report(args) -> int:
             elif args.kind == "deletions":
                 rows = reports.deletions(now - timedelta(days=request["days"]), now)
                 lines = [f"{r['deleted_at']}  {r['incident']:<40} {r['segments']} segment(s), {r['bytes']} bytes, "
-                         f"rule {r['rule']!r}, decided by {' and '.join(r['decided_by'])}" for r in rows]
+                         f"rule {r['rule']!r}, {deciders(r['decided_by'])}" for r in rows]
             elif args.kind == "access":
                 rows = reports.access_report(incident)
                 lines = [_incident_line(incident)] + [_access_line(r) for r in rows]
@@ -379,8 +380,7 @@ def _subject_lines(row: dict) -> list[str]:
                      f"{h['placed_at']}{lifted}")
     if row["deletion"]:
         d = row["deletion"]
-        lines.append(f"  deleted on {d['deleted_at']} under rule {d['rule']!r}, decided by "
-                     f"{' and '.join(d['decided_by'])}")
+        lines.append(f"  deleted on {d['deleted_at']} under rule {d['rule']!r}, {deciders(d['decided_by'])}")
     for a in row["accesses"]:
         purpose = f" {a['purpose']!r}" if a["purpose"] else ""
         lines.append(f"  {a['at']}  {a['kind']:<9} by {a['by']}{purpose} via {a['via']}")
