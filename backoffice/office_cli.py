@@ -345,14 +345,15 @@ def cmd_report(args) -> int:
                          f"rule {r['rule']!r}, {deciders(r['decided_by'])}" for r in rows]
             elif args.kind == "access":
                 rows = reports.access_report(incident)
-                lines = [_incident_line(incident)] + [_access_line(r) for r in rows]
+                lines = [_incident_line(incident)] + ([_access_line(r) for r in rows] or
+                                                      ["  no access, hold, decision or deletion recorded"])
             else:
                 rows = reports.subject_report(request["site"], datetime.fromisoformat(request["from"]),
                                               datetime.fromisoformat(request["to"]))
                 lines = [line for r in rows for line in _subject_lines(r)]
             if args.json:
                 print(json.dumps(rows, indent=1, ensure_ascii=False))
-            elif rows:
+            elif rows or args.kind == "access":
                 print("\n".join(lines))
             else:
                 print(f"no {args.kind} entries for {request}")

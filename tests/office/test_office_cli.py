@@ -156,6 +156,9 @@ def test_the_access_and_subject_reports_through_the_command_and_each_reading_is_
     for name, role in (("dana", "data-protection"), ("rita", "reviewer"), ("olga", "officer")):
         main(["user", name, "--role", role])
     inc = Incident.objects.get()
+    capsys.readouterr()
+    assert main(["report", "access", "kod-07/inc-1", "--by", "dana"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "  no access, hold, decision or deletion recorded"
     office = open_office(cli_world.store, cli_world.root / "keys" / "office.key", cli_world.log_path)
     with office.log:  # what the web app does when a reviewer watches the video
         Access.open(office, user=User.objects.get(username="rita"), incident=inc, kind=Access.PLAYBACK,
@@ -183,7 +186,7 @@ def test_the_access_and_subject_reports_through_the_command_and_each_reading_is_
     assert [r["incident"] for r in json.loads(capsys.readouterr().out)] == ["kod-07/inc-1"]
 
     reads = [(f["kind"], f["parameters"], f["by"], f["via"]) for e, f in _audit(cli_world) if e == "report_read"]
-    assert reads == [("access", {"incident": "kod-07/inc-1"}, "dana", cli_via())] * 2 + [
+    assert reads == [("access", {"incident": "kod-07/inc-1"}, "dana", cli_via())] * 3 + [
         ("subject", {"site": "duisburg", "from": local.isoformat(), "to": local.isoformat()}, "dana", cli_via()),
         ("subject", {"site": "duisburg", "from": start, "to": start}, "dana", cli_via())]
 
