@@ -281,19 +281,19 @@ def cmd_site(args) -> int:
 
 
 def _instant(text: str | None, option: str):
-    """An ISO 8601 time with its time zone (a filmed person names local time; UTC is not assumed)."""
-    from datetime import datetime
+    """An ISO 8601 time with its time zone, as a UTC datetime (a filmed person names local time: a time
+    without a zone is refused, not guessed)."""
+    from datetime import datetime, timezone
+
+    from base.utctime import parse_iso_utc
 
     if not text:
         raise BodycamError(f"report subject needs {option} ISO-TIME")
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise BodycamError(f"{option} {text!r} is not an ISO 8601 time (e.g. 2025-06-15T14:00+02:00)") from None
-    if when.tzinfo is None:
-        raise BodycamError(f"{option} {text!r} has no time zone: write it with its offset "
-                           f"({text}+02:00 for summer time in Germany) or in UTC ({text}Z)")
-    return when
+        return datetime.fromtimestamp(parse_iso_utc(text), timezone.utc)
+    except ValueError as exc:
+        raise BodycamError(f"{option}: {exc}; write an ISO 8601 time with its time zone, e.g. "
+                           "2025-06-15T14:00+02:00 (German summer time) or 2025-06-15T12:00Z") from None
 
 
 def _report_request(args) -> dict:
