@@ -4,7 +4,7 @@ In a work directory it makes a municipality key pair (``backoffice/``) and a dev
 then runs the real pipeline: the synthetic camera fills the pre-event ring, a recording is triggered
 as the button would, segments are cut, sealed to the municipality's key and stored in the device's
 spool. With mosquitto installed, the back office runs beside it as its own program (a child process:
-broker with client certificates and the real receiver), and the device uploads to it. Then, as the
+broker with client certificates, the real receiver and its evidence catalog), and the device uploads to it. Then, as the
 back office would, it verifies the store with the device's public key and exports the incident to an
 MP4 with the private key. Plaintext video never touches the disk on the
 device side; only the exported MP4 in ``backoffice/`` is plaintext, as at the real back office.
@@ -75,6 +75,12 @@ def run_demo(config: Config, standby_s: float, record_s: float, workdir: Path, o
         ready = office.ready
         print(f"local back office: mosquitto with client certificates on {ready['host']}:{ready['port']}, "
               f"receiver {ready['store']} (its own process, as in a city)", file=out)
+        if ready.get("catalog"):
+            print(f"catalog: {ready['catalog']} (each stored segment is recorded before its receipt; the review "
+                  f"app reads it with BODYCAM_OFFICE_DATA={ready['office_data']} "
+                  f"BODYCAM_OFFICE_STORE={ready['store']})", file=out)
+        else:
+            print(f"no catalog: {ready.get('catalog_problem') or 'this back office keeps none'}", file=out)
         config = replace(config, "mqtt", host=ready["host"], port=ready["port"], keepalive_s=10,
                          reconnect_min_s=0.2, reconnect_max_s=2.0, **ready["devices"][config.device.id])
         config = replace(config, "uplink", enabled=True, receipt_key=ready["receipt_pub"])

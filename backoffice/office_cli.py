@@ -3,15 +3,19 @@
 Django is imported only when one of them runs, so the receiver's commands work where the ``office`` extra
 is not installed. Settings come from the environment (see :mod:`backoffice.office.settings`).
 
-The commands name the acting person with ``--by``; they trust the operating-system account that runs them
-(IT, cron). The web app that comes next authenticates people itself.
+The commands name the acting person with ``--by``, who must be a known, active user; the operating-system
+account that really ran the command (IT, cron) is written beside it into every audit line they cause
+(``via: "cli:<account>"``). The web app authenticates people itself.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 import sys
 
 from base.errors import BodycamError
+from evidence.tombstone import deciders
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -68,10 +72,19 @@ def register(subparsers) -> None:
     p.add_argument("--by", metavar="USER", help="the admin making the change (needed to change anything)")
     p.set_defaults(func=cmd_site)
 
-    p = subparsers.add_parser("report", help="reports for the data-protection officer")
-    p.add_argument("kind", choices=["expiring", "deletions"])
-    p.add_argument("--days", type=int, default=7, help="expiring: within this many days from now (default 7); "
-                                                       "deletions: in the last this many days")
+    p = subparsers.add_parser("report", help="reports for the data-protection officer (each reading is recorded)")
+    p.add_argument("kind", choices=["expiring", "deletions", "access", "subject"],
+                   help="expiring: what the rules delete soon; deletions: what was deleted; access: everything done "
+                        "with one incident; subject: the incidents of a place and time (GDPR Art. 15)")
+    p.add_argument("incident", nargs="?", metavar="DEVICE/INCIDENT", help="access: the incident")
+    p.add_argument("--days", type=int, help="expiring: within this many days from now (default 7); "
+                                            "deletions: in the last this many days (default 7)")
+    p.add_argument("--site", help="subject: the site (place) where the person was filmed")
+    p.add_argument("--from", dest="since", metavar="ISO", help="subject: start of the window, with its time zone "
+                                                               "(2025-06-15T14:00+02:00 or ...Z)")
+    p.add_argument("--to", dest="until", metavar="ISO", help="subject: end of the window, with its time zone")
+    p.add_argument("--by", required=True, metavar="USER",
+                   help="who reads it (data-protection, supervisor or admin role); recorded in the audit log")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=cmd_report)
 
@@ -92,20 +105,41 @@ def _django():
     return settings
 
 
+def os_account() -> str:
+    """The operating-system account running this command, from the kernel's real uid (not ``$USER``,
+    which whoever starts the command sets)."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
+
+
+def cli_via() -> str:
+    """Where the commands' steps come from, as Access.via names it: ``cli:<OS account>``."""
+    return f"cli:{os_account()}"
+
+
 def _office():
     settings = _django()
     from .catalog.office import open_office
 
-    return open_office(settings.BODYCAM_STORE_DIR, settings.BODYCAM_OFFICE_KEY, settings.BODYCAM_AUDIT_LOG)
+    return open_office(settings.BODYCAM_STORE_DIR, settings.BODYCAM_OFFICE_KEY, settings.BODYCAM_AUDIT_LOG,
+                       via=cli_via())
 
 
 def _user(name: str):
+    """The person ``--by`` names: a known user whose account is active."""
     from django.contrib.auth import get_user_model
 
     try:
-        return get_user_model().objects.get(username=name)
+        user = get_user_model().objects.get(username=name)
     except get_user_model().DoesNotExist:
         raise BodycamError(f"no user {name!r} (add one with 'bodycam-office user')") from None
+    if not user.is_active:
+        raise BodycamError(f"user {name!r} is deactivated and may not act; an admin reactivates the account "
+                           "if that is a mistake")
+    return user
 
 
 def _incident(ref: str):
@@ -246,31 +280,114 @@ def cmd_site(args) -> int:
         return _refusable(act)
 
 
+def _instant(text: str | None, option: str):
+    """An ISO 8601 time with its time zone, as a UTC datetime (a filmed person names local time: a time
+    without a zone is refused, not guessed)."""
+    from datetime import datetime, timezone
+
+    from base.utctime import parse_iso_utc
+
+    if not text:
+        raise BodycamError(f"report subject needs {option} ISO-TIME")
+    try:
+        return datetime.fromtimestamp(parse_iso_utc(text), timezone.utc)
+    except ValueError as exc:
+        raise BodycamError(f"{option}: {exc}; write an ISO 8601 time with its time zone, e.g. "
+                           "2025-06-15T14:00+02:00 (German summer time) or 2025-06-15T12:00Z") from None
+
+
+def _report_request(args) -> dict:
+    """The report's parameters (as recorded in the audit log); refuses options that do not belong to it."""
+    subject = {"--site": args.site, "--from": args.since, "--to": args.until}
+    if args.kind == "subject":
+        if not args.site:
+            raise BodycamError("report subject needs --site SITE")
+        since, until = _instant(args.since, "--from"), _instant(args.until, "--to")
+        request = {"site": args.site, "from": since.isoformat(), "to": until.isoformat()}
+    elif args.kind == "access":
+        if not args.incident:
+            raise BodycamError("report access needs the incident: DEVICE/INCIDENT")
+        request = {"incident": args.incident}
+    else:
+        if args.days is not None and args.days < 0:
+            raise BodycamError("--days must be 0 or more")
+        request = {"days": 7 if args.days is None else args.days}
+    stray = [name for name, value in subject.items() if value is not None and args.kind != "subject"]
+    stray += ["DEVICE/INCIDENT"] if args.incident and args.kind != "access" else []
+    stray += ["--days"] if args.days is not None and args.kind in ("access", "subject") else []
+    if stray:
+        raise BodycamError(f"report {args.kind} does not take {', '.join(stray)}")
+    return request
+
+
 def cmd_report(args) -> int:
     import json
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
+    request = _report_request(args)
     office = _office()
     from .catalog import reports
 
-    office.close()  # reading only
-    if args.days < 0:
-        raise BodycamError("--days must be 0 or more")
-    now = office.now()
-    if args.kind == "expiring":
-        rows = reports.expiring(now, now + timedelta(days=args.days))
-        lines = [f"{r['expires_at']}  {r['incident']:<40} "
-                 f"{'HELD ' + ', '.join(r['held']) if r['held'] else 'overdue' if r['overdue'] else ''}"
-                 for r in rows]
-    else:
-        rows = reports.deletions(now - timedelta(days=args.days), now)
-        lines = [f"{r['deleted_at']}  {r['incident']:<40} {r['segments']} segment(s), {r['bytes']} bytes, "
-                 f"rule {r['rule']!r}, decided by {' and '.join(r['decided_by'])}" for r in rows]
-    if args.json:
-        print(json.dumps(rows, indent=1, ensure_ascii=False))
-    else:
-        print("\n".join(lines) if lines else f"no {args.kind} incidents in that window")
-    return EXIT_OK
+    with office.log:
+        def act():
+            by = _user(args.by)
+            incident = _incident(args.incident) if args.kind == "access" else None
+            reports.record_read(office, kind=args.kind, parameters=request, by=by)
+            now = office.now()
+            if args.kind == "expiring":
+                rows = reports.expiring(now, now + timedelta(days=request["days"]))
+                lines = [f"{r['expires_at']}  {r['incident']:<40} "
+                         f"{'HELD ' + ', '.join(r['held']) if r['held'] else 'overdue' if r['overdue'] else ''}"
+                         for r in rows]
+            elif args.kind == "deletions":
+                rows = reports.deletions(now - timedelta(days=request["days"]), now)
+                lines = [f"{r['deleted_at']}  {r['incident']:<40} {r['segments']} segment(s), {r['bytes']} bytes, "
+                         f"rule {r['rule']!r}, {deciders(r['decided_by'])}" for r in rows]
+            elif args.kind == "access":
+                rows = reports.access_report(incident)
+                lines = [_incident_line(incident)] + ([_access_line(r) for r in rows] or
+                                                      ["  no access, hold, decision or deletion recorded"])
+            else:
+                rows = reports.subject_report(request["site"], datetime.fromisoformat(request["from"]),
+                                              datetime.fromisoformat(request["to"]))
+                lines = [line for r in rows for line in _subject_lines(r)]
+            if args.json:
+                print(json.dumps(rows, indent=1, ensure_ascii=False))
+            elif rows or args.kind == "access":
+                print("\n".join(lines))
+            else:
+                print(f"no {args.kind} entries for {request}")
+        return _refusable(act)
+
+
+def _incident_line(incident) -> str:
+    return (f"incident {incident} at {incident.site.code}, officer {incident.officer or 'unknown'}, "
+            f"{incident.start.isoformat()} to {incident.end.isoformat()}, {incident.state}")
+
+
+def _access_line(row: dict) -> str:
+    via = f" via {row['via']}" if row["via"] else ""
+    purpose = f" {row['purpose']!r}" if row["purpose"] else ""
+    note = f" ({row['note']})" if row["note"] else ""
+    return f"  {row['at']}  {row['event']:<17} {row['by']:<16} {row['kind']:<14}{purpose}{via}{note}"
+
+
+def _subject_lines(row: dict) -> list[str]:
+    lines = [f"{row['incident']}  officer {row['officer'] or 'unknown'}  {row['start']} to {row['end']}  "
+             f"{row['state']}" + (f" (expires {row['expires_at']})" if row["state"] == "active" else "")]
+    for h in row["holds"]:
+        lifted = f", lifted by {h['lifted_by']} at {h['lifted_at']}" if h["lifted_at"] else ", in force"
+        lines.append(f"  hold {h['hold']}: {h['case_reference']} {h['reason']!r}, placed by {h['placed_by']} at "
+                     f"{h['placed_at']}{lifted}")
+    if row["deletion"]:
+        d = row["deletion"]
+        lines.append(f"  deleted on {d['deleted_at']} under rule {d['rule']!r}, {deciders(d['decided_by'])}")
+    for a in row["accesses"]:
+        purpose = f" {a['purpose']!r}" if a["purpose"] else ""
+        lines.append(f"  {a['at']}  {a['kind']:<9} by {a['by']}{purpose} via {a['via']}")
+    if not row["accesses"]:
+        lines.append("  no access recorded")
+    return lines
 
 
 def cmd_audit_verify(args) -> int:

@@ -11,7 +11,9 @@ filesystem can split a fleet's traffic, and a receiver restarted mid-transfer lo
     <incoming_dir>/<site>/<device>/<stem>.<chunk_size>/<index>.<sha256>.part  empty: "chunk <index> is in data"
 
 ``bodycam verify`` and ``bodycam export`` read the store unchanged: they look for ``*.age`` and
-``*.manifest.json`` recursively, and check that every receipt's segment is there. ``<incident>`` is the
+``*.manifest.json`` recursively, and check that every receipt's segment is there. The catalog's retention
+deletes an incident's ``.age`` and manifests and leaves ``<incident>/incident.tombstone.json``; the receipts
+stay: they are the office's signed word that it held each segment, which the tombstone then accounts for. ``<incident>`` is the
 incident id when it is a safe directory name, else ``incident-<sha256 of the id, 16 hex>``.
 
 Writing and checking: a chunk's bytes are written at their offset into ``data``, then its marker is
@@ -46,6 +48,7 @@ from pathlib import Path
 from base.durable import fsync_dir, write_atomically
 from base.errors import BodycamError, StorageError
 from evidence.seal import Manifest, ManifestError
+from evidence.tombstone import FILE_NAME as TOMBSTONE_FILE
 
 from comms.protocol import Offer, chunk_count
 from evidence.receipts import ReceiptError, parse_receipt
@@ -90,12 +93,17 @@ def incident_dir_name(incident_id: str) -> str:
 
 @dataclass(frozen=True)
 class StoredSegment:
-    """A segment in the store: where its files are and its receipt (None in the crash window before it)."""
+    """A segment in the store: where its files are and its receipt (None in the crash window before it).
+
+    ``deleted``: it was stored and acknowledged, then deleted under its incident's retention rule (its files
+    are gone, its receipt and the incident's tombstone remain).
+    """
 
     manifest: Manifest
     age_path: Path
     manifest_path: Path
     receipt: bytes | None
+    deleted: bool = False
 
 
 class Partial:
@@ -274,6 +282,10 @@ class EvidenceStore:
         try:
             stored = man.read_bytes()
         except FileNotFoundError:
+            if receipt is not None and _tombstone_names(man.parent, manifest):
+                logger.info("%s was stored and later deleted under its incident's rule (tombstone); its receipt "
+                            "is the answer", manifest.stem)
+                return StoredSegment(manifest, age, man, receipt, deleted=True)
             if receipt is not None:
                 raise StoreError(f"receipt of {manifest.stem} exists but its manifest {man} is missing") from None
             return None
@@ -434,6 +446,25 @@ class EvidenceStore:
 
     def devices(self) -> list[tuple[str, str]]:
         return sorted((d.parent.name, d.name) for d in self.root.glob("*/*") if (d / RECEIPTS_DIR).is_dir())
+
+
+def _tombstone_names(folder: Path, manifest: Manifest) -> bool:
+    """True if the incident's tombstone lists exactly this segment (stem and manifest hash) as deleted.
+
+    Its signature is not checked here: this is the receiver's own store, and the receipt it signed already
+    names this manifest; the tombstone only tells a deletion by rule from files lost.
+    """
+    try:
+        doc = json.loads((folder / TOMBSTONE_FILE).read_bytes())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as exc:
+        logger.error("cannot read the tombstone in %s: %s", folder, exc)
+        return False
+    segments = doc.get("segments") if isinstance(doc, dict) else None
+    return isinstance(segments, list) and any(
+        isinstance(seg, dict) and seg.get("stem") == manifest.stem and seg.get("manifest_sha256") == manifest.sha256
+        for seg in segments)
 
 
 def _hash_file(path: Path) -> tuple[str | None, int]:

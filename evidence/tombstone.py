@@ -52,7 +52,15 @@ class Tombstone:
     def message(self) -> str:
         return (f"device {self.device_id}: incident {self.incident_id} ({len(self.segments)} segment(s), "
                 f"{self.doc['start']} to {self.doc['end']}) deleted on {self.doc['deleted_at']} under rule "
-                f"{self.doc['rule']!r}, decided by {' and '.join(self.doc['decided_by'])}")
+                f"{self.doc['rule']!r}, {deciders(self.doc['decided_by'])}")
+
+
+def deciders(decided_by: list[str]) -> str:
+    """Who decided a deletion, for people: "approved by A and B" for a four-eyes decision (proposer and
+    approver), "decided by X" for one actor (the retention timer applying the site's rule)."""
+    if len(decided_by) > 1:
+        return f"approved by {' and '.join(decided_by)}"
+    return f"decided by {' and '.join(decided_by) or 'nobody named'}"
 
 
 def sign_tombstone(signer, fields: dict) -> bytes:

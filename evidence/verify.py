@@ -511,7 +511,8 @@ def _check_receipts(receipts: list[Path], trusted: list[Manifest], problems: lis
         m = held.get(receipt.stem)
         stored = f"the store's receipt says it was stored ({receipt.received_time}, receiver {receipt.receiver_id})"
         gone = (deleted or {}).get(receipt.device_id, {}).get(receipt.seq)
-        if m is None and gone is not None and gone["manifest_sha256"] == receipt.manifest_sha256:
+        if m is None and gone is not None and (gone["manifest_sha256"], gone["ciphertext_sha256"]) == (
+                receipt.manifest_sha256, receipt.ciphertext_sha256):
             continue  # stored, then deleted by the back office: its tombstone is reported
         if m is None:
             problems.append(Problem("receipt", f"{receipt.stem}: {stored}, but it is missing or failed verification",

@@ -1,3 +1,4 @@
+import sqlite3
 import subprocess
 import sys
 
@@ -39,6 +40,15 @@ def test_demo_records_seals_verifies_and_exports_in_real_time(tmp_path, capsys):
     assert list((tmp_path / "backoffice").glob("*.mp4")) and list((tmp_path / "backoffice" / "store").rglob("*.age"))
     assert "0 segment(s) left" in out  # deleted on the device only after the receipts
     assert (tmp_path / "display.gif").stat().st_size > 0
+    # the local office cataloged every stored segment of the incident (before its receipt went out)
+    incident = next(line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("incident "))
+    catalog = tmp_path / "backoffice" / "office" / "catalog.sqlite3"
+    assert f"catalog: {catalog}" in out
+    with sqlite3.connect(catalog) as db:
+        rows = db.execute("SELECT i.state, s.stem FROM catalog_incident i JOIN catalog_segment s "
+                          "ON s.incident_id = i.id WHERE i.incident_id = ?", (incident,)).fetchall()
+    stored = {p.name.removesuffix(".age") for p in (tmp_path / "backoffice" / "store").rglob("*.age")}
+    assert {state for state, _ in rows} == {"active"} and {stem for _, stem in rows} == stored
 
 
 

@@ -337,6 +337,8 @@ class Access(models.Model):
         elif not may_see(user, incident, video=kind in cls.NEEDS_PURPOSE):
             refusal = f"{user.username} may not {'watch or export' if kind in cls.NEEDS_PURPOSE else 'open'} {incident}"
         if refusal:
+            AccessRefusal.objects.create(user=user, incident=incident, kind=kind[:16], purpose=purpose.strip(),
+                                         at=office.now(), via=via, reason=refusal)
             office.record(events.ACCESS_REFUSED, incident=str(incident), kind=kind, by=user.username, via=via,
                           reason=refusal)
             raise RuleError(refusal)
@@ -345,6 +347,27 @@ class Access(models.Model):
         office.record(events.ACCESS, access=access.pk, incident=str(incident), kind=kind, purpose=access.purpose,
                       by=user.username, via=via)
         return access
+
+
+class AccessRefusal(models.Model):
+    """An access :meth:`Access.open` refused (no role, no purpose, video already deleted), with the reason.
+
+    Also a line in the office audit log; kept as a row so the data-protection officer's access report lists
+    the attempts beside the accesses without reading the whole log. Written in the caller's transaction:
+    a caller that rolls back on the refusal loses the row, never the audit line.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="access_refusals")
+    #: What was asked for (an unknown kind too, cut to 16 characters).
+    kind = models.CharField(max_length=16)
+    purpose = models.TextField(blank=True, default="")
+    at = models.DateTimeField()
+    via = models.CharField(max_length=64, default="web")
+    reason = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["incident", "at"])]
 
 
 def may_see(user, incident: Incident, *, video: bool) -> bool:

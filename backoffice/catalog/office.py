@@ -33,6 +33,8 @@ SEGMENT_AFTER_DELETION = "segment_after_deletion"  # incident, stem, ciphertext_
 SITE_POLICY_CHANGED = "site_policy_changed"  # site, rule, shift_hours, incidents (whose expiry moved), by
 ACCESS = "access"                            # access, incident, kind (page, playback, export), purpose, by, via
 ACCESS_REFUSED = "access_refused"            # incident, kind, by, via, reason
+REPORT_READ = "report_read"                  # kind, parameters, by, via
+REPORT_REFUSED = "report_refused"            # kind, parameters, by, via, reason
 INCIDENT_ATTRIBUTED = "incident_attributed"  # incident, officer, stem (the verified manifest that names them)
 OFFICER_MISMATCH = "officer_mismatch"        # incident, officer (kept), manifest_officer, stem
 # The key custodian (backoffice/custody): tickets for an access, and every decryption or refusal.
@@ -96,11 +98,16 @@ class Office:
     #: The office key: signs the log (through ``log``) and the tombstones.
     signer: object
     clock: Callable[[], datetime] = field(default=utc_now)
+    #: Where the steps come from when the caller does not say (a command: ``cli:<OS account>``); written
+    #: into every line as ``via``. None (the receiver, tests): no ``via``.
+    via: str | None = None
 
     def now(self) -> datetime:
         return self.clock()
 
     def record(self, event: str, **fields) -> None:
+        if self.via is not None:
+            fields.setdefault("via", self.via)
         self.log.append(event, **fields)
 
     def close(self) -> None:
@@ -108,8 +115,9 @@ class Office:
 
 
 def open_office(store_dir: str | os.PathLike, key_path: str | os.PathLike, log_path: str | os.PathLike,
-                clock: Callable[[], datetime] = utc_now) -> Office:
+                clock: Callable[[], datetime] = utc_now, via: str | None = None) -> Office:
     key = load_office_signing_key(key_path)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    return Office(Path(store_dir), SharedAuditLog(log_path, key.private, lambda: clock().timestamp()), key, clock)
+    return Office(Path(store_dir), SharedAuditLog(log_path, key.private, lambda: clock().timestamp()), key, clock,
+                  via)

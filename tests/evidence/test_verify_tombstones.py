@@ -61,7 +61,7 @@ def test_a_signed_deletion_is_reported_as_such_and_the_set_verifies(env, three_i
     assert [t.message() for t in report.deletions] == [
         f"device kod-07: incident b (2 segment(s), {report.deletions[0].doc['start']} to "
         f"{report.deletions[0].doc['end']}) deleted on 2025-07-01T08:00:00+00:00 under rule 'site duisburg: NW 14d', "
-        "decided by rita and sven"]
+        "approved by rita and sven"]
 
 
 def test_without_the_office_key_the_deletion_is_a_gap(env, three_incidents, tmp_path):

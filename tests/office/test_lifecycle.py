@@ -128,7 +128,7 @@ def test_early_deletion_needs_a_supervisor_other_than_the_proposer_and_the_log_h
     assert inc.state == "deleted" and inc.tombstone.decided_by == ["rita", "sven"]
     report = verify_paths([world.store], world.env.devices, office_key=load_office_public_key(world.office_pub))
     assert report.ok, report.lines()
-    assert "decided by rita and sven" in report.deletions[0].message()
+    assert "approved by rita and sven" in report.deletions[0].message()
     assert "early deletion" in inc.tombstone.rule
     with pytest.raises(RuleError, match="already approved"):
         decision.approve(world.office, by=world.user("sara", "supervisor"))

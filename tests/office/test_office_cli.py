@@ -4,6 +4,9 @@ detecting every kind of tampering with the office log."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -125,13 +128,112 @@ def test_site_rule_through_the_command(cli_world, capsys):
 
 def test_reports_through_the_command(cli_world, capsys):
     main(["ingest"])
+    main(["user", "dana", "--role", "data-protection"])
     capsys.readouterr()
-    assert main(["report", "expiring", "--days", "0", "--json"]) == 0  # the test data is from 2025: overdue
+    assert main(["report", "expiring", "--days", "0", "--json", "--by", "dana"]) == 0  # data from 2025: overdue
     rows = json.loads(capsys.readouterr().out)
     assert [(r["incident"], r["overdue"]) for r in rows] == [("kod-07/inc-1", True)]
     assert main(["retention", "run"]) == 0
     capsys.readouterr()
-    assert main(["report", "deletions", "--days", "1"]) == 0
+    assert main(["report", "deletions", "--days", "1", "--by", "dana"]) == 0
     out = capsys.readouterr().out
     assert "kod-07/inc-1" in out and "3 segment(s)" in out and "decided by retention timer" in out
-    assert main(["report", "expiring", "--days", "-1"]) == 2
+    assert main(["report", "expiring", "--days", "-1", "--by", "dana"]) == 2
+
+
+def _audit(world) -> list[tuple[str, dict]]:
+    return [(d["event"], d["fields"]) for d in map(json.loads, world.log_path.read_text().splitlines())]
+
+
+def test_the_access_and_subject_reports_through_the_command_and_each_reading_is_recorded(cli_world, capsys):
+    from django.contrib.auth.models import User
+
+    from backoffice.catalog.models import Access, Incident
+    from backoffice.catalog.office import open_office
+    from backoffice.office_cli import cli_via
+
+    main(["ingest"])
+    for name, role in (("dana", "data-protection"), ("rita", "reviewer"), ("olga", "officer")):
+        main(["user", name, "--role", role])
+    inc = Incident.objects.get()
+    capsys.readouterr()
+    assert main(["report", "access", "kod-07/inc-1", "--by", "dana"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "  no access, hold, decision or deletion recorded"
+    office = open_office(cli_world.store, cli_world.root / "keys" / "office.key", cli_world.log_path)
+    with office.log:  # what the web app does when a reviewer watches the video
+        Access.open(office, user=User.objects.get(username="rita"), incident=inc, kind=Access.PLAYBACK,
+                    purpose="Anzeige 3/2025", via="web 10.0.0.5")
+    main(["hold", "kod-07/inc-1", "--case", "OWi 1/25", "--reason", "complaint", "--by", "rita"])
+    capsys.readouterr()
+
+    assert main(["report", "access", "kod-07/inc-1", "--by", "dana"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("incident kod-07/inc-1 at duisburg")
+    assert "access            rita" in out and "'Anzeige 3/2025' via web 10.0.0.5" in out
+    assert "hold_placed       rita" in out and "'OWi 1/25: complaint'" in out and f"via {cli_via()}" not in out
+    assert main(["report", "access", "kod-07/inc-1", "--by", "dana", "--json"]) == 0
+    assert [r["event"] for r in json.loads(capsys.readouterr().out)] == ["access", "hold_placed"]
+
+    start = inc.start.isoformat()  # UTC; the same instant written in German summer time:
+    local = inc.start.astimezone(timezone(timedelta(hours=2)))
+    assert main(["report", "subject", "--site", "duisburg", "--from", local.isoformat(), "--to", local.isoformat(),
+                 "--by", "dana"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"kod-07/inc-1  officer unknown  {start}")
+    assert "hold 1: OWi 1/25 'complaint', placed by rita" in out and "playback  by rita 'Anzeige 3/2025'" in out
+    assert main(["report", "subject", "--site", "duisburg", "--from", start, "--to", start, "--by", "dana",
+                 "--json"]) == 0
+    assert [r["incident"] for r in json.loads(capsys.readouterr().out)] == ["kod-07/inc-1"]
+
+    reads = [(f["kind"], f["parameters"], f["by"], f["via"]) for e, f in _audit(cli_world) if e == "report_read"]
+    assert reads == [("access", {"incident": "kod-07/inc-1"}, "dana", cli_via())] * 3 + [
+        ("subject", {"site": "duisburg", "from": start, "to": start}, "dana", cli_via()),
+        ("subject", {"site": "duisburg", "from": start, "to": start}, "dana", cli_via())]
+
+    assert main(["report", "access", "kod-07/inc-1", "--by", "olga"]) == 1  # an officer reads no reports
+    assert "may not read reports" in capsys.readouterr().err
+    assert _audit(cli_world)[-1][0] == "report_refused"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["report", "subject", "--site", "duisburg", "--from", "2025-06-15T10:00", "--to", "2025-06-15T11:00Z"],
+     "--from: '2025-06-15T10:00' has no time zone"),
+    (["report", "subject", "--site", "duisburg", "--from", "yesterday", "--to", "2025-06-15T11:00Z"],
+     "--from: Invalid isoformat string: 'yesterday'"),
+    (["report", "subject", "--from", "2025-06-15T10:00Z", "--to", "2025-06-15T11:00Z"], "needs --site"),
+    (["report", "access"], "needs the incident"),
+    (["report", "access", "kod-07/nope"], "no incident"),
+    (["report", "expiring", "--site", "duisburg"], "does not take --site"),
+    (["report", "access", "kod-07/inc-1", "--days", "3"], "does not take --days"),
+])
+def test_a_report_with_bad_arguments_is_refused_and_records_nothing(cli_world, capsys, args, message):
+    main(["ingest"])
+    main(["user", "dana", "--role", "data-protection"])
+    capsys.readouterr()
+    assert main([*args, "--by", "dana"]) == 2
+    assert message in capsys.readouterr().err
+    assert "report_read" not in [e for e, _ in _audit(cli_world)]
+
+
+def test_the_commands_check_the_named_user_and_record_the_os_account(cli_world, capsys):
+    from django.contrib.auth.models import User
+
+    from backoffice.office_cli import os_account
+
+    main(["ingest"])
+    main(["user", "rita", "--role", "reviewer"])
+    main(["user", "rolf", "--role", "reviewer"])
+    User.objects.filter(username="rolf").update(is_active=False)
+    capsys.readouterr()
+    hold = ["hold", "kod-07/inc-1", "--case", "OWi 1/25", "--reason", "complaint", "--by"]
+    assert main([*hold, "ghost"]) == 2
+    assert "no user 'ghost'" in capsys.readouterr().err
+    assert main([*hold, "rolf"]) == 2
+    assert "user 'rolf' is deactivated" in capsys.readouterr().err
+    assert main(["report", "expiring", "--by", "rolf"]) == 2
+    assert {e for e, _ in _audit(cli_world)} == {"log_created", "segment_cataloged"}  # nothing done or recorded
+    assert main([*hold, "rita"]) == 0
+    events = _audit(cli_world)
+    assert events[-1] == ("hold_placed", {**events[-1][1], "by": "rita", "via": f"cli:{os_account()}"})
+    assert {f.get("via") for e, f in events if e == "segment_cataloged"} == {f"cli:{os_account()}"}
+    assert os_account() == pwd.getpwuid(os.getuid()).pw_name
