@@ -33,6 +33,10 @@ SEGMENT_AFTER_DELETION = "segment_after_deletion"  # incident, stem, ciphertext_
 SITE_POLICY_CHANGED = "site_policy_changed"  # site, rule, shift_hours, incidents (whose expiry moved), by
 ACCESS = "access"                            # access, incident, kind (page, playback, export), purpose, by, via
 ACCESS_REFUSED = "access_refused"            # incident, kind, by, via, reason
+LOGIN = "login"                              # by, via
+LOGIN_FAILED = "login_failed"                # username (as typed), via, reason (password, locked), failures
+LOGIN_LOCKED = "login_locked"                # username, via, failures, until
+LOGOUT = "logout"                            # by, via, reason (asked, idle, absolute)
 
 
 class SharedAuditLog:
