@@ -77,9 +77,3 @@ def needing_a_look(incidents):
 def health_of_row(incident) -> Health:
     """The health of an incident from :func:`needing_a_look`'s annotations."""
     return _health({k: getattr(incident, k) for k in ("n", "top", "finals", "markers", "failed_n", "unverified_n")})
-
-
-def missing_indexes(segments) -> list[int]:
-    """The segment indexes below the highest that never arrived (``segments``: the incident's, any order)."""
-    have = {s.segment_index for s in segments}
-    return [i for i in range(max(have, default=-1) + 1) if i not in have]

@@ -1,6 +1,6 @@
 """An incident's timeline for its page: each segment with its pre-event part, and each gap explained.
 
-Plain rows (no HTML), so the template lays them out as a table and as a bar, and tests read them. A
+Plain rows (no HTML, no database), so the template lays them out as a table and as a bar, and tests read them. A
 position is a share of the incident's span (0 to 100), for the bar's SVG (no inline styles under the CSP).
 """
 
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from .health import missing_indexes
 
 #: Between two consecutive segments, less than this is the cut itself, not a gap.
 CONTINUOUS = timedelta(seconds=0.5)
@@ -67,6 +65,12 @@ def build(incident, segments) -> list[Row]:
     if ordered and not any(s.final for s in ordered):
         rows.append(Row(OPEN, ordered[-1].end, None, x=100.0))
     return rows
+
+
+def missing_indexes(segments) -> list[int]:
+    """The segment indexes below the highest that never arrived (``segments``: the incident's, any order)."""
+    have = {s.segment_index for s in segments}
+    return [i for i in range(max(have, default=-1) + 1) if i not in have]
 
 
 def pre_event_total(rows: list[Row]) -> timedelta:

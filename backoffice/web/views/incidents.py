@@ -13,7 +13,7 @@ from .. import office_link, timeline
 from ..access import ANY_ROLE, HOLDERS, PROPOSERS, roles_of, roles_required
 from ..client import client_address
 from ..forms import HoldForm, IncidentFilterForm, PurposeForm, ReasonForm
-from ..health import health_by_incident, missing_indexes
+from ..health import health_by_incident
 
 PAGE_SIZE = 50
 
@@ -59,7 +59,7 @@ def incident_detail(request, pk: int):
     active = incident.state == Incident.ACTIVE
     return render(request, "web/incident_detail.html", {
         "incident": incident, "health": health_by_incident([incident.pk]).get(incident.pk),
-        "missing": missing_indexes(segments), "timeline": rows, "pre_event": timeline.pre_event_total(rows),
+        "missing": timeline.missing_indexes(segments), "timeline": rows, "pre_event": timeline.pre_event_total(rows),
         "segments": segments,
         "holds": holds, "held_cases": [h.case_reference for h in holds if h.lifted_at is None],
         "decisions": incident.decisions.select_related("proposed_by", "approved_by", "hold").order_by("proposed_at"),
