@@ -1,5 +1,6 @@
 """The `bodycam-office` command: the back office's receiver, fleet view, signed commands, the evidence
-lifecycle (catalog, retention, holds, four-eyes decisions, office audit log; :mod:`.office_cli`), and the shared
+lifecycle (catalog, retention, holds, four-eyes decisions, office audit log; :mod:`.office_cli`), the review
+web app (:mod:`.review_cli`), and the shared
 keys/verify/export subcommands. Thin: parse arguments, configure logging, call one function, return a code.
 
 Exit codes: 0 success, 1 the job ran and found a problem, 2 bad input (config, arguments, key files).
@@ -14,7 +15,7 @@ from base import __version__
 from base.cli import run_command
 from evidence import cli as evidence_cli
 
-from . import control_cli, office_cli, receiver_cli
+from . import control_cli, office_cli, receiver_cli, review_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     receiver_cli.register(sub)
     control_cli.register(sub)
     office_cli.register(sub)
+    review_cli.register(sub)
     evidence_cli.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, services=("receiver",))
+    return run_command(build_parser(), argv, services=("receiver", "web"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Django is imported only when one of them runs, so the receiver's commands work w
 is not installed. Settings come from the environment (see :mod:`backoffice.office.settings`).
 
 The commands name the acting person with ``--by``; they trust the operating-system account that runs them
-(IT, cron). The web app that comes next authenticates people itself.
+(IT, cron). The review app (``bodycam-office web``) authenticates people itself; ``user --password`` sets
+the password they sign in with.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("username")
     p.add_argument("--role", action="append", required=True,
                    choices=["officer", "reviewer", "supervisor", "data-protection", "admin"])
+    p.add_argument("--password", action="store_true",
+                   help="set the review app's password: asked twice on a terminal, else one line from stdin")
     p.set_defaults(func=cmd_user)
 
     p = subparsers.add_parser("ingest", help="catalog every stored segment the catalog lacks (reconciliation)")
@@ -143,13 +146,40 @@ def cmd_user(args) -> int:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    user, created = get_user_model().objects.get_or_create(username=args.username)
-    if created:
-        user.set_unusable_password()
-        user.save()
-    user.groups.add(*Group.objects.filter(name__in=args.role))
+    from django.db import transaction
+
+    with transaction.atomic():  # a refused password leaves no half-made person behind
+        user, created = get_user_model().objects.get_or_create(username=args.username)
+        if created:
+            user.set_unusable_password()
+            user.save()
+        if args.password:
+            set_password(user)
+        user.groups.add(*Group.objects.filter(name__in=args.role))
     print(f"{args.username}: {', '.join(sorted(g.name for g in user.groups.all()))}")
     return EXIT_OK
+
+
+def set_password(user) -> None:
+    """Read a new password (twice on a terminal, once from a pipe), check it against the settings'
+    validators (length, common passwords ...) and store its argon2 hash."""
+    import getpass
+
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"new password for {user.username}: ")
+        if getpass.getpass("again: ") != password:
+            raise BodycamError("the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise BodycamError(f"password refused: {' '.join(exc.messages)}") from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
 
 
 def cmd_ingest(args) -> int:
