@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-#: Between two consecutive segments, less than this is the cut itself, not a gap.
+#: Between two consecutive segments, less than this (or two frame intervals) is the cut itself, not a gap.
 CONTINUOUS = timedelta(seconds=0.5)
 
 SEGMENT, MISSING, PAUSE, RESTART, OPEN = "segment", "missing", "pause", "restart", "open"
@@ -51,7 +51,7 @@ def build(incident, segments) -> list[Row]:
             if skipped:
                 rows.append(Row(MISSING, previous.end, seg.start, indexes=skipped, x=at(previous.end),
                                 width=at(seg.start) - at(previous.end)))
-            elif seg.start - previous.end >= CONTINUOUS and not seg.end_marker:
+            elif seg.start - previous.end >= _tolerance(previous) and not seg.end_marker:
                 rows.append(Row(PAUSE, previous.end, seg.start, x=at(previous.end),
                                 width=at(seg.start) - at(previous.end)))
         if seg.end_marker:
@@ -65,6 +65,12 @@ def build(incident, segments) -> list[Row]:
     if ordered and not any(s.final for s in ordered):
         rows.append(Row(OPEN, ordered[-1].end, None, x=100.0))
     return rows
+
+
+def _tolerance(seg) -> timedelta:
+    """How far the next segment may start after this one's last frame without a gap between them."""
+    interval = (seg.end - seg.start) / max(seg.frame_count - 1, 1)
+    return max(CONTINUOUS, 2 * interval)
 
 
 def missing_indexes(segments) -> list[int]:

@@ -5,6 +5,7 @@ catalog's ``world``, tests/office/conftest.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -74,9 +75,11 @@ def record(world, incident_id: str, frames, *, officer: str = "olga", pre_event_
     return incident
 
 
-def frames_at(seconds_after_t0: float, count: int = 30):
-    """``count`` frames (30 fps) starting that long after T0."""
-    return encode_h264(count, wall_base=(T0 + timedelta(seconds=seconds_after_t0)).timestamp())
+def frames_at(seconds_after_t0: float, count: int = 30, *, every: float = 1 / 30):
+    """``count`` frames starting that long after T0, captured ``every`` seconds (30 fps unless told;
+    a slower clock gives segments of a realistic length for the pages, with the same small pictures)."""
+    base = (T0 + timedelta(seconds=seconds_after_t0)).timestamp()
+    return [dataclasses.replace(f, wall_time=base + i * every) for i, f in enumerate(encode_h264(count))]
 
 
 def audit(world) -> list[tuple[str, dict]]:

@@ -45,6 +45,13 @@ def test_a_pause_without_picture_is_a_gap_but_the_cut_between_segments_is_not():
     assert rows[2].duration == timedelta(seconds=5)
 
 
+def test_a_slow_frame_rate_is_not_mistaken_for_gaps():
+    """1 frame per second: the next segment starts a second after the last frame, which is no pause."""
+    rows = timeline.build(incident(0, 20), [seg(0, 0, 9, frames=10), seg(1, 10, 19, frames=10),
+                                            seg(2, 22, 25, frames=4, final=True)])
+    assert kinds(rows) == ["segment", "segment", "pause", "segment"]
+
+
 def test_a_restart_cut_and_an_open_end():
     rows = timeline.build(incident(0, 20), [seg(0, 0, 10), seg(1, 20, 20, final=True, marker=True)])
     assert kinds(rows) == ["segment", "restart"] and rows[1].x == 100
