@@ -21,12 +21,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("migrate", help="create or update the catalog database (SQLite or DATABASE_URL)")
     p.set_defaults(func=cmd_migrate)
 
-    p = subparsers.add_parser("user", help="add a person with one or more roles")
+    p = subparsers.add_parser("user", help="add a person with roles, set a password, or disable a person")
     p.add_argument("username")
-    p.add_argument("--role", action="append", required=True,
+    p.add_argument("--role", action="append", default=[],
                    choices=["officer", "reviewer", "supervisor", "data-protection", "admin"])
     p.add_argument("--password", action="store_true",
                    help="set the review app's password: asked twice on a terminal, else one line from stdin")
+    p.add_argument("--disable", action="store_true",
+                   help="the person may no longer sign in or act (kept, since the records name them)")
     p.set_defaults(func=cmd_user)
 
     p = subparsers.add_parser("ingest", help="catalog every stored segment the catalog lacks (reconciliation)")
@@ -142,10 +144,11 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_user(args) -> int:
+    if not (args.role or args.password or args.disable):
+        raise BodycamError("say what to do: --role ROLE, --password or --disable")
     _django()
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-
     from django.db import transaction
 
     with transaction.atomic():  # a refused password leaves no half-made person behind
@@ -156,7 +159,11 @@ def cmd_user(args) -> int:
         if args.password:
             set_password(user)
         user.groups.add(*Group.objects.filter(name__in=args.role))
-    print(f"{args.username}: {', '.join(sorted(g.name for g in user.groups.all()))}")
+        if args.disable:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+    state = "" if user.is_active else " (disabled)"
+    print(f"{args.username}: {', '.join(sorted(g.name for g in user.groups.all()))}{state}")
     return EXIT_OK
 
 

@@ -117,3 +117,21 @@ def test_user_password_is_validated_and_hashed_with_argon2(db, monkeypatch, caps
     rita = User.objects.get(username="rita")
     assert rita.password.startswith("argon2$") and rita.check_password("Sichtung-im-Rathaus-2025")
     assert [g.name for g in rita.groups.all()] == ["reviewer"]
+
+
+def test_a_disabled_person_can_no_longer_sign_in(review, monkeypatch, capsys):
+    from django.test import Client
+
+    from backoffice.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Sichtung-im-Rathaus-2025\n"))
+    assert main(["user", "rita", "--role", "reviewer", "--password"]) == 0
+    client = Client()
+    client.post("/login/", {"username": "rita", "password": "Sichtung-im-Rathaus-2025"})
+    assert client.get("/").status_code == 200
+    assert main(["user", "rita", "--disable"]) == 0
+    assert "rita: reviewer (disabled)" in capsys.readouterr().out
+    assert client.get("/").status_code == 302  # the open session no longer counts
+    client.post("/login/", {"username": "rita", "password": "Sichtung-im-Rathaus-2025"})
+    assert client.get("/").status_code == 302
+    assert main(["user", "rita"]) == 2 and "say what to do" in capsys.readouterr().err
