@@ -24,7 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _env(data: Path, **extra) -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "BODYCAM_OFFICE_DATA": str(data),
+    """The command's own SQLite catalog in ``data`` (even in the PostgreSQL run: it must not touch the
+    database the other tests use)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return {**env, "PYTHONPATH": str(REPO), "BODYCAM_OFFICE_DATA": str(data),
             "BODYCAM_OFFICE_SECRET_KEY": "web-command-test-" + "z" * 40, **extra}
 
 
