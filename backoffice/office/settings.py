@@ -108,6 +108,9 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = REVIEW_BEH
 if REVIEW_BEHIND_TLS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 365 * 24 * 3600
+# Deliberate, for `check --deploy`: the proxy redirects HTTP to HTTPS (the app's own port is loopback only),
+# and HSTS for the city's other subdomains or the browsers' preload list is the city's decision, not ours.
+SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W005", "security.W021"]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -99,6 +99,15 @@ def test_behind_tls_cookies_are_secure_the_proxy_is_trusted_and_hsts_is_on():
     assert out.stdout.strip() == "True True ('HTTP_X_FORWARDED_PROTO', 'https') True", out.stderr
 
 
+def test_djangos_deployment_check_passes_behind_tls(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "django", "check", "--deploy", "--fail-level", "WARNING"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "backoffice.office.settings",
+                              "BODYCAM_OFFICE_DATA": str(tmp_path), "BODYCAM_REVIEW_BEHIND_TLS": "1",
+                              "BODYCAM_OFFICE_SECRET_KEY": "deploy-check-" + "Qx7" * 20})
+    assert out.returncode == 0 and "no issues" in out.stdout, out.stdout + out.stderr
+
+
 def test_behind_tls_the_audit_names_the_address_the_proxy_saw(review):
     from django.test import RequestFactory, override_settings
 
