@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from .conftest import PASSWORD, audit
 
 LOGIN = "/login/"
+
+
+@pytest.fixture
+def quick_hashes(review):
+    """The lockout tests hash many times: a fast hasher there (Argon2 itself is tested first, and in the
+    browser test); the lockout does not depend on the hasher."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield review
 
 
 def _person(world, name="rita", *roles):
@@ -33,7 +45,7 @@ def test_a_person_signs_in_with_an_argon2_hashed_password_and_it_is_audited(revi
     assert ("login", {"by": "rita", "via": "web 127.0.0.1"}) in audit(review)
 
 
-def test_a_wrong_password_is_refused_counted_and_audited(review):
+def test_a_wrong_password_is_refused_counted_and_audited(review, quick_hashes):
     from django.test import Client
 
     from backoffice.web.models import LoginFailure
@@ -48,7 +60,7 @@ def test_a_wrong_password_is_refused_counted_and_audited(review):
         in audit(review)
 
 
-def test_five_failures_lock_the_name_for_fifteen_minutes_even_with_the_right_password(review):
+def test_five_failures_lock_the_name_for_fifteen_minutes_even_with_the_right_password(review, quick_hashes):
     from django.test import Client
 
     _person(review)
@@ -71,7 +83,7 @@ def test_five_failures_lock_the_name_for_fifteen_minutes_even_with_the_right_pas
     assert _signed_in(client)
 
 
-def test_attempts_while_locked_do_not_extend_the_lock(review):
+def test_attempts_while_locked_do_not_extend_the_lock(review, quick_hashes):
     from django.test import Client
 
     from backoffice.web.models import LoginFailure
@@ -89,7 +101,7 @@ def test_attempts_while_locked_do_not_extend_the_lock(review):
     assert LoginFailure.objects.filter(username="rita").count() == 0  # a success clears the count
 
 
-def test_unknown_names_are_locked_alike_so_a_lock_tells_nothing_about_accounts(review):
+def test_unknown_names_are_locked_alike_so_a_lock_tells_nothing_about_accounts(review, quick_hashes):
     from django.test import Client
 
     client = Client()
@@ -101,7 +113,7 @@ def test_unknown_names_are_locked_alike_so_a_lock_tells_nothing_about_accounts(r
                                                                                                    "login_failed"]
 
 
-def test_other_names_are_not_affected_by_a_lock(review):
+def test_other_names_are_not_affected_by_a_lock(review, quick_hashes):
     from django.test import Client
 
     _person(review, "sue", "supervisor")
@@ -112,7 +124,7 @@ def test_other_names_are_not_affected_by_a_lock(review):
     assert _signed_in(client)
 
 
-def test_next_leads_back_within_the_site_only(review):
+def test_next_leads_back_within_the_site_only(review, quick_hashes):
     from django.test import Client
 
     _person(review)
@@ -129,7 +141,7 @@ def test_a_page_asks_for_login_and_returns_after_it(review):
     assert response.status_code == 302 and response["Location"] == "/login/?next=/incidents/"
 
 
-def test_signing_out_needs_a_post_and_is_audited(review):
+def test_signing_out_needs_a_post_and_is_audited(review, quick_hashes):
     from django.test import Client
 
     _person(review)
