@@ -63,9 +63,11 @@ def check_ready() -> None:
     from .catalog.office import open_office
 
     try:
-        settings.SECRET_KEY  # Django refuses an empty one
-    except ImproperlyConfigured:
-        raise BodycamError(f"the review app needs a secret to sign its sessions: {SECRET_HINT}") from None
+        secret = settings.SECRET_KEY
+    except ImproperlyConfigured:  # Django's word for an empty one
+        secret = ""
+    if not secret:
+        raise BodycamError(f"the review app needs a secret to sign its sessions: {SECRET_HINT}")
     try:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())

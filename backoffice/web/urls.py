@@ -2,16 +2,14 @@
 holds a row per name and fails for a new one without its row."""
 
 from django.urls import path
-from django.views.i18n import set_language
 
-from .access import public
 from .views import actions, auth, dashboard, incidents, privacy, static, video
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("login/", auth.login_view, name="login"),
     path("logout/", auth.logout_view, name="logout"),
-    path("language/", public(set_language), name="set_language"),
+    path("language/", auth.language, name="set_language"),
     path("static/<path:path>", static.static_file, name="static"),
     path("incidents/", incidents.incident_list_view, name="incident_list"),
     path("incidents/<int:pk>/", incidents.incident_detail, name="incident_detail"),

@@ -102,7 +102,7 @@ def test_who_gets_what(review, frames_30, name):
         client = Client() if role == "anonymous" else signed_in(people[role])
         response = getattr(client, method)(url, DATA.get(name, {}))
         got[role] = response.status_code
-    assert got == dict(zip(ROLES, expected))
+    assert got == dict(zip(ROLES, expected, strict=True))
 
 
 def test_the_forbidden_page_is_ours_and_not_a_csrf_refusal(review, frames_30):

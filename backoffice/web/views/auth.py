@@ -1,5 +1,5 @@
-"""Signing in and out: Django's authentication, a lockout per user name, and an audit line for each
-login, failure, lockout and logout."""
+"""Signing in and out (and the language switch): Django's authentication, a lockout per user name, and an
+audit line for each login, failure, lockout and logout."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 from ...catalog import office as events
 from .. import lockout, office_link
@@ -79,3 +80,9 @@ def logout_view(request):
         logout(request)
         messages.info(request, _("You are signed out."))
     return redirect("login")
+
+
+@public
+def language(request):
+    """The language switch (Django's ``set_language``: POST, CSRF-checked, ``next`` kept within the site)."""
+    return set_language(request)
