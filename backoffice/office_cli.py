@@ -5,7 +5,8 @@ is not installed. Settings come from the environment (see :mod:`backoffice.offic
 
 The commands name the acting person with ``--by``, who must be a known, active user; the operating-system
 account that really ran the command (IT, cron) is written beside it into every audit line they cause
-(``via: "cli:<account>"``). The web app authenticates people itself.
+(``via: "cli:<account>"``). The review app (``bodycam-office web``) authenticates people itself; ``user --password`` sets
+the password they sign in with.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("migrate", help="create or update the catalog database (SQLite or DATABASE_URL)")
     p.set_defaults(func=cmd_migrate)
 
-    p = subparsers.add_parser("user", help="add a person with one or more roles")
+    p = subparsers.add_parser("user", help="add a person with roles, set a password, or disable a person")
     p.add_argument("username")
-    p.add_argument("--role", action="append", required=True,
+    p.add_argument("--role", action="append", default=[],
                    choices=["officer", "reviewer", "supervisor", "data-protection", "admin"])
+    p.add_argument("--password", action="store_true",
+                   help="set the review app's password: asked twice on a terminal, else one line from stdin")
+    p.add_argument("--disable", action="store_true",
+                   help="the person may no longer sign in or act (kept, since the records name them)")
     p.set_defaults(func=cmd_user)
 
     p = subparsers.add_parser("ingest", help="catalog every stored segment the catalog lacks (reconciliation)")
@@ -173,17 +178,49 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_user(args) -> int:
+    if not (args.role or args.password or args.disable):
+        raise BodycamError("say what to do: --role ROLE, --password or --disable")
     _django()
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
+    from django.db import transaction
 
-    user, created = get_user_model().objects.get_or_create(username=args.username)
-    if created:
-        user.set_unusable_password()
-        user.save()
-    user.groups.add(*Group.objects.filter(name__in=args.role))
-    print(f"{args.username}: {', '.join(sorted(g.name for g in user.groups.all()))}")
+    with transaction.atomic():  # a refused password leaves no half-made person behind
+        user, created = get_user_model().objects.get_or_create(username=args.username)
+        if created:
+            user.set_unusable_password()
+            user.save()
+        if args.password:
+            set_password(user)
+        user.groups.add(*Group.objects.filter(name__in=args.role))
+        if args.disable:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+    state = "" if user.is_active else " (disabled)"
+    print(f"{args.username}: {', '.join(sorted(g.name for g in user.groups.all()))}{state}")
     return EXIT_OK
+
+
+def set_password(user) -> None:
+    """Read a new password (twice on a terminal, once from a pipe), check it against the settings'
+    validators (length, common passwords ...) and store its argon2 hash."""
+    import getpass
+
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"new password for {user.username}: ")
+        if getpass.getpass("again: ") != password:
+            raise BodycamError("the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise BodycamError(f"password refused: {' '.join(exc.messages)}") from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
 
 
 def cmd_ingest(args) -> int:

@@ -25,6 +25,7 @@ def django_db(tmp_path_factory):
     directory, or the PostgreSQL server DATABASE_URL names)."""
     data = tmp_path_factory.mktemp("office-data")
     os.environ.setdefault("BODYCAM_OFFICE_DATA", str(data))
+    os.environ.setdefault("BODYCAM_OFFICE_SECRET_KEY", "tests-only-" + "s" * 40)  # signs the review app's sessions
     from backoffice.office.bootstrap import setup_django
 
     setup_django()

@@ -43,23 +43,36 @@ SEGMENT_DECRYPTED = "segment_decrypted"      # access, incident, stem, kind, pur
 DECRYPTION_INTERRUPTED = "decryption_interrupted"  # access, incident, stem, by, sent, reason (stream broke off)
 DECRYPTION_REFUSED = "decryption_refused"    # code, reason, stem; access, incident, by, purpose once the ticket verified
 PACKAGE_EXPORTED = "package_exported"        # access, incident, by, purpose, segments, mp4_sha256, zip_sha256, bytes
+LOGIN = "login"                              # by, via
+LOGIN_FAILED = "login_failed"                # username (as typed), via, reason (password, locked), failures
+LOGIN_LOCKED = "login_locked"                # username, via, failures, until
+LOGOUT = "logout"                            # by, via, reason (asked, idle, absolute)
+
+
+#: The log and its lock: group-writable where the umask allows (the services' UMask=0007), since the review
+#: app runs as its own user in the receiver's group; elsewhere (umask 022, 027) they stay 0640.
+SHARED_MODE = 0o660
 
 
 class SharedAuditLog:
-    """The office audit log, shared by the receiver, the retention timer and the commands (separate
-    processes): each open and append holds an exclusive ``flock`` on ``<log>.lock`` and first takes up
-    the chain where the other writers left it, so their lines form one chain."""
+    """The office audit log, shared by the receiver, the retention timer, the commands and the review app
+    (separate processes): each open and append holds an exclusive ``flock`` on ``<log>.lock`` and first
+    takes up the chain where the other writers left it, so their lines form one chain."""
 
     def __init__(self, path: Path, signing_key, clock: Callable[[], float]):
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
         with self._locked():
+            try:  # create it with the shared mode before AuditLog opens it (which would make it 0640)
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, SHARED_MODE))
+            except OSError as exc:
+                raise storage_error(exc, path, "opening the office audit log") from exc
             self._log = AuditLog(path, signing_key, clock=clock)
 
     @contextmanager
     def _locked(self):
         try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SHARED_MODE)
         except OSError as exc:
             raise storage_error(exc, self._lock_path, "opening the audit log's lock") from exc
         try:

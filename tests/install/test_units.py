@@ -12,7 +12,7 @@ import pytest
 from .conftest import UNITS, need_tool
 
 UNIT_NAMES = ("bodycam-agent.service", "bodycam-receiver.service", "bodycam-office-retention.service",
-              "bodycam-custodian.service")
+              "bodycam-custodian.service", "bodycam-review.service")
 MAX_EXPOSURE = 2.0
 
 
@@ -132,3 +132,25 @@ def test_custodian_holds_the_key_alone_with_no_network_and_writes_only_the_audit
     # the other units never see the evidence key
     for unit in ("bodycam-receiver.service", "bodycam-office-retention.service"):
         assert "evidence.key" not in (UNITS / unit).read_text()
+
+
+def test_review_app_contract():
+    """gunicorn on loopback for the proxy; its own user in the receiver's group (an approved deletion removes
+    store files); the office key and the session secret as credentials; never the evidence key."""
+    d = directives("bodycam-review.service")
+    assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam-office web --bind 127.0.0.1:8470"]
+    assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]  # gunicorn's arbiter says READY=1
+    assert d["User"] == ["bodycam-review"] and d["Group"] == ["bodycam-receiver"] and d["UMask"] == ["0007"]
+    assert d["ReadWritePaths"] == ["/srv/bodycam/store /var/lib/bodycam-office"]
+    assert "BODYCAM_REVIEW_BEHIND_TLS=1" in d["Environment"]
+    assert "BODYCAM_OFFICE_KEY=%d/office.key" in d["Environment"]
+    assert "BODYCAM_OFFICE_SECRET_KEY_FILE=%d/review-secret" in d["Environment"]
+    assert d["LoadCredential"] == ["office.key:/var/lib/bodycam-office/keys/office.key",
+                                   "review-secret:/etc/bodycam/review-secret"]
+    text = (UNITS / "bodycam-review.service").read_text()
+    assert "evidence.key" not in text and "identity" not in text.lower()
+
+
+def test_the_review_apps_group_may_write_what_the_receiver_and_retention_create():
+    for unit in ("bodycam-receiver.service", "bodycam-office-retention.service"):
+        assert directives(unit)["UMask"] == ["0007"], unit
