@@ -18,6 +18,7 @@ from pathlib import Path
 
 from base.config import dumps_sections, option, parse_sections, parse_toml, read_config_text, replace_section
 from base.errors import ConfigError
+from base.legal import PRE_EVENT_MODES
 from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
 from ui.settings import ControlsConfig, DisplayConfig, pin_conflicts
@@ -81,6 +82,9 @@ class RecordingConfig:
     pre_event_seconds: float = _opt(
         30.0, f"Pre-event window held in RAM (0 disables pre-recording; at most {PRE_EVENT_MAX_SECONDS}).",
         min=0.0, max=float(PRE_EVENT_MAX_SECONDS))
+    pre_event_mode: str = _opt(
+        "standby", "When the pre-event ring fills: standby (in every standby), announced (only while the front "
+                   "display shows the person the picture), off (never).", choices=PRE_EVENT_MODES)
     pre_event_max_mib: float = _opt(
         96.0, "Byte bound of the pre-event ring in MiB; whole oldest GOPs are dropped beyond it.",
         min=1.0, max=1024.0)

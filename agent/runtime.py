@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 #: After the sealer stopped: how long a recorder that waited on it may take to end.
 RECORDER_LATE_JOIN_S = 5.0
 #: Keys that a SIGHUP applies to the running agent; any other change needs a restart.
-RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds")}
+RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds"),
+              ("recording", "pre_event_mode")}
 #: Keys that a remote 'set' applies to the running agent (comms.commands says which may be sent at all).
 LIVE_SETTINGS = {("recording", "pre_event_seconds"), ("telemetry", "interval_seconds"), ("display", "language")}
 
@@ -123,7 +124,8 @@ class Agent:
         source = self.source
         recorder = Recorder(source.info, PreEventRing(rec.pre_event_seconds, int(rec.pre_event_max_mib * 2**20)),
                             rec.segment_seconds, self.sealer.put, rec.post_event_seconds,
-                            lambda: self.source.request_keyframe(), self.stage.storage_gate, audio=source.audio)
+                            lambda: self.source.request_keyframe(), self.stage.storage_gate, audio=source.audio,
+                            pre_event_mode=rec.pre_event_mode)
         recorder.subscribe(self.stage.record_event)
         recorder.subscribe(self._to_channel)
         per_second = source.info.fps  # frames, and sound packets (about 47 a second) share the queue
@@ -442,7 +444,8 @@ class Agent:
                 if getattr(old_sec, key) != getattr(new_sec, key) and (section, key) not in RELOADABLE:
                     needs_restart.append(f"{section}.{key}")
         rec = new.recording
-        self.recorder_thread.call(lambda r: r.reconfigure(rec.pre_event_seconds, rec.post_event_seconds))
+        self.recorder_thread.call(lambda r: r.reconfigure(rec.pre_event_seconds, rec.post_event_seconds,
+                                                          rec.pre_event_mode))
         self.stage.audit.append(audit.CONFIG_CHANGED, source=new.source,
                                 applied=sorted(f"{s}.{k}" for s, k in RELOADABLE), needs_restart=needs_restart)
         self.cfg = new
