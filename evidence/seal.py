@@ -12,6 +12,8 @@ A sealed segment is two files with one stem, ``<device_id>-<seq:010d>``:
 * ``<stem>.manifest.json`` — what the segment is, signed with the device's Ed25519 key (fields in
   :data:`MANIFEST_FIELDS`). The signature sits inside the document, in ``"signature"``, so the spool and
   the uplink move one JSON file and can read ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
+  A few fields are optional (:data:`OPTIONAL_SEGMENT_FIELDS`, e.g. ``pre_event_mode``): added after the
+  format was fixed, they may be absent, and every reader accepts a manifest with or without them.
 
 **The incident end marker** (``bodycam-incident-end/1``) is a chain entry without video: when the agent
 restarts after a crash or power loss in the middle of an incident, it seals one before it records
@@ -62,6 +64,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyrage import x25519
 
 from base import __version__
+from base.legal import PRE_EVENT_MODES
 from .chain import ChainState
 from base.canonical import canonical_json
 from base.errors import BodycamError
@@ -107,6 +110,8 @@ class Segment(Protocol):
     audio_from_us: int | None
     audio_until_us: int | None
     audio_missing_us: int
+    #: When the pre-event ring filled (off, announced, standby); None: the manifest leaves it out.
+    pre_event_mode: str | None
 
     @property
     def start_pts_us(self) -> int: ...
@@ -222,6 +227,13 @@ MANIFEST_FIELDS_AV: dict[str, Callable[[object], object]] = {
     "audio_missing_us": _is_nat,
 }
 
+#: Fields a segment manifest (/1 and /2) may carry or leave out: manifests sealed before a field existed
+#: stay valid, and every reader takes the absent field as unknown (None). ``pre_event_mode`` is when the
+#: device's pre-event ring filled before this recording (off, announced, standby; see base.legal).
+OPTIONAL_SEGMENT_FIELDS: dict[str, Callable[[object], object]] = {
+    "pre_event_mode": lambda v: v in PRE_EVENT_MODES,
+}
+
 #: The fields of an incident end marker (see the module docstring).
 END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
     **{k: MANIFEST_FIELDS[k] for k in ("device_id", "site", "incident_id", "segment_index", "seq",
@@ -236,6 +248,7 @@ END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
 }
 
 _FIELDS_BY_FORMAT = {FORMAT: MANIFEST_FIELDS, FORMAT_AV: MANIFEST_FIELDS_AV, END_FORMAT: END_MARKER_FIELDS}
+_OPTIONAL_BY_FORMAT = {FORMAT: OPTIONAL_SEGMENT_FIELDS, FORMAT_AV: OPTIONAL_SEGMENT_FIELDS, END_FORMAT: {}}
 #: What a marker's :class:`Manifest` holds in the fields that describe video.
 _NO_VIDEO = {"codec": {}, "frame_count": 0, "first_frame_seq": 0, "last_frame_seq": 0, "pre_event_frames": 0,
              "dropped_frames": 0, "start_pts_us": 0, "frame_pts_us": (), "plaintext_bytes": 0,
@@ -285,6 +298,8 @@ class Manifest:
     audio_from_us: int | None = None
     audio_until_us: int | None = None
     audio_missing_us: int = 0
+    #: Optional (see :data:`OPTIONAL_SEGMENT_FIELDS`): None when the manifest does not say.
+    pre_event_mode: str | None = None
 
     @property
     def stem(self) -> str:
@@ -317,13 +332,14 @@ class Manifest:
         if fields is None:
             raise ManifestError(f"manifest format {str(doc.get('format'))[:40]!r} is not one of "
                                 f"{', '.join(map(repr, _FIELDS_BY_FORMAT))}")
+        optional = _OPTIONAL_BY_FORMAT[doc["format"]]
         missing = [k for k in fields if k not in doc]
         if missing:
             raise ManifestError(f"manifest lacks field(s) {', '.join(missing)}")
-        unknown = sorted(set(doc) - set(fields))
+        unknown = sorted(set(doc) - set(fields) - set(optional))
         if unknown:
             raise ManifestError(f"manifest has unknown field(s) {', '.join(unknown)[:80]}")
-        for key, check in fields.items():
+        for key, check in [*fields.items(), *((k, c) for k, c in optional.items() if k in doc)]:
             if not check(doc[key]):
                 raise ManifestError(f"manifest field {key!r} has an invalid value")
         if data != canonical_json(doc) + b"\n":
@@ -473,6 +489,11 @@ class Sealer:
             for key, check in MANIFEST_FIELDS_AV.items():
                 if key != "signature" and not check(doc[key]):
                     raise SealError(f"cannot seal a segment with sound: {key} = {doc[key]!r} is not a valid value")
+        mode = getattr(segment, "pre_event_mode", None)
+        if mode is not None:
+            if not OPTIONAL_SEGMENT_FIELDS["pre_event_mode"](mode):
+                raise SealError(f"pre-event mode {mode!r} is not one of {', '.join(PRE_EVENT_MODES)}")
+            doc["pre_event_mode"] = mode
         doc["signature"] = base64.b64encode(self._key.sign(canonical_json(doc))).decode("ascii")
         manifest = canonical_json(doc) + b"\n"
         sealed = SealedSegment(
