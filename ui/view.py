@@ -60,6 +60,8 @@ class OfficerView:
     identify: str | None = None
     #: Sound is recorded with the pictures: the recording screen shows the microphone mark.
     sound: bool = False
+    #: The pre-event ring is filling (outside a recording): standby and mirror say VORAUFNAHME.
+    pre_recording: bool = False
 
     @property
     def elapsed_seconds(self) -> int:
@@ -125,4 +127,5 @@ class ViewBuilder:
             storage_used=disk.used if disk is not None else None,
             link_up=health.link_up, backlog_segments=health.backlog_segments,
             alerts=tuple(self._read("alerts") or ()), language=self.language, identify=self._read("identify"),
-            sound=health.sound)
+            sound=health.sound,
+            pre_recording=status is not None and status.pre_recording and not status.state.recording)

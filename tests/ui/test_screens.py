@@ -122,3 +122,14 @@ def test_every_alert_the_agent_raises_has_its_own_text():
     for alert in raised:
         for language in LANGUAGES:
             assert alert_text(alert.code, language)[0] != generic, alert.code
+
+
+@pytest.mark.parametrize("state", [OfficerState.STANDBY, OfficerState.MIRROR])
+def test_pre_recording_adds_its_tag_and_changes_nothing_else_of_the_screen(state):
+    plain = np.asarray(render(view(state)))
+    tagged = np.asarray(render(view(state, pre_recording=True)))
+    assert screen_for(view(state, pre_recording=True)) == screen_for(view(state))
+    assert (plain != tagged).any()
+    if state is OfficerState.MIRROR:  # the tag sits in the bottom right corner, over the picture
+        rows, cols = np.nonzero(plain != tagged)
+        assert rows.min() >= 64 // 2 and cols.min() >= 128 // 4

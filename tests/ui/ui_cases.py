@@ -34,6 +34,8 @@ CASES = {
                           storage_level=StorageLevel.WARN, storage_used=0.93),
     "mirror": view(OfficerState.MIRROR),
     "mirror_no_picture": view(OfficerState.MIRROR, preview=None),
+    "standby_pre_recording": view(pre_recording=True),
+    "mirror_pre_recording": view(OfficerState.MIRROR, pre_recording=True),
     "recording": view(OfficerState.RECORDING),
     "recording_dot_off": view(OfficerState.RECORDING, now=NOW + 0.5),
     "recording_finishing_long": view(OfficerState.FINISHING, recording_since=NOW - 3723),
