@@ -21,7 +21,7 @@ from base.errors import ConfigError
 from base.legal import PRE_EVENT_MODES
 from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
-from ui.settings import ControlsConfig, DisplayConfig, pin_conflicts
+from ui.settings import ControlsConfig, DisplayConfig, SignalsConfig, pin_conflicts, signal_problems
 
 from .sensors import BatteryConfig
 
@@ -144,6 +144,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     controls: ControlsConfig = field(default_factory=ControlsConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
@@ -151,8 +152,10 @@ class Config:
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
     def __post_init__(self):
-        for key, sentence in pin_conflicts(self.display, self.controls):  # the only rule across two sections
+        for key, sentence in pin_conflicts(self.display, self.controls):  # rules across sections
             raise ConfigError(f"{self.source}: controls.{key} {sentence}")
+        for key, sentence in signal_problems(self.signals, self.controls):
+            raise ConfigError(f"{self.source}: signals.{key} {sentence}")
 
 
 

@@ -182,7 +182,7 @@ class Agent:
                               health=lambda: self._health, alerts=lambda: alert_codes(self.alerts),
                               identify=self._identifying, language=self.cfg.display.language)
         self.indicators = IndicatorThread.from_config(
-            self.cfg.controls, status, factory=self._pins,
+            self.cfg.controls, status, factory=self._pins, start_tone=self.cfg.signals.start_tone,
             alerting=lambda: (bool(self.alerts) or (self.display is not None and self.display.fault is not None)
                               or time.monotonic() < self._identify_until))
         self.display = build_display_thread(self.cfg.display, builder)
