@@ -23,6 +23,7 @@ from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
 from ui.settings import ControlsConfig, DisplayConfig, SignalsConfig, pin_conflicts, signal_problems
 
+from .policy import PolicyConfig, profile_problems, with_profile_defaults
 from .sensors import BatteryConfig
 
 #: The legal ceiling for the pre-event window. A deployment may set less (0 disables pre-recording),
@@ -134,6 +135,7 @@ class RuntimeConfig:
 @dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
@@ -156,6 +158,8 @@ class Config:
             raise ConfigError(f"{self.source}: controls.{key} {sentence}")
         for key, sentence in signal_problems(self.signals, self.controls):
             raise ConfigError(f"{self.source}: signals.{key} {sentence}")
+        for key, sentence in profile_problems(self):  # the legal profile's rules, last: they name the law
+            raise ConfigError(f"{self.source}: {key} {sentence}")
 
 
 
@@ -178,6 +182,8 @@ def loads(text: str, source: str = "<string>") -> Config:
 
 
 def from_dict(data: dict, source: str = "<dict>") -> Config:
+    """A :class:`Config` from parsed TOML; the legal profile (policy.profile) fills in the keys left out."""
+    data = with_profile_defaults(data, Config())
     return Config(**parse_sections(data, dict(sections()), source), source=source)
 
 

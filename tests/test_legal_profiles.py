@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from base import legal
@@ -86,3 +88,41 @@ def test_a_malformed_table_is_refused_with_the_row_named(tmp_path, monkeypatch, 
     with pytest.raises(LegalProfileError, match=message) as caught:
         _load(tmp_path, monkeypatch, _table(**changes))
     assert "[nrw" in str(caught.value)
+
+
+# --- docs/DATA_PROTECTION.md lists the table as it is --------------------------------------------------
+
+DOC = legal.TABLE_FILE.parents[1] / "docs" / "DATA_PROTECTION.md"
+BEGIN, END = "<!-- legal-profiles:begin", "<!-- legal-profiles:end -->"
+
+
+def table_markdown() -> str:
+    """The profiles as the data-protection officer reads them: a summary, then every rule with its source."""
+    lines = ["| profile | state | pre-recording | at most | sound | visible signal | start tone | retention |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in profiles().values():
+        r = p.rules
+        tone = ("required" if r["start_tone"].value
+                else f"not required (default {'on' if r['start_tone'].default else 'off'})")
+        lines.append(f"| `{p.name}` | {p.state} ({p.code}) | {r['pre_event_mode'].value} | "
+                     f"{r['pre_event_max_seconds'].value} s | {'allowed' if r['sound'].value else 'not allowed'} | "
+                     f"{'required' if r['visible_signal'].value else 'not required'} | {tone} | "
+                     f"{describe_period(r['retention'].value)} |")
+    lines.append("| `custom` | any | as configured | 120 s (the hard maximum) | as configured | as configured | "
+                 "as configured | the back office's setting for the site |")
+    for p in profiles().values():
+        lines += ["", f"**{p.name}**: {p.law}" + (f". **Confirm:** {p.note}" if p.note else ""), ""]
+        lines += [f"* {r.name}: {r.says()}. {r.source} (as of {r.as_of})"
+                  + (f". **Confirm:** {r.confirm}" if r.confirm else "") for r in p.rules.values()]
+    return "\n".join(lines)
+
+
+def test_the_data_protection_document_lists_the_table_as_it_is():
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    marker, rest = rest.split("\n", 1)
+    _, tail = rest.split(END, 1)
+    expected = f"{head}{BEGIN}{marker}\n{table_markdown()}\n{END}{tail}"
+    if os.environ.get("UPDATE_DOCS") == "1":
+        DOC.write_text(expected, encoding="utf-8")
+    assert text == expected, "docs/DATA_PROTECTION.md differs from base/legal_profiles.toml: UPDATE_DOCS=1"
