@@ -35,6 +35,12 @@ ENTITIES = [
     ("sensor", "temperature", "CPU-Temperatur / CPU temperature", "{{ value_json.system.cpu_temperature_c }}",
      {"device_class": "temperature", "unit_of_measurement": "°C", "state_class": "measurement"}),
     ("sensor", "alerts", "Warnungen / alerts", "{{ value_json.alerts | length }}", {"icon": "mdi:alert"}),
+    ("sensor", "pre_event_mode", "Voraufnahme-Modus / pre-event mode",
+     "{{ value_json.recorder.pre_event_mode | default('unknown') }}", {"icon": "mdi:history"}),
+    ("binary_sensor", "pre_recording", "Voraufnahme / pre-recording",
+     "{{ 'ON' if value_json.recorder.pre_recording | default(false) else 'OFF' }}", {"icon": "mdi:record-circle-outline"}),
+    ("sensor", "legal_profile", "Rechtsprofil / legal profile",
+     "{{ value_json.policy.profile if value_json.policy is defined else 'unknown' }}", {"icon": "mdi:scale-balance"}),
 ]
 
 

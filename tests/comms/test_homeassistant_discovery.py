@@ -19,13 +19,14 @@ import time
 from agent import config
 from agent.demo import prepare_workdir
 from evidence.keys import generate_receipt_key
+from comms import homeassistant
 from comms.mqtt import Connected, Message, MqttLink, Published
 from mqtt_harness import Broker, acl_text
 
 SITE, DEV = "duisburg", "kod-07"
 BASE = f"bodycam/{SITE}/{DEV}"
 CONFIGS = "homeassistant/+/+/+/config"
-ENTITIES = 7  # comms.homeassistant.ENTITIES
+ENTITIES = len(homeassistant.ENTITIES)
 
 
 def agent_config(tmp_path, mqtt_settings):
@@ -166,11 +167,11 @@ def test_the_refusal_ends_when_the_broker_accepts_the_next_announcement(tmp_path
         channel.start()
         link.start()
         deadline = time.monotonic() + 20
-        while "7 config(s)" not in (channel.discovery_fault or ""):
+        while f"{ENTITIES} config(s)" not in (channel.discovery_fault or ""):
             assert time.monotonic() < deadline, f"not every config refused: {channel.discovery_fault}"
             time.sleep(0.05)
         assert "Not authorized (0x87)" in channel.discovery_fault
-        assert sum("refused by the broker" in r.getMessage() for r in caplog.records) == 7
+        assert sum("refused by the broker" in r.getMessage() for r in caplog.records) == ENTITIES
 
         broker.acl_path.write_text(full)  # IT adds the discovery lines and reloads the broker
         broker.process.send_signal(signal.SIGHUP)
