@@ -96,3 +96,22 @@ def test_a_tone_without_a_sounder_is_refused_with_a_sentence():
     assert list(signal_problems(SignalsConfig(start_tone=True), ControlsConfig(tone_pin=TONE))) == []
     with pytest.raises(ConfigError, match="controls.tone_pin = 25 is already used by controls.buzzer_pin"):
         ControlsConfig(tone_pin=BUZZER)
+
+
+def test_the_agent_sounds_the_tone_its_config_asks_for(tmp_path):
+    from agent.recorder import Action, Trigger
+    from agent.runtime import Agent
+    from tests.support import device_config, wait_for
+
+    cfg = device_config(tmp_path, controls={"pin_factory": "mock", "tone_pin": TONE}, signals={"start_tone": True})
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        assert agent.indicators.tone is not None
+        tone = agent._pins.pin(TONE)
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 5)
+        assert [s.state for s in tone.states] == [False]  # silent in standby
+        agent.trigger(Trigger(Action.START, "test"))
+        assert wait_for(lambda: len(tone.states) >= 1 + 2 * len(TONE_START_PATTERN))
+    finally:
+        agent.stop()
