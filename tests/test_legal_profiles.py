@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_a_malformed_table_is_refused_with_the_row_named(tmp_path, monkeypatch, 
 
 # --- docs/DATA_PROTECTION.md lists the table as it is --------------------------------------------------
 
-DOC = legal.TABLE_FILE.parents[1] / "docs" / "DATA_PROTECTION.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "DATA_PROTECTION.md"
 BEGIN, END = "<!-- legal-profiles:begin", "<!-- legal-profiles:end -->"
 
 
