@@ -366,7 +366,8 @@ class Agent:
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.stage.audit.append(audit.AGENT_STARTED, version=__version__, config=self.cfg.source,
-                                device=self.cfg.device.id, site=self.cfg.device.site)
+                                device=self.cfg.device.id, site=self.cfg.device.site,
+                                profile=self.cfg.policy.profile, pre_event_mode=self.cfg.recording.pre_event_mode)
         if self._officer_ui:
             self._build_officer_outputs()
         for worker in self._workers:

@@ -7,6 +7,7 @@ numbers read back, so "in the recording" means what a court would see, not what 
 from __future__ import annotations
 
 import gc
+import json
 import tracemalloc
 
 import pytest
@@ -199,3 +200,8 @@ def test_the_agent_fills_the_ring_only_on_the_mirror_and_a_reload_switches_the_m
         assert agent.status().pre_event.memory_bytes == 0 and not agent.recorder_thread.status.pre_recording
     finally:
         agent.stop()
+    lines = [json.loads(line) for line in open(cfg.storage.audit_log)]
+    [started] = [line["fields"] for line in lines if line["event"] == "agent_started"]
+    assert (started["profile"], started["pre_event_mode"]) == ("custom", "announced")
+    [changed] = [line["fields"] for line in lines if line["event"] == "config_changed"]
+    assert "recording.pre_event_mode" in changed["applied"]
