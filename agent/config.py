@@ -18,11 +18,13 @@ from pathlib import Path
 
 from base.config import dumps_sections, option, parse_sections, parse_toml, read_config_text, replace_section
 from base.errors import ConfigError
+from base.legal import PRE_EVENT_MODES
 from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
-from ui.settings import ControlsConfig, DisplayConfig, pin_conflicts
+from ui.settings import ControlsConfig, DisplayConfig, SignalsConfig, pin_conflicts, signal_problems
 
 from .checkout import CheckoutConfig
+from .policy import PolicyConfig, profile_problems, with_profile_defaults
 from .sensors import BatteryConfig
 
 #: The legal ceiling for the pre-event window. A deployment may set less (0 disables pre-recording),
@@ -82,6 +84,9 @@ class RecordingConfig:
     pre_event_seconds: float = _opt(
         30.0, f"Pre-event window held in RAM (0 disables pre-recording; at most {PRE_EVENT_MAX_SECONDS}).",
         min=0.0, max=float(PRE_EVENT_MAX_SECONDS))
+    pre_event_mode: str = _opt(
+        "standby", "When the pre-event ring fills: standby (in every standby), announced (only while the front "
+                   "display shows the person the picture), off (never).", choices=PRE_EVENT_MODES)
     pre_event_max_mib: float = _opt(
         96.0, "Byte bound of the pre-event ring in MiB; whole oldest GOPs are dropped beyond it.",
         min=1.0, max=1024.0)
@@ -131,6 +136,7 @@ class RuntimeConfig:
 @dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
@@ -141,6 +147,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     controls: ControlsConfig = field(default_factory=ControlsConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
@@ -149,8 +156,12 @@ class Config:
     source: str = field(default="<embedded defaults>", compare=False, metadata={"internal": True})
 
     def __post_init__(self):
-        for key, sentence in pin_conflicts(self.display, self.controls):  # the only rule across two sections
+        for key, sentence in pin_conflicts(self.display, self.controls):  # rules across sections
             raise ConfigError(f"{self.source}: controls.{key} {sentence}")
+        for key, sentence in signal_problems(self.signals, self.controls):
+            raise ConfigError(f"{self.source}: signals.{key} {sentence}")
+        for key, sentence in profile_problems(self):  # the legal profile's rules, last: they name the law
+            raise ConfigError(f"{self.source}: {key} {sentence}")
 
 
 
@@ -173,6 +184,8 @@ def loads(text: str, source: str = "<string>") -> Config:
 
 
 def from_dict(data: dict, source: str = "<dict>") -> Config:
+    """A :class:`Config` from parsed TOML; the legal profile (policy.profile) fills in the keys left out."""
+    data = with_profile_defaults(data, Config())
     return Config(**parse_sections(data, dict(sections()), source), source=source)
 
 

@@ -119,6 +119,11 @@ def describe_status(doc: StatusDocument, now: float) -> list[str]:
     lines.append(f"state:   {state}")
     lines.append(f"camera:  {doc.frames_seen} frame(s) seen, {doc.frames_lost} lost"
                  + (" (OVERRUN)" if doc.overrun_alarm else ""))
+    if doc.pre_event is not None:
+        p = doc.pre_event
+        held = f", holding {p.seconds_held:.1f} s in RAM" if p.active else ""
+        lines.append(f"policy:  legal profile {doc.profile}; pre-event {p.mode}, "
+                     f"{p.window_seconds:g} s window{held}")
     if doc.storage is not None:
         lines.append(f"storage: {doc.storage.reason}")
     if doc.backlog is not None:

@@ -22,7 +22,7 @@ def officer_status(status: RecorderStatus | None) -> OfficerStatus | None:
     """What display, LED and buttons need of the recorder's snapshot (None: no recorder yet)."""
     if status is None:
         return None
-    return OfficerStatus(OfficerState(status.state.value), status.recording_since)
+    return OfficerStatus(OfficerState(status.state.value), status.recording_since, status.pre_recording)
 
 
 def officer_storage(disk: DiskSnapshot | None) -> Storage | None:

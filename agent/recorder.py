@@ -1,10 +1,19 @@
 """The recorder: the state machine between the pre-event ring and the segmenter.
 
-STANDBY   the ring fills (RAM only); nothing is stored.
-MIRROR    as STANDBY, and the front display shows the live image as an announcement.
+STANDBY   the ring fills (RAM only) in pre-event mode ``standby``; nothing is stored.
+MIRROR    the front display shows the live image as an announcement; the ring fills in modes
+          ``standby`` and ``announced``.
 RECORDING the incident's segments start with the ring's content (from its oldest keyframe inside the
           pre-event window), then live frames.
 FINISHING the stop trigger came; recording goes on for ``post_event_seconds``, then ends.
+
+When the ring fills is the law's question, so it is a setting (``recording.pre_event_mode``, see
+:data:`base.legal.PRE_EVENT_MODES`): ``standby`` in every standby, ``announced`` only while the mirror
+shows the person the picture (the officer's short press), ``off`` never. Whenever the ring stops
+filling (the mirror goes off in ``announced``) it is emptied at once, so nothing seen before the
+announcement or after it ended stays in RAM; when it starts filling, a keyframe is asked for, so the
+pre-event part starts with the announcement rather than up to a GOP later. A recording records the
+mode that applied to its pre-event part (``off`` when the window is 0).
 
 Triggers are idempotent (a second START while recording changes nothing) and every transition is an
 event that listeners (display, telemetry, audit) observe. The :class:`Recorder` itself is plain,
@@ -29,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from base.legal import PRE_EVENT_MODES
 from camera.frames import AudioInfo, AudioPacket, EncodedFrame, StreamInfo
 from camera.ring import PreEventRing, RingStats
 from camera.segmenter import Segmenter, SegmentSink
@@ -116,6 +126,9 @@ class RecorderStatus:
     audio_packets_lost: int = 0
     #: Sound is expected but has not come for AUDIO_SILENCE_US of pictures.
     audio_silent: bool = False
+    #: When the ring fills (recording.pre_event_mode), and whether it fills now (outside a recording).
+    pre_event_mode: str = "standby"
+    pre_recording: bool = False
 
 
 Listener = Callable[[object], None]
@@ -135,7 +148,11 @@ class Recorder:
 
     def __init__(self, stream: StreamInfo, ring: PreEventRing, segment_seconds: float, sink: SegmentSink,
                  post_event_seconds: float = 0.0, request_keyframe: Callable[[], None] = lambda: None,
-                 gate: Callable[[], str | None] = lambda: None, audio: AudioInfo | None = None):
+                 gate: Callable[[], str | None] = lambda: None, audio: AudioInfo | None = None,
+                 pre_event_mode: str = "standby"):
+        if pre_event_mode not in PRE_EVENT_MODES:
+            raise ValueError(f"pre_event_mode {pre_event_mode!r} is not one of {', '.join(PRE_EVENT_MODES)}")
+        self.pre_event_mode = pre_event_mode
         self.stream = stream
         self.audio = audio
         self.ring = ring
@@ -176,10 +193,32 @@ class Recorder:
                 logger.exception("recorder listener %r failed", listener)
 
     def _set_state(self, state: State, trigger: Trigger | None) -> None:
+        filled = not self.state.recording and self._ring_fills()
         previous, self.state = self.state, state
         logger.info("recorder %s -> %s (%s)", previous.value, state.value,
                     trigger.origin if trigger else "internal")
+        if not state.recording:
+            if not self._ring_fills():
+                self._empty_ring(f"{state.value} in pre-event mode {self.pre_event_mode}")
+            elif not filled and not previous.recording:
+                self.request_keyframe()  # the pre-event part starts with the announcement, not a GOP later
         self._publish(StateChanged(previous, state, self.incident_id, trigger, time.time()))
+
+    def _ring_fills(self) -> bool:
+        """Whether frames outside a recording go to the pre-event ring in the current state."""
+        if self.pre_event_mode == "announced":
+            return self.state is State.MIRROR
+        return self.pre_event_mode == "standby"
+
+    def _empty_ring(self, why: str) -> None:
+        if len(self.ring) or self.ring.nbytes:
+            logger.info("pre-event ring emptied (%d frames, %d bytes): %s", len(self.ring), self.ring.nbytes, why)
+        self.ring.clear()
+
+    @property
+    def applied_pre_event_mode(self) -> str:
+        """The mode a recording starting now records in its manifest: ``off`` when the window is 0."""
+        return self.pre_event_mode if self.ring.window_us else "off"
 
     # -- inputs --------------------------------------------------------------------------------------
     def handle_frame(self, frame: EncodedFrame) -> None:
@@ -198,9 +237,10 @@ class Recorder:
                 self._finish(None)
         else:
             self.segmenter.advance(frame.pts_us)
-            self.ring.append(frame)
-            if self.ring.wants_keyframe:
-                self.request_keyframe()
+            if self._ring_fills():
+                self.ring.append(frame)
+                if self.ring.wants_keyframe:
+                    self.request_keyframe()
 
     def _watch_silence(self, pts_us: int) -> None:
         if self._heard_until_us is None:
@@ -221,7 +261,7 @@ class Recorder:
             self.audio_packets_lost += lost
             logger.warning("%d audio packets lost (%d in total)", lost, self.audio_packets_lost)
         self._last_audio_seq = packet.seq
-        if not self.segmenter.add_audio(packet) and not self.state.recording:
+        if not self.segmenter.add_audio(packet) and not self.state.recording and self._ring_fills():
             self.ring.append_audio(packet)
 
     def note_lost(self, count: int) -> None:
@@ -299,7 +339,7 @@ class Recorder:
         self.incident_id = new_incident_id(trigger.wall_time)
         self.recording_since = time.time()
         pre_event, pre_event_audio = self.ring.drain()
-        self.segmenter.begin(self.incident_id)
+        self.segmenter.begin(self.incident_id, self.applied_pre_event_mode)
         for frame in pre_event:
             self.segmenter.add(frame, pre_event=True)
         for packet in pre_event_audio:
@@ -315,13 +355,21 @@ class Recorder:
         self.incident_id = None
         self.recording_since = None
 
-    def reconfigure(self, pre_event_seconds: float, post_event_seconds: float) -> None:
+    def reconfigure(self, pre_event_seconds: float, post_event_seconds: float,
+                    pre_event_mode: str | None = None) -> None:
         """Apply a reloaded window: a shorter one takes effect with the next frame, a longer one fills."""
+        if pre_event_mode is not None:
+            if pre_event_mode not in PRE_EVENT_MODES:
+                raise ValueError(f"pre_event_mode {pre_event_mode!r} is not one of {', '.join(PRE_EVENT_MODES)}")
+            self.pre_event_mode = pre_event_mode
         self.ring.window_us = round(pre_event_seconds * 1_000_000)
         if pre_event_seconds == 0:
             self.ring.clear()  # pre-recording switched off: nothing may stay in RAM
+        elif not self.state.recording and not self._ring_fills():
+            self._empty_ring(f"pre-event mode {self.pre_event_mode} in {self.state.value}")
         self.post_event_us = round(post_event_seconds * 1_000_000)
-        logger.info("pre-event window %.1f s, post-event %.1f s", pre_event_seconds, post_event_seconds)
+        logger.info("pre-event window %.1f s (mode %s), post-event %.1f s", pre_event_seconds, self.pre_event_mode,
+                    post_event_seconds)
 
     def tick(self) -> None:
         """Called when no frame came for a while: a post-event stop must not wait for a dead camera."""
@@ -342,4 +390,5 @@ class Recorder:
         return RecorderStatus(self.state, self.incident_id, self.recording_since,
                               self.segmenter.segments_emitted, self.frames_seen, self.frames_lost, overrun,
                               refused, self.ring.stats(), self.audio_packets_seen, self.audio_packets_lost,
-                              self.audio_silent)
+                              self.audio_silent, self.pre_event_mode,
+                              not self.state.recording and self.ring.window_us > 0 and self._ring_fills())

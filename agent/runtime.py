@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 #: After the sealer stopped: how long a recorder that waited on it may take to end.
 RECORDER_LATE_JOIN_S = 5.0
 #: Keys that a SIGHUP applies to the running agent; any other change needs a restart.
-RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds")}
+RELOADABLE = {("recording", "pre_event_seconds"), ("recording", "post_event_seconds"),
+              ("recording", "pre_event_mode")}
 #: Keys that a remote 'set' applies to the running agent (comms.commands says which may be sent at all).
 LIVE_SETTINGS = {("recording", "pre_event_seconds"), ("telemetry", "interval_seconds"), ("display", "language")}
 
@@ -125,7 +126,8 @@ class Agent:
         source = self.source
         recorder = Recorder(source.info, PreEventRing(rec.pre_event_seconds, int(rec.pre_event_max_mib * 2**20)),
                             rec.segment_seconds, self.sealer.put, rec.post_event_seconds,
-                            lambda: self.source.request_keyframe(), self.stage.storage_gate, audio=source.audio)
+                            lambda: self.source.request_keyframe(), self.stage.storage_gate, audio=source.audio,
+                            pre_event_mode=rec.pre_event_mode)
         recorder.subscribe(self.stage.record_event)
         recorder.subscribe(self._to_channel)
         per_second = source.info.fps  # frames, and sound packets (about 47 a second) share the queue
@@ -207,7 +209,7 @@ class Agent:
                               identify=self._identifying, language=self.cfg.display.language,
                               assignment=lambda: self.shift.view() if self.shift is not None else None)
         self.indicators = IndicatorThread.from_config(
-            self.cfg.controls, status, factory=self._pins,
+            self.cfg.controls, status, factory=self._pins, start_tone=self.cfg.signals.start_tone,
             alerting=lambda: (bool(self.alerts) or (self.display is not None and self.display.fault is not None)
                               or time.monotonic() < self._identify_until))
         self.display = build_display_thread(self.cfg.display, builder)
@@ -394,7 +396,8 @@ class Agent:
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.stage.audit.append(audit.AGENT_STARTED, version=__version__, config=self.cfg.source,
-                                device=self.cfg.device.id, site=self.cfg.device.site)
+                                device=self.cfg.device.id, site=self.cfg.device.site,
+                                profile=self.cfg.policy.profile, pre_event_mode=self.cfg.recording.pre_event_mode)
         if self._officer_ui:
             self._build_officer_outputs()
         if self.cfg.checkout.enabled:
@@ -475,7 +478,8 @@ class Agent:
                 if getattr(old_sec, key) != getattr(new_sec, key) and (section, key) not in RELOADABLE:
                     needs_restart.append(f"{section}.{key}")
         rec = new.recording
-        self.recorder_thread.call(lambda r: r.reconfigure(rec.pre_event_seconds, rec.post_event_seconds))
+        self.recorder_thread.call(lambda r: r.reconfigure(rec.pre_event_seconds, rec.post_event_seconds,
+                                                          rec.pre_event_mode))
         self.stage.audit.append(audit.CONFIG_CHANGED, source=new.source,
                                 applied=sorted(f"{s}.{k}" for s, k in RELOADABLE), needs_restart=needs_restart)
         self.cfg = new
@@ -509,8 +513,9 @@ class Agent:
             time=time.time(), version=__version__, device=self.cfg.device.id, site=self.cfg.device.site,
             state=rs.state.value, incident_id=rs.incident_id, recording_since=rs.recording_since,
             frames_seen=rs.frames_seen, frames_lost=rs.frames_lost, overrun_alarm=rs.overrun_alarm,
-            refused_reason=rs.refused_reason, sound=sound,
-            pre_event=PreEvent(rs.ring.seconds_held, rs.ring.memory_bytes, rs.ring.window_seconds),
+            refused_reason=rs.refused_reason, sound=sound, profile=self.cfg.policy.profile,
+            pre_event=PreEvent(rs.ring.seconds_held, rs.ring.memory_bytes, rs.ring.window_seconds,
+                               rs.pre_event_mode, rs.pre_recording),
             storage=Storage(**disk.as_dict()) if disk else None,
             backlog=Backlog(backlog.count, backlog.bytes, backlog.oldest_age_s),
             sealed=self.sealer.sealed if self.sealer else 0,

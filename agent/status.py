@@ -36,6 +36,9 @@ class PreEvent:
     seconds_held: float
     memory_bytes: int
     window_seconds: float
+    #: recording.pre_event_mode (off, announced, standby) and whether the ring fills now.
+    mode: str = "standby"
+    active: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class StatusDocument:
     refused_reason: str | None = None
     #: Whether sound is recorded with the pictures: "off" (audio.enabled = false), "on", or "fault".
     sound: str = "off"
+    #: The legal profile in force (policy.profile): nrw, bw, by, he or custom.
+    profile: str = "custom"
     pre_event: PreEvent | None = None
     storage: Storage | None = None
     backlog: Backlog | None = None

@@ -56,8 +56,8 @@ class FleetView:
 
     def table(self, now: float | None = None) -> list[list[str]]:
         now = time.time() if now is None else now
-        lines = [["SITE", "DEVICE", "LINK", "STATE", "BATTERY", "STORAGE FREE", "BACKLOG", "LAST SEEN", "ALERTS",
-                  "OFFICER"]]
+        lines = [["SITE", "DEVICE", "LINK", "STATE", "PRE-EVENT", "PROFILE", "BATTERY", "STORAGE FREE", "BACKLOG",
+                  "LAST SEEN", "ALERTS", "OFFICER"]]
         for (site, device), row in sorted(self.rows.items()):
             t = row.telemetry or {}
             rec, bat, sto, back = t.get("recorder") or {}, t.get("battery"), t.get("storage"), t.get("backlog") or {}
@@ -66,6 +66,8 @@ class FleetView:
                 site, device,
                 row.status + (" (stale)" if age is not None and age > self.stale_after_s else ""),
                 STATE_LABELS.get(rec.get("state"), rec.get("state") or "-"),
+                _pre_event(rec),
+                (t.get("policy") or {}).get("profile") or "-",
                 f"{bat['percent']:.0f} %" if bat else "unknown",
                 f"{sto['free_bytes'] / 2**30:.1f} GiB ({sto['level']})" if sto else "-",
                 f"{back.get('segments', 0)} / {back.get('bytes', 0) / 1e6:.0f} MB" if t else "-",
@@ -86,6 +88,14 @@ def _officer(assignment: dict | None) -> str:
     if not assignment:
         return "-"
     return assignment.get("officer") or "unassigned"
+
+
+def _pre_event(recorder: dict) -> str:
+    """The pre-event mode, "(active)" while the ring fills; "-" from a device that does not say."""
+    mode = recorder.get("pre_event_mode")
+    if not mode:
+        return "-"
+    return f"{mode} (active)" if recorder.get("pre_recording") else mode
 
 
 def _age(seconds: float | None) -> str:

@@ -41,6 +41,8 @@ class Segment:
     audio_from_us: int | None = None
     audio_until_us: int | None = None
     audio_missing_us: int = 0
+    #: When the ring filled before this recording (off, announced, standby); None where nobody said.
+    pre_event_mode: str | None = None
 
     def __post_init__(self):
         if not self.frames:

@@ -93,6 +93,7 @@ class Segmenter:
         self.sink = sink
         self.request_keyframe = request_keyframe
         self.incident_id: str | None = None
+        self.pre_event_mode: str | None = None
         self._frames: list[EncodedFrame] = []
         self._pre_event = 0
         self._lost_before = 0
@@ -117,10 +118,12 @@ class Segmenter:
         """Closed segments not handed over yet (sound still due, or final flag still open)."""
         return len(self._closing)
 
-    def begin(self, incident_id: str) -> None:
+    def begin(self, incident_id: str, pre_event_mode: str | None = None) -> None:
+        """Open an incident; every segment of it names ``pre_event_mode`` (when its ring filled)."""
         if self.active:
             raise RuntimeError(f"segmenter busy with incident {self.incident_id}")
         self.incident_id = incident_id
+        self.pre_event_mode = pre_event_mode
         self._frames = []
         self._pre_event = self._lost_before = self._index = 0
         self._keyframe_asked = False
@@ -218,7 +221,7 @@ class Segmenter:
 
     def _close(self, final: bool, until_us: int | None, decided: bool = True) -> _Closing:
         segment = Segment(self.incident_id, self._index, tuple(self._frames), self.stream, final,
-                          self._pre_event, self._lost_before)
+                          self._pre_event, self._lost_before, pre_event_mode=self.pre_event_mode)
         until = segment.end_pts_us if until_us is None else until_us
         start = segment.start_pts_us if self._sound_from is None else self._sound_from
         taken = [p for p in self._sound if p.pts_us < until]

@@ -39,6 +39,12 @@ ENTITIES = [
     ("sensor", "officer", "Beamter / officer",
      "{{ (value_json.assignment.officer or 'unassigned') if value_json.assignment else None }}",
      {"icon": "mdi:badge-account"}),
+    ("sensor", "pre_event_mode", "Voraufnahme-Modus / pre-event mode",
+     "{{ value_json.recorder.pre_event_mode | default('unknown') }}", {"icon": "mdi:history"}),
+    ("binary_sensor", "pre_recording", "Voraufnahme / pre-recording",
+     "{{ 'ON' if value_json.recorder.pre_recording | default(false) else 'OFF' }}", {"icon": "mdi:record-circle-outline"}),
+    ("sensor", "legal_profile", "Rechtsprofil / legal profile",
+     "{{ value_json.policy.profile if value_json.policy is defined else 'unknown' }}", {"icon": "mdi:scale-balance"}),
 ]
 
 

@@ -59,7 +59,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 # -- Event names. Fields are free-form keyword arguments; the suggested ones are listed. ------------
 LOG_CREATED = "log_created"                    # a new, empty log file was started
 LOG_RECOVERED = "log_recovered"                # reason, after_seq, skipped_bytes, skipped_sha256
-AGENT_STARTED = "agent_started"                # version, config (path + digest), device
+AGENT_STARTED = "agent_started"                # version, config (path + digest), device, profile, pre_event_mode
 AGENT_STOPPING = "agent_stopping"              # reason (sigterm, command, low battery ...)
 AGENT_STOPPED = "agent_stopped"                # clean shutdown completed
 RECORDING_STARTED = "recording_started"        # incident_id, trigger (button/command/input), pre_event_s

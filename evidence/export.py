@@ -360,7 +360,8 @@ def _report(report: Report, device, incident, segments, usable, timeline, proble
                "seq": m.seq, "segment_index": m.segment_index, "final": m.final,
                "included": s.stem in used, "start_time": m.start_time, "end_time": m.end_time,
                "clock_sync": m.clock_sync, "frame_count": m.frame_count, "dropped_frames": m.dropped_frames,
-               "pre_event_frames": m.pre_event_frames, "plaintext_bytes": m.plaintext_bytes,
+               "pre_event_frames": m.pre_event_frames, "pre_event_mode": m.pre_event_mode,
+               "plaintext_bytes": m.plaintext_bytes,
                "manifest_sha256": m.sha256, "ciphertext_sha256": m.ciphertext_sha256,
                "signing_key_id": m.signing_key_id, "software_version": m.software_version, "officer": m.officer}
         if s.stem in placed:

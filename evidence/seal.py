@@ -10,9 +10,10 @@ A sealed segment is two files with one stem, ``<device_id>-<seq:010d>``:
   without sound is always sealed as ``/1``, so devices without a microphone write what they always
   wrote, and every reader reads both.
 * ``<stem>.manifest.json`` — what the segment is, signed with the device's Ed25519 key (fields in
-  :data:`MANIFEST_FIELDS`; the optional ones in :data:`SEGMENT_OPTIONAL_FIELDS`). The signature sits
-  inside the document, in ``"signature"``, so the spool and the uplink move one JSON file and can read
-  ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
+  :data:`MANIFEST_FIELDS`). The signature sits inside the document, in ``"signature"``, so the spool and
+  the uplink move one JSON file and can read ``seq`` and ``ciphertext_sha256`` with ``json.loads``.
+  A few fields are optional (:data:`OPTIONAL_SEGMENT_FIELDS`, e.g. ``pre_event_mode``): added after the
+  format was fixed, they may be absent, and every reader accepts a manifest with or without them.
 
 **The incident end marker** (``bodycam-incident-end/1``) is a chain entry without video: when the agent
 restarts after a crash or power loss in the middle of an incident, it seals one before it records
@@ -63,6 +64,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyrage import x25519
 
 from base import __version__
+from base.legal import PRE_EVENT_MODES
 from .chain import ChainState
 from base.canonical import canonical_json
 from base.errors import BodycamError
@@ -108,6 +110,8 @@ class Segment(Protocol):
     audio_from_us: int | None
     audio_until_us: int | None
     audio_missing_us: int
+    #: When the pre-event ring filled (off, announced, standby); None: the manifest leaves it out.
+    pre_event_mode: str | None
 
     @property
     def start_pts_us(self) -> int: ...
@@ -223,6 +227,16 @@ MANIFEST_FIELDS_AV: dict[str, Callable[[object], object]] = {
     "audio_missing_us": _is_nat,
 }
 
+#: Fields a segment manifest (/1 and /2) may carry or leave out: manifests sealed before a field existed
+#: stay valid, and every reader takes the absent field as unknown (None). ``pre_event_mode`` is when the
+#: device's pre-event ring filled before this recording (off, announced, standby; see base.legal).
+OPTIONAL_SEGMENT_FIELDS: dict[str, Callable[[object], object]] = {
+    "pre_event_mode": lambda v: v in PRE_EVENT_MODES,
+    # the pseudonymous id of the officer the device was assigned to when the incident's first segment was
+    # sealed (officer check-out; absent while nobody was assigned)
+    "officer": is_officer_id,
+}
+
 #: The fields of an incident end marker (see the module docstring).
 END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
     **{k: MANIFEST_FIELDS[k] for k in ("device_id", "site", "incident_id", "segment_index", "seq",
@@ -237,14 +251,7 @@ END_MARKER_FIELDS: dict[str, Callable[[object], object]] = {
 }
 
 _FIELDS_BY_FORMAT = {FORMAT: MANIFEST_FIELDS, FORMAT_AV: MANIFEST_FIELDS_AV, END_FORMAT: END_MARKER_FIELDS}
-
-#: Fields a segment manifest (/1 and /2) may carry or leave out, so manifests sealed before them stay valid:
-#: ``officer``, the pseudonymous id of the officer the device was assigned to when the incident's first
-#: segment was sealed (officer check-out; absent while nobody was assigned, and from older devices).
-SEGMENT_OPTIONAL_FIELDS: dict[str, Callable[[object], object]] = {
-    "officer": is_officer_id,
-}
-_OPTIONAL_BY_FORMAT = {FORMAT: SEGMENT_OPTIONAL_FIELDS, FORMAT_AV: SEGMENT_OPTIONAL_FIELDS, END_FORMAT: {}}
+_OPTIONAL_BY_FORMAT = {FORMAT: OPTIONAL_SEGMENT_FIELDS, FORMAT_AV: OPTIONAL_SEGMENT_FIELDS, END_FORMAT: {}}
 #: What a marker's :class:`Manifest` holds in the fields that describe video.
 _NO_VIDEO = {"codec": {}, "frame_count": 0, "first_frame_seq": 0, "last_frame_seq": 0, "pre_event_frames": 0,
              "dropped_frames": 0, "start_pts_us": 0, "frame_pts_us": (), "plaintext_bytes": 0,
@@ -296,6 +303,8 @@ class Manifest:
     audio_missing_us: int = 0
     #: The assigned officer's pseudonymous id; None when nobody was assigned (or the device predates check-out).
     officer: str | None = None
+    #: Optional (see :data:`OPTIONAL_SEGMENT_FIELDS`): None when the manifest does not say.
+    pre_event_mode: str | None = None
 
     @property
     def stem(self) -> str:
@@ -490,6 +499,11 @@ class Sealer:
             for key, check in MANIFEST_FIELDS_AV.items():
                 if key != "signature" and not check(doc[key]):
                     raise SealError(f"cannot seal a segment with sound: {key} = {doc[key]!r} is not a valid value")
+        mode = getattr(segment, "pre_event_mode", None)
+        if mode is not None:
+            if not OPTIONAL_SEGMENT_FIELDS["pre_event_mode"](mode):
+                raise SealError(f"pre-event mode {mode!r} is not one of {', '.join(PRE_EVENT_MODES)}")
+            doc["pre_event_mode"] = mode
         doc["signature"] = base64.b64encode(self._key.sign(canonical_json(doc))).decode("ascii")
         manifest = canonical_json(doc) + b"\n"
         sealed = SealedSegment(

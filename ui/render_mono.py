@@ -2,6 +2,8 @@
 
 The recording label uses capitals at least 16 px tall on a lit band; the dot beside it blinks at 1 Hz
 (phase from ``view.now``), the label never does. The live mirror is dithered (:mod:`ui.dither`).
+While the pre-event ring fills, standby and mirror carry a lit VORAUFNAHME tag (:func:`_lit_tag`, the
+style of the mirror's VIDEO label).
 
 No clocks, no globals, no I/O: the same view gives the same pixels (the golden tests rely on it).
 Layout adapts to the configured size; 128x64 is the reference.
@@ -77,6 +79,16 @@ def _tag(image: Image.Image, lab: fonts.Label, right: int, bottom: int) -> None:
     _paste(image, lab, right - w + 2, bottom - h + 2)
 
 
+def _lit_tag(image: Image.Image, lab: fonts.Label, x: int, y: int) -> tuple[int, int]:
+    """A label in dark ink on a lit box with a dark rim, top-left at (x, y); returns the box's size."""
+    draw = ImageDraw.Draw(image)
+    box_w, box_h = lab.width + 6, lab.cap_height + 6
+    draw.rectangle((x - 1, y - 1, x + box_w, y + box_h), fill=0)  # the rim stands it off the picture
+    draw.rectangle((x, y, x + box_w - 1, y + box_h - 1), fill=1)
+    _paste(image, lab, x + 3, y + 3, fill=0)
+    return box_w, box_h
+
+
 def _recording_mark(image: Image.Image, view: OfficerView, text, top: int, height: int, lit: bool) -> None:
     """Dot and label centred in a band ``height`` rows tall at ``top``; ``lit``: dark ink on a lit band."""
     draw = ImageDraw.Draw(image)
@@ -134,6 +146,18 @@ def _standby(image: Image.Image, view: OfficerView, text) -> None:
         return
     clock = _fit(view.clock, w - 4, (16, 14, 12))
     free = h - icons.ICON_HEIGHT - 2
+    if view.pre_recording:  # BEREIT and the clock share the line above the tag
+        tag = _fit(text["pre_recording"], w - 8, _SMALL)
+        tag_h = tag.cap_height + 6
+        word = _fit(text["ready"], w - 10 - clock.width, (16, 14, 12), bold=True)
+        top = icons.ICON_HEIGHT + 2 + dy
+        gap = max(2, (free - max(word.cap_height, clock.cap_height) - tag_h) // 3)
+        line = max(word.cap_height, clock.cap_height)
+        space = (w - word.width - clock.width) // 3
+        _paste(image, word, space + dx, top + gap + line - word.cap_height)
+        _paste(image, clock, w - space - clock.width + dx, top + gap + line - clock.cap_height)
+        _lit_tag(image, tag, (w - tag.width - 6) // 2 + dx, top + gap + line + gap)
+        return
     gap = max(2, (free - word.cap_height - clock.cap_height) // 3)
     y = icons.ICON_HEIGHT + 2 + gap + dy
     _paste(image, word, (w - word.width) // 2 + dx, y)
@@ -162,6 +186,9 @@ def _mirror(image: Image.Image, view: OfficerView, text, spec: ScreenSpec) -> No
     draw.rectangle((0, 0, box_w, box_h), fill=0)  # a dark rim so the label stands off the picture
     draw.rectangle((0, 0, box_w - 1, box_h - 1), fill=1)
     _paste(image, lab, 3, 3, fill=0)
+    if view.pre_recording:  # bottom right, where the recording screen keeps its elapsed time
+        tag = _fit(text["pre_recording"], w - 8, _SMALL)
+        _lit_tag(image, tag, w - tag.width - 6, h - tag.cap_height - 6)
 
 
 def _recording(image: Image.Image, view: OfficerView, text, spec: ScreenSpec) -> None:

@@ -10,7 +10,8 @@ While recording, every screen (the recording and an alert alike) sits inside the
 chrome (:func:`_recording_chrome`): a thick frame in the recording colour and a band with the
 blinking dot, "AUFNAHME"/"REC" and, on the wide strip, the elapsed time. No other screen uses that
 colour in the frame area (on grey the identify screen's lit phase is a light grey, not white), so the
-tests can check the chrome by its pixels. On the TFT the label's
+tests can check the chrome by its pixels. While the pre-event ring fills, standby and mirror carry a
+VORAUFNAHME tag in dark letters on the lit (never the recording) colour (:func:`_lit_tag`). On the TFT the label's
 capitals are 45 px (8 mm on a 2.8" panel: legible at 2 m); a word too wide at that height is
 condensed rather than shrunk.
 
@@ -143,6 +144,15 @@ def _tag(image: Image.Image, lab: fonts.Label, x: int, y: int, pal: Palette, pad
     _paste(image, lab, x + pad, y + pad, pal.ink)
 
 
+def _lit_tag(image: Image.Image, lab: fonts.Label, box, pal: Palette, pad: int) -> None:
+    """A label in dark letters on a box of the lit colour, centred in ``box`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    w, h = lab.width + 2 * pad, lab.cap_height + 2 * pad
+    x, y = x0 + (x1 - x0 - w) // 2, y0 + (y1 - y0 - h) // 2
+    ImageDraw.Draw(image).rectangle((x, y, x + w - 1, y + h - 1), fill=pal.lit)
+    _paste(image, lab, x + pad, y + pad, _BLACK)
+
+
 # -- parts --------------------------------------------------------------------------------------------
 def _status_row(image: Image.Image, view: OfficerView, y: int, m: Metrics, pal: Palette, dx: int = 0) -> int:
     """The OLED's status row (battery, link, backlog, storage), scaled by whole pixels; returns its height."""
@@ -226,6 +236,12 @@ def _standby(image: Image.Image, view: OfficerView, text, m: Metrics, pal: Palet
     w, h = image.size
     top = _status_row(image, view, dy, m, pal, dx) + 2
     who = officer_text(view, text)
+    if view.pre_recording:  # the tag takes the bottom; BEREIT and the clock what is left above it
+        pad = max(2, m.hint_cap // 4)
+        tag = _text(text["pre_recording"], m.hint_cap, w - 4 * pad)
+        tag_h = tag.cap_height + 2 * pad
+        _lit_tag(image, tag, (dx, h - tag_h - 2 * pad + dy, w + dx, h - pad + dy), pal, pad)
+        h -= tag_h + 2 * pad
     if m.wide:
         word = _text(text["ready"], m.word_cap, w // 2 - 8, bold=True)
         _centred(image, word, (dx, top + dy, w // 2 + dx, h + dy), pal.ink)
@@ -261,6 +277,15 @@ def _mirror(image: Image.Image, view: OfficerView, text, spec: ScreenSpec, m: Me
     else:  # VIDEO in the bar above it
         lab = _text(text["mirror"], min(m.tag_cap, box[1] - 4), w // 2)
         _paste(image, lab, max(2, box[1] - lab.cap_height) // 2, (box[1] - lab.cap_height) // 2, pal.dim)
+    if view.pre_recording:  # on the strip over the picture's foot (beside it is too narrow), else below it
+        pad = max(2, m.tag_cap // 6)
+        if m.wide:
+            tag = _text(text["pre_recording"], m.tag_cap, box[2] - box[0] - 2 * pad - 4)
+            tag_h = tag.cap_height + 2 * pad
+            _lit_tag(image, tag, (box[0], box[3] - tag_h - 2, box[2], box[3] - 2), pal, pad)
+        else:
+            tag = _text(text["pre_recording"], min(m.tag_cap, h - box[3] - 2 * pad - 2), w - 2 * pad - 4)
+            _lit_tag(image, tag, (0, box[3], w, h), pal, pad)
 
 
 def _recording(image: Image.Image, view: OfficerView, text, spec: ScreenSpec, m: Metrics, pal: Palette) -> None:

@@ -1,4 +1,4 @@
-"""The [display] and [controls] sections of agent.toml, declared with :func:`agent.config.option`.
+"""The [display], [controls] and [signals] sections of agent.toml, declared with :func:`agent.config.option`.
 
 Per-key limits live in the field metadata (checked by the shared loader, errors name the key); what
 involves two keys (a size the chosen driver cannot drive, two functions on one GPIO) is checked in
@@ -146,6 +146,9 @@ class ControlsConfig:
     led_active_high: bool = option(True, "true: the LED lights when its pin is high.")
     buzzer_pin: int = option(25, "BCM number of the buzzer or vibration motor (0: none).", min=0, max=GPIO_MAX)
     buzzer_active_high: bool = option(True, "true: the buzzer runs when its pin is high.")
+    tone_pin: int = option(0, "BCM number of the sounder the person in front hears (a piezo buzzer facing out) "
+                              "for signals.start_tone (0: none).", min=0, max=GPIO_MAX)
+    tone_active_high: bool = option(True, "true: the sounder sounds when its pin is high.")
     reminder_seconds: float = option(120.0, "While recording, a short pulse this often (0: off, else >= 10).",
                                      min=0.0, max=3600.0)
     dock_pin: int = option(0, "BCM number of the dock contact, active while the device sits in its charging dock "
@@ -176,7 +179,23 @@ class ControlsConfig:
     @staticmethod
     def pin_keys() -> tuple[str, ...]:
         """The keys that name GPIO pins, in the order they are claimed."""
-        return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin", "dock_pin")
+        return ("button_pin", "trigger_pin", "led_red_pin", "led_green_pin", "buzzer_pin", "dock_pin", "tone_pin")
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    """What tells the person in front of the camera that it records (besides the red LED and the display)."""
+
+    start_tone: bool = option(False, "Sound a short tone on controls.tone_pin when a recording starts and another "
+                                     "when it ends, for the person in front (default: policy.profile's).")
+
+
+def signal_problems(signals: SignalsConfig, controls: ControlsConfig):
+    """(signals key, sentence) for a signal asked for without the part that gives it."""
+    if signals.start_tone and not controls.tone_pin:
+        yield "start_tone", ("= true needs a sounder the person in front can hear: set controls.tone_pin to the BCM "
+                             "number of the piezo buzzer, or signals.start_tone = false where the legal profile "
+                             "allows it")
 
 
 def pin_conflicts(display: DisplayConfig, controls: ControlsConfig):

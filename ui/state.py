@@ -40,6 +40,8 @@ class OfficerStatus:
 
     state: OfficerState
     recording_since: float | None = None  # wall-clock seconds; None when not recording
+    #: The pre-event ring is filling now (outside a recording): the display says VORAUFNAHME.
+    pre_recording: bool = False
 
 
 @dataclass(frozen=True)

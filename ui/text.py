@@ -18,6 +18,8 @@ _TEXT = {
     "ready": {"de": "BEREIT", "en": "READY"},
     "mirror": {"de": "VIDEO", "en": "VIDEO"},
     "recording": {"de": "AUFNAHME", "en": "REC"},
+    # the pre-event ring is filling (recording.pre_event_mode): kept in RAM, stored only if a recording starts
+    "pre_recording": {"de": "VORAUFNAHME", "en": "PRE-REC"},
     # the back office's identify command: which device in the drawer is this one
     "identify": {"de": "DIESES GERÄT", "en": "THIS DEVICE"},
     "no_picture": {"de": "kein Bild", "en": "no picture"},

@@ -65,6 +65,8 @@ class OfficerView:
     #: A text key shown in standby instead of an officer: "unassigned" ("nicht zugeordnet") or, for a few
     #: seconds, "badge_unknown". Both None: check-out is not in use, and standby shows nothing of it.
     officer_note: str | None = None
+    #: The pre-event ring is filling (outside a recording): standby and mirror say VORAUFNAHME.
+    pre_recording: bool = False
 
     @property
     def elapsed_seconds(self) -> int:
@@ -134,4 +136,5 @@ class ViewBuilder:
             storage_used=disk.used if disk is not None else None,
             link_up=health.link_up, backlog_segments=health.backlog_segments,
             alerts=tuple(self._read("alerts") or ()), language=self.language, identify=self._read("identify"),
-            sound=health.sound, officer=officer, officer_note=note)
+            sound=health.sound, officer=officer, officer_note=note,
+            pre_recording=status is not None and status.pre_recording and not status.state.recording)

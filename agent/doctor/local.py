@@ -28,9 +28,12 @@ def check_config(ctx: Context) -> Check:
                         "run install.sh, which writes it from the documented example, or give --config FILE")
         return fail("config", ctx.config_error or "config not readable",
                     f"correct the named key in {ctx.config_path}; 'bodycam config --example' shows every key")
+    from ..policy import describe
+
     c = ctx.config
     return ok("config", f"{ctx.config_path} is valid: device {c.device.site}/{c.device.id}, "
-                        f"camera {c.camera.backend}, pre-event {c.recording.pre_event_seconds:g} s")
+                        f"camera {c.camera.backend}, pre-event {c.recording.pre_event_seconds:g} s "
+                        f"({c.recording.pre_event_mode}); legal profile {describe(c.policy.profile)}")
 
 
 def check_recipients(ctx: Context) -> Check:

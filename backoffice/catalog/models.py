@@ -28,7 +28,7 @@ class RuleError(BodycamError):
 
 class Site(models.Model):
     code = models.CharField(max_length=64, unique=True)
-    #: A state profile from retention_profiles.toml (the default rule).
+    #: A state profile of base/legal_profiles.toml by its code (the default rule).
     profile = models.CharField(max_length=8, default="NW")
     #: An admin's own period for this site ('<n>d', '<n>mo', 'shift'); empty: the profile's.
     period_override = models.CharField(max_length=16, blank=True, default="")

@@ -1,26 +1,23 @@
-"""The state retention profiles (``retention_profiles.toml``) and the expiry they give an incident.
+"""The state retention profiles and the expiry they give an incident.
 
-Kept as data with its legal source, so the data-protection officer reads the rule the code applies.
+The periods come from the legal profile table both programs share (``base/legal_profiles.toml``, the
+``retention`` rule of each state), so the data-protection officer reads the rule the code applies, with
+its source, in one place. A site names its profile by the state's code (NW, BW, BY, HE).
 """
 
 from __future__ import annotations
 
 import calendar
-import re
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from pathlib import Path
 
-from base.errors import BodycamError
+from base.legal import LegalProfileError, check_period, period_parts, profiles as legal_profiles
 
-PROFILES_FILE = Path(__file__).with_name("retention_profiles.toml")
-_PERIOD = re.compile(r"(\d{1,4})(d|mo)|shift")
+#: Raised for an unknown profile or a malformed period (the shared table's error).
+ProfileError = LegalProfileError
 
-
-class ProfileError(BodycamError):
-    """A retention profile or period is malformed or unknown."""
+__all__ = ["ProfileError", "RetentionProfile", "check_period", "expiry", "profile", "profiles"]
 
 
 @dataclass(frozen=True)
@@ -35,19 +32,12 @@ class RetentionProfile:
         return f"{self.code} {self.period}: {self.source}"
 
 
-def check_period(period: str) -> str:
-    if not _PERIOD.fullmatch(period):
-        raise ProfileError(f"retention period {period!r} must be '<n>d', '<n>mo' or 'shift'")
-    return period
-
-
 @cache
 def profiles() -> dict[str, RetentionProfile]:
-    table = tomllib.loads(PROFILES_FILE.read_text(encoding="utf-8"))
     out = {}
-    for code, row in table.items():
-        out[code] = RetentionProfile(code, row["state"], check_period(row["period"]), row["source"],
-                                     row.get("confirm"))
+    for legal in legal_profiles().values():
+        rule = legal.rule("retention")
+        out[legal.code] = RetentionProfile(legal.code, legal.state, rule.value, rule.source, rule.confirm)
     return out
 
 
@@ -60,10 +50,10 @@ def profile(code: str) -> RetentionProfile:
 
 def expiry(end: datetime, period: str, shift_hours: int) -> datetime:
     """When an incident that ended at ``end`` expires under ``period`` (deleted at that instant, not before)."""
-    match = _PERIOD.fullmatch(check_period(period))
-    if period == "shift":
+    parts = period_parts(period)
+    if parts is None:
         return end + timedelta(hours=shift_hours)
-    n, unit = int(match.group(1)), match.group(2)
+    n, unit = parts
     if unit == "d":
         return end + timedelta(days=n)
     month = end.month - 1 + n

@@ -50,3 +50,9 @@ def test_every_request_becomes_the_trigger_of_the_same_name(request_):
 def test_alert_codes_keep_the_order_of_severity():
     alerts = derive_alerts({"storage": {"level": "warn"}}, battery_percent=5.0, display_fault="gone")
     assert alert_codes(alerts) == ("low_battery", "display_fault", "storage_low")
+
+
+@pytest.mark.parametrize("pre_recording", [False, True])
+def test_pre_recording_reaches_the_officer_status(pre_recording):
+    status = dataclasses.replace(recorder_status(State.MIRROR), pre_recording=pre_recording)
+    assert officer_status(status).pre_recording is pre_recording

@@ -91,6 +91,19 @@ def test_invalid_config_names_the_key(device):
     assert result.level is Level.FAIL and "camera.backend" in result.title
 
 
+def test_the_config_line_names_the_legal_profile_and_a_breach_is_its_sentence(device):
+    text = device.config.read_text()
+    assert "legal profile custom" in check_config(make_ctx(device)).title
+    device.config.write_text(text + '\n[policy]\nprofile = "nrw"\n')
+    result = check_config(make_ctx(device))
+    assert result.level is Level.OK and "legal profile nrw (Nordrhein-Westfalen" in result.title
+    assert "pre-event 30 s (announced)" in result.title
+    device.config.write_text(text + '\n[policy]\nprofile = "nrw"\n[audio]\nenabled = true\n'
+                                    '[recording]\npre_event_seconds = 60.0\n')
+    result = check_config(make_ctx(device))
+    assert result.level is Level.FAIL and "breaks legal profile 'nrw'" in result.title
+
+
 def test_a_crashing_check_is_reported_not_raised(device):
     def check_boom(ctx):
         raise RuntimeError("boom")

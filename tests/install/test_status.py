@@ -140,10 +140,20 @@ def test_status_of_a_running_agent(device, capsys):
         "agent:   running, version 0.1.0, device musterstadt/cam-0042",
         "state:   RECORDING for 90 s (incident inc-7)",
         "camera:  2700 frame(s) seen, 3 lost",
+        "policy:  legal profile custom; pre-event standby, 30 s window",
         "storage: storage ok: 5120 MiB free of 30720 MiB on /var/lib/bodycam/spool",
         "backlog: 4 segment(s), 12.0 MiB waiting for the back office, oldest 5 min",
         "uplink:  connected to mqtt.musterstadt.de:8883, state sending, last receipt 30 s ago",
     ]
+
+
+def test_the_profile_and_an_active_pre_event_window_are_shown(device, capsys):
+    doc = dataclasses.replace(RUNNING, state="mirror", profile="nrw",
+                              pre_event=PreEvent(12.5, 1 << 20, 30.0, mode="announced", active=True))
+    write_status(doc, device.root / "status.json")
+    assert doctor_cli.cmd_status(args_for(device), now=NOW) == 0
+    assert "policy:  legal profile nrw; pre-event announced, 30 s window, holding 12.5 s in RAM" in \
+        capsys.readouterr().out.splitlines()
 
 
 def test_faults_alerts_and_refusals_are_shown(device, capsys):

@@ -162,3 +162,30 @@ def test_a_display_slower_than_asked_is_said_in_bodycam_status():
     doc = StatusDocument(time=0.0, version="x", device="d", site="s", state="mirror",
                          display=DisplayRate("st7789", 6.0, 15.0))
     assert "display: st7789, 6 of 15 frames/s (the panel's bus cannot carry more)" in describe_status(doc, 0.0)
+
+
+def test_telemetry_says_the_pre_event_mode_and_the_legal_profile(tmp_path):
+    from agent import config
+
+    cfg = config.replace(device_config(tmp_path, recording={"pre_event_mode": "announced"}), "policy", profile="nrw")
+    agent = Agent(cfg, officer_ui=False)
+    agent.start()
+    try:
+        check = validator("telemetry.schema.json")
+        assert wait_for(lambda: agent.recorder_thread.status.frames_seen > 5 and agent.monitor.snapshot)
+        standby = build_telemetry(agent.status().as_json(), clock_sync="unsynchronized", alerts=[])
+        check.validate(standby)
+        assert standby["policy"] == {"profile": "nrw"}
+        assert (standby["recorder"]["pre_event_mode"], standby["recorder"]["pre_recording"]) == ("announced", False)
+        agent.trigger(Trigger(Action.MIRROR_ON, "test"))
+        assert wait_for(lambda: agent.status().pre_event.active)
+        mirror = build_telemetry(agent.status().as_json(), clock_sync="unsynchronized", alerts=[])
+        check.validate(mirror)
+        assert mirror["recorder"]["pre_recording"] is True
+    finally:
+        agent.stop()
+    older = {k: v for k, v in standby.items() if k != "policy"}  # a device from before these fields
+    older["recorder"] = {k: v for k, v in standby["recorder"].items() if k not in ("pre_event_mode", "pre_recording")}
+    check.validate(older)
+    with pytest.raises(jsonschema.ValidationError):
+        check.validate({**standby, "recorder": {**standby["recorder"], "pre_event_mode": "always"}})

@@ -134,3 +134,14 @@ def test_standby_shows_the_officer_or_says_nobody_is_assigned():
     assert strings("de")["unassigned"] == "nicht zugeordnet"
     recording = view(OfficerState.RECORDING)  # a recording screen never gives room to it
     assert render(dataclasses.replace(recording, officer="ko-17")).tobytes() == render(recording).tobytes()
+
+
+@pytest.mark.parametrize("state", [OfficerState.STANDBY, OfficerState.MIRROR])
+def test_pre_recording_adds_its_tag_and_changes_nothing_else_of_the_screen(state):
+    plain = np.asarray(render(view(state)))
+    tagged = np.asarray(render(view(state, pre_recording=True)))
+    assert screen_for(view(state, pre_recording=True)) == screen_for(view(state))
+    assert (plain != tagged).any()
+    if state is OfficerState.MIRROR:  # the tag sits in the bottom right corner, over the picture
+        rows, cols = np.nonzero(plain != tagged)
+        assert rows.min() >= 64 // 2 and cols.min() >= 128 // 4

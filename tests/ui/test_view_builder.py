@@ -105,3 +105,11 @@ def test_bad_input_is_refused_with_a_reason():
         mirror_image(np.zeros((72, 128, 3), np.uint8), 128, 64)
     with pytest.raises(ValueError, match="unknown dither method"):
         dither(np.zeros((4, 4), np.uint8), "atkinson")
+
+
+@pytest.mark.parametrize("state, shown", [(OfficerState.STANDBY, True), (OfficerState.MIRROR, True),
+                                          (OfficerState.RECORDING, False), (OfficerState.FINISHING, False)])
+def test_pre_recording_shows_only_outside_a_recording(state, shown):
+    builder = ViewBuilder(lambda: OfficerStatus(state, pre_recording=True), wall_clock=lambda: NOW)
+    assert builder().pre_recording is shown
+    assert ViewBuilder(lambda: OfficerStatus(state), wall_clock=lambda: NOW)().pre_recording is False
