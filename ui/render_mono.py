@@ -141,22 +141,34 @@ def _standby(image: Image.Image, view: OfficerView, text) -> None:
     status_row(image, view, dy, dx)
     word = _fit(text["ready"], w - 4, _BIG, bold=True)
     who = officer_text(view, text)
-    if who is not None:  # officer check-out: the clock moves up beside the officer's line
+    if who is not None and not view.pre_recording:  # officer check-out: the clock moves up beside the officer
         _standby_with_officer(image, view, word, who, dx, dy)
         return
     clock = _fit(view.clock, w - 4, (16, 14, 12))
     free = h - icons.ICON_HEIGHT - 2
-    if view.pre_recording:  # BEREIT and the clock share the line above the tag
+    if view.pre_recording:  # BEREIT and the clock share the line above the tag (and the officer's code)
         tag = _fit(text["pre_recording"], w - 8, _SMALL)
+        who_label = None if who is None else _fit(who, w - 4, (12, 11, 10))
+        beside = who_label is not None and who_label.width + tag.width + 14 <= w  # a short code fits beside
         tag_h = tag.cap_height + 6
         word = _fit(text["ready"], w - 10 - clock.width, (16, 14, 12), bold=True)
         top = icons.ICON_HEIGHT + 2 + dy
-        gap = max(2, (free - max(word.cap_height, clock.cap_height) - tag_h) // 3)
         line = max(word.cap_height, clock.cap_height)
+        stacked = who_label.cap_height if who_label is not None and not beside else 0
+        gap = max(1, (free - line - tag_h - stacked) // (4 if stacked else 3))
         space = (w - word.width - clock.width) // 3
         _paste(image, word, space + dx, top + gap + line - word.cap_height)
         _paste(image, clock, w - space - clock.width + dx, top + gap + line - clock.cap_height)
-        _lit_tag(image, tag, (w - tag.width - 6) // 2 + dx, top + gap + line + gap)
+        y = top + gap + line + gap
+        if who_label is None:
+            _lit_tag(image, tag, (w - tag.width - 6) // 2 + dx, y)
+        elif beside:  # the officer's code on the left, the tag on the right
+            space = (w - who_label.width - tag.width - 6) // 3
+            _paste(image, who_label, space + dx, y + 3 + tag.cap_height - who_label.cap_height)
+            _lit_tag(image, tag, w - space - tag.width - 6 + dx, y)
+        else:  # a note ("nicht zugeordnet") takes its own line above the tag
+            _paste(image, who_label, (w - who_label.width) // 2 + dx, y)
+            _lit_tag(image, tag, (w - tag.width - 6) // 2 + dx, y + who_label.cap_height + gap)
         return
     gap = max(2, (free - word.cap_height - clock.cap_height) // 3)
     y = icons.ICON_HEIGHT + 2 + gap + dy

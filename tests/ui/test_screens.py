@@ -137,9 +137,11 @@ def test_standby_shows_the_officer_or_says_nobody_is_assigned():
 
 
 @pytest.mark.parametrize("state", [OfficerState.STANDBY, OfficerState.MIRROR])
-def test_pre_recording_adds_its_tag_and_changes_nothing_else_of_the_screen(state):
-    plain = np.asarray(render(view(state)))
-    tagged = np.asarray(render(view(state, pre_recording=True)))
+@pytest.mark.parametrize("checkout", [{}, {"officer": "ko-17"}, {"officer_note": "unassigned"}],
+                         ids=["no-checkout", "officer", "unassigned"])
+def test_pre_recording_adds_its_tag_and_changes_nothing_else_of_the_screen(state, checkout):
+    plain = np.asarray(render(view(state, **checkout)))
+    tagged = np.asarray(render(view(state, pre_recording=True, **checkout)))
     assert screen_for(view(state, pre_recording=True)) == screen_for(view(state))
     assert (plain != tagged).any()
     if state is OfficerState.MIRROR:  # the tag sits in the bottom right corner, over the picture

@@ -40,6 +40,7 @@ CASES = {
     "mirror_no_picture": view(OfficerState.MIRROR, preview=None),
     "standby_pre_recording": view(pre_recording=True),
     "mirror_pre_recording": view(OfficerState.MIRROR, pre_recording=True),
+    "standby_officer_pre_recording": view(officer="ko-17", pre_recording=True),
     "recording": view(OfficerState.RECORDING),
     "recording_dot_off": view(OfficerState.RECORDING, now=NOW + 0.5),
     "recording_finishing_long": view(OfficerState.FINISHING, recording_since=NOW - 3723),
