@@ -78,6 +78,10 @@ class BadgeTable:
         self._stamp: tuple[int, int] | None = None
         self._table: dict[str, str] = {}
 
+    def __len__(self) -> int:
+        """How many badges the table listed when last read."""
+        return len(self._table)
+
     def officer(self, uid: str) -> str | None:
         """The officer id of badge ``uid`` (lower-case hex), or None for a badge the table does not list.
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from .check import Check, Level, fail, skip
+from .checkout import check_checkout
 from .context import Context
 from .hardware import check_camera, check_display, check_encoder, check_gpio, check_microphone
 from .local import check_agent, check_clock, check_config, check_keys, check_recipients
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 #: In report order; all but those in NEEDS_NO_CONFIG need a valid config.
 CHECKS: tuple[Callable[[Context], Check], ...] = (
     check_config, check_recipients, check_keys, check_agent, check_camera, check_encoder, check_microphone,
-    check_display, check_gpio, check_clock, check_broker, check_spool, check_backlog)
+    check_display, check_gpio, check_checkout, check_clock, check_broker, check_spool, check_backlog)
 NEEDS_NO_CONFIG = frozenset({check_config, check_agent, check_clock})
 
 

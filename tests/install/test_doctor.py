@@ -21,6 +21,7 @@ from agent.doctor import Level
 from agent.doctor.check import ok
 from agent.doctor.hardware import DISPLAY_NOP, check_camera, check_display, check_encoder, check_gpio, \
     check_microphone
+from agent.doctor.checkout import check_checkout
 from agent.doctor.local import check_agent, check_clock, check_config, check_keys, check_recipients
 from agent.doctor.machine import kernel_clock_synchronised, service_uid
 from agent.doctor.network import check_broker
@@ -66,7 +67,7 @@ def test_a_healthy_simulated_device_has_no_fail(device, mock_factory):
     ctx = changed(make_ctx(device, pin_factory=mock_factory), "uplink", enabled=False)
     results = by_name(doctor.run_checks(ctx))
     assert [n for n in results] == ["config", "recipients", "keys", "agent", "camera", "encoder", "microphone",
-                                    "display", "gpio", "clock", "broker", "spool", "backlog"]
+                                    "display", "gpio", "checkout", "clock", "broker", "spool", "backlog"]
     for name in ("config", "recipients", "keys", "camera", "encoder", "display", "gpio", "clock", "spool",
                  "backlog"):
         assert results[name].level is Level.OK, results[name]
@@ -506,7 +507,7 @@ def test_cli_prints_one_line_per_check_and_the_fix(device, mock_factory, capsys)
     assert code == 1
     assert out[1].startswith("FAIL  recipients no evidence recipients")
     assert out[2].strip().startswith("fix: install the municipality's public key")
-    assert out[-1] == "9 OK, 1 FAIL, 3 SKIP"  # agent, broker, microphone (sound off)
+    assert out[-1] == "9 OK, 1 FAIL, 4 SKIP"  # agent, broker, microphone (sound off), checkout (off)
 
 
 def test_cli_json(device, mock_factory, capsys):
@@ -553,3 +554,40 @@ def test_a_microphone_that_opens_is_ok_and_one_that_does_not_says_how_to_list_th
 def test_the_simulations_sound_encoder_is_checked(device):
     result = check_microphone(with_sound(make_ctx(device)))
     assert result.level is Level.OK and "AAC" in result.title
+
+
+# --- officer check-out ----------------------------------------------------------------------------------
+
+def test_checkout_is_skipped_while_off(device):
+    assert check_checkout(make_ctx(device)).level is Level.SKIP
+
+
+def test_checkout_reads_the_badge_table_and_asks_the_reader_for_its_firmware(device, tmp_path):
+    from tests.ui.fake_pn532 import FakePn532Bus
+
+    table = tmp_path / "badges.toml"
+    table.write_text('[badges]\n"04a1b2c3d4e5f6" = "ko-17"\n"08:11:22:33" = "ko-23"\n')
+    ctx = changed(make_ctx(device), "checkout", enabled=True, badges=str(table))
+    assert check_checkout(ctx) == ok("checkout", f"badge table {table}: 2 badge(s); no NFC reader (assignment by "
+                                                 "the back office's command only)")
+    bus = FakePn532Bus(firmware=(0x32, 0x01, 0x06, 0x07))
+    ctx = changed(make_ctx(device, i2c_bus=bus), "checkout", enabled=True, badges=str(table), nfc_reader="pn532")
+    result = check_checkout(ctx)
+    assert result.level is Level.OK and "PN532 firmware 1.6 on I2C bus 1 at 0x24" in result.title, result
+    assert bus.closed  # the agent's reader thread can open it afterwards
+
+
+def test_checkout_names_a_damaged_table_and_a_silent_reader(device, tmp_path):
+    from tests.ui.fake_pn532 import FakePn532Bus
+
+    table = tmp_path / "badges.toml"
+    table.write_text('[badges]\n"04a1b2c3d4e5f6" = "Erika Mustermann"\n')
+    result = check_checkout(changed(make_ctx(device), "checkout", enabled=True, badges=str(table)))
+    assert result.level is Level.FAIL and "pseudonymous id" in result.title and "[badges]" in result.fix
+    result = check_checkout(changed(make_ctx(device), "checkout", enabled=True, badges=str(tmp_path / "none.toml")))
+    assert result.level is Level.FAIL and "no badge table" in result.title
+    table.write_text('[badges]\n"04a1b2c3d4e5f6" = "ko-17"\n')
+    ctx = changed(make_ctx(device, i2c_bus=FakePn532Bus(present=False)), "checkout", enabled=True, badges=str(table),
+                  nfc_reader="pn532")
+    result = check_checkout(ctx)
+    assert result.level is Level.FAIL and "does not answer" in result.title and "i2cdetect -y 1" in result.fix
