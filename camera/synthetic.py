@@ -313,7 +313,7 @@ class SyntheticSource(FrameSource):
                 yield data, keyframe, number
 
     def _run(self, on_frame: FrameCallback, on_audio: AudioCallback | None) -> None:
-        t0 = time.monotonic()
+        t0: float | None = None  # the clock starts with the first frame, once the replay clip is encoded
         period = 1.0 / self.info.fps
         behind_logged = False
         try:
@@ -322,6 +322,8 @@ class SyntheticSource(FrameSource):
                 if self._stopping.is_set():
                     break
                 if self.realtime:
+                    if t0 is None:
+                        t0 = time.monotonic()
                     due = t0 + frame.seq * period
                     delay = due - time.monotonic()
                     if delay > 0 and self._stopping.wait(delay):
