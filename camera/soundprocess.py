@@ -44,6 +44,10 @@ CURSOR = struct.Struct("<qB")
 PACKET = struct.Struct("<qIII")
 #: Pictures per batch, as media time: the agent writes to the child about five times a second.
 BATCH_US = 200_000
+#: How long :meth:`SoundProcess.close` waits for the child's last packets. A healthy child needs
+#: milliseconds, but on a loaded machine it may still be starting (Python, NumPy, FFmpeg's libraries)
+#: when a short recording ends; its sound is evidence, so it gets this long before it is ended.
+FINISH_TIMEOUT_S = 15.0
 
 
 class SoundProcess:
@@ -93,7 +97,7 @@ class SoundProcess:
                 self._pending.append(CURSOR.pack(pts_us, 0))
             self._send()
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = FINISH_TIMEOUT_S) -> None:
         """Let the child finish the sound up to the last picture, deliver its packets, and end it."""
         proc = self._proc
         if proc is None:

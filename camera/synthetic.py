@@ -222,7 +222,7 @@ class SyntheticSource(FrameSource):
                 logger.error("synthetic camera thread did not stop within %.1f s", timeout)
             self._thread = None
         if self._sound is not None:  # after the camera thread: the sound up to its last picture comes in
-            self._sound.close(timeout)
+            self._sound.close()
             self._sound = None
 
     def _sound_ended(self, reason: str) -> None:
