@@ -9,7 +9,9 @@ window fills, the replay clip is encoded) a signed START command begins a record
 measured window. Reported: the agent process's CPU share of one core over the window (from
 /proc/<pid>/stat), its largest RSS during the window and its peak RSS over its whole life (VmHWM),
 against the targets of 15 % and 150 MB. The synthetic camera's replay stands in for the Pi's hardware
-encoder: its clip is encoded once by a child process, so encoding is not counted, as on the Pi.
+encoder: its clip is encoded once by a child process, so encoding is not counted, as on the Pi. With
+``--audio`` the test tone is rendered and encoded by another child all along; its CPU and RSS are
+reported apart, never hidden.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ from comms.mqtt import Connected, Message, MqttLink  # noqa: E402
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each live child of ``pid`` (the synthetic camera's sound process, when there is one)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 def rss(pid: int, field: str) -> int:
@@ -108,12 +123,14 @@ def measure(seconds: float, pre_event: float, segments_ahead: int = 4, audio: bo
                 item = inbox.get(timeout=15)
             print(f"start command answered: {item.payload.decode()}", flush=True)
             time.sleep(2.0)
-            c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            c0, k0, t0 = cpu_seconds(proc.pid), children_cpu_seconds(proc.pid), time.monotonic()
             steady = 0
             while time.monotonic() - t0 < args.seconds:
                 time.sleep(1.0)
                 steady = max(steady, rss(proc.pid, "VmRSS"))
-            c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+            c1, k1, t1 = cpu_seconds(proc.pid), children_cpu_seconds(proc.pid), time.monotonic()
+            children = sum(k1[child] - k0[child] for child in k1.keys() & k0.keys()) / (t1 - t0)
+            children_rss = sum(rss(child, "VmRSS") for child in k1)
             peak = rss(proc.pid, "VmHWM")
             stored = len(list(office.store.root.rglob("*.age")))
             control.stop()
@@ -126,7 +143,10 @@ def measure(seconds: float, pre_event: float, segments_ahead: int = 4, audio: bo
                   f"{'OK' if peak <= 150e6 else 'over'} (target <= 150 MB; the replay clip is encoded by a child "
                   "process, as the Pi's hardware encoder works outside the agent's process)")
             print(f"segments stored at the receiver meanwhile: {stored}")
-            return {"cpu_share": share, "steady_rss": steady, "peak_rss": peak, "stored": stored}
+            print(f"the agent's child processes meanwhile (the synthetic sound's encoder): {children * 100:.2f} % "
+                  f"of one core, RSS {children_rss / 1e6:.0f} MB")
+            return {"cpu_share": share, "steady_rss": steady, "peak_rss": peak, "stored": stored,
+                    "children_cpu_share": children, "children_rss": children_rss}
         finally:
             if proc is not None:
                 proc.terminate()

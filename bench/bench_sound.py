@@ -6,11 +6,12 @@ Runs bench/bench_agent.py's measurement (``bodycam run`` as its own process, syn
 10 Mbit/s replayed in real time, 30 s pre-event window, sealing and uploading to a local back office)
 alternately without and with ``[audio] enabled = true`` and reports the difference of the agent's
 CPU share of one core and of its RSS, against the targets: at most 1 % of one core and 5 MB more.
-With sound the synthetic camera renders and encodes its AAC track in the agent's process (about
-47 packets a second), as picamera2 encodes the microphone's sound in the agent's process on the Pi;
-the segments are then sealed as MP4 with both tracks. PyAV is loaded into the agent in both runs (on
-the Pi picamera2 imports it whether or not sound is recorded); ``--no-preload-av`` measures the
-simulation as it is, where only the sound loads PyAV into the agent.
+With sound the synthetic camera's test tone is rendered and encoded to AAC by a child process
+(camera/soundprocess.py), as its replayed pictures are: the agent sends it the pictures' times five
+times a second and receives the packets (about 47 a second) in as many batches; the segments are
+sealed as MP4 with both tracks. The child's own CPU and RSS are reported beside the agent's, so
+the whole cost of sound stays visible. PyAV is loaded into the agent in both runs (on the Pi
+picamera2 imports it whether or not sound is recorded); ``--no-preload-av`` leaves it out of both.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def main() -> None:
           f"{added_rss / 1e6:+.1f} MB -> {'OK' if added_rss <= 5e6 else 'over'} (target <= 5 MB)")
     print(f"median peak RSS (VmHWM) without {peak[False] / 1e6:.1f} MB, with {peak[True] / 1e6:.1f} MB: added "
           f"{added_peak / 1e6:+.1f} MB")
+    child_cpu = statistics.median(r["children_cpu_share"] for r in runs[True])
+    child_rss = statistics.median(r["children_rss"] for r in runs[True])
+    print(f"median sound process (the agent's child, with sound): CPU {child_cpu * 100:.2f} % of one core, "
+          f"RSS {child_rss / 1e6:.1f} MB; agent and child together add {(added_cpu + child_cpu) * 100:+.2f} %")
+    for audio, rs in runs.items():
+        print(f"each run {'with' if audio else 'without'} sound: CPU "
+              + ", ".join(f"{r['cpu_share'] * 100:.2f} %" for r in rs) + "; RSS "
+              + ", ".join(f"{r['steady_rss'] / 1e6:.1f} MB" for r in rs))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ def time_of(sample: int, rate: int = SAMPLE_RATE) -> int:
     return round(sample * 1_000_000 / rate)
 
 
+def describe(bitrate: int, sample_rate: int = SAMPLE_RATE) -> AudioInfo:
+    """The track :class:`SyntheticAudio` makes, known without loading PyAV (the encoder may run elsewhere)."""
+    return AudioInfo.aac_lc(sample_rate, 1, bitrate, "synthetic")
+
+
 class SyntheticAudio:
     """Renders and encodes the track up to each frame's time; call :meth:`advance` once per frame.
 
@@ -53,8 +58,9 @@ class SyntheticAudio:
         ctx.open()
         self._ctx = ctx
         self.rate = sample_rate
-        self.info = AudioInfo("aac", sample_rate, 1, bitrate, ctx.frame_size, bytes(ctx.extradata or b""),
-                              "synthetic")
+        self.info = describe(bitrate, sample_rate)
+        if ctx.frame_size != self.info.frame_samples:
+            raise RuntimeError(f"PyAV's AAC encoder takes {ctx.frame_size} samples a frame, not 1024")
         self._pending = np.zeros(0, np.float32)  # rendered, not yet a whole encoder frame
         self._pending_from = 0                    # sample number of _pending[0]
         self._beep_from: int | None = None

@@ -5,14 +5,15 @@ a fixed GOP, SPS/PPS in front of every IDR. Each picture carries its frame numbe
 black/white blocks (the second row inverted, as a checksum), so a test can decode any segment and
 prove that no frame was lost or repeated; a burnt-in clock and counter make it readable to people.
 With ``audio_bitrate`` it also records sound in lock-step (:mod:`camera.synthaudio`): a beep starts
-exactly at every frame whose burnt-in number is a multiple of the (rounded) frame rate.
+exactly at every frame whose burnt-in number is a multiple of the (rounded) frame rate. A running
+camera has its sound rendered and encoded by a child process (:mod:`camera.soundprocess`), as it has
+its replay clip encoded; :meth:`SyntheticSource.media` renders it in the caller's process.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import struct
 import subprocess
 import sys
@@ -26,9 +27,12 @@ import numpy as np
 
 from base.errors import CameraUnavailableError
 
+from .childproc import python_module
 from .frames import AudioPacket, EncodedFrame, StreamInfo
 from .pyav import import_av as _import_av
+from .soundprocess import SoundProcess
 from .source import AudioCallback, FrameCallback, FrameSource
+from .synthaudio import describe as describe_sound
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +187,9 @@ class SyntheticSource(FrameSource):
         self._thread: threading.Thread | None = None
         self.frames_emitted = 0
         self.audio_bitrate = audio_bitrate
+        self._sound: SoundProcess | None = None
         if audio_bitrate:
-            from .synthaudio import SyntheticAudio
-
-            self.audio = SyntheticAudio(audio_bitrate).info  # fails here, clearly, without PyAV's AAC
+            self.audio = describe_sound(audio_bitrate)
 
     @classmethod
     def from_config(cls, camera, audio=None) -> "SyntheticSource":
@@ -204,7 +207,10 @@ class SyntheticSource(FrameSource):
         else:
             _import_av()  # fail here, on the caller's thread, with a clear message
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, args=(on_frame, on_audio), name="SyntheticCameraThread",
+        if self.audio is not None and on_audio is not None:
+            self._sound = SoundProcess(self.audio_bitrate, on_audio, self._sound_ended)
+            self._sound.start()
+        self._thread = threading.Thread(target=self._run, args=(on_frame,), name="SyntheticCameraThread",
                                         daemon=True)
         self._thread.start()
 
@@ -215,6 +221,14 @@ class SyntheticSource(FrameSource):
             if self._thread.is_alive():
                 logger.error("synthetic camera thread did not stop within %.1f s", timeout)
             self._thread = None
+        if self._sound is not None:  # after the camera thread: the sound up to its last picture comes in
+            self._sound.close()
+            self._sound = None
+
+    def _sound_ended(self, reason: str) -> None:
+        """The sound process ended early (on its reader thread): the pictures go on, the fault shows."""
+        self.audio_fault = f"the synthetic camera's sound process ended ({reason}); recording pictures without sound"
+        logger.error("%s", self.audio_fault)
 
     def request_keyframe(self) -> None:
         self._keyframe_wanted.set()
@@ -312,16 +326,18 @@ class SyntheticSource(FrameSource):
                     self._set_preview((preview, u, v))
                 yield data, keyframe, number
 
-    def _run(self, on_frame: FrameCallback, on_audio: AudioCallback | None) -> None:
-        t0 = time.monotonic()
+    def _run(self, on_frame: FrameCallback) -> None:
+        t0: float | None = None  # the clock starts with the first frame, once the replay clip is encoded
         period = 1.0 / self.info.fps
         behind_logged = False
+        sound = self._sound
         try:
-            audio = self._new_audio() if on_audio is not None else None
             for frame, number in self._numbered(self.max_frames, start_wall=time.time()):
                 if self._stopping.is_set():
                     break
                 if self.realtime:
+                    if t0 is None:
+                        t0 = time.monotonic()
                     due = t0 + frame.seq * period
                     delay = due - time.monotonic()
                     if delay > 0 and self._stopping.wait(delay):
@@ -338,9 +354,8 @@ class SyntheticSource(FrameSource):
                                        "machine): frames carry their real capture times, so recordings keep "
                                        "their true length with fewer frames per second", self.info.fps,
                                        frame.seq / max(now - t0, 1e-6))
-                if audio is not None:  # the sound up to this frame's time first: in lock-step with it
-                    for packet in audio.advance(frame.pts_us, self._beeps(number)):
-                        on_audio(packet)
+                if sound is not None:  # the sound process renders up to this frame's time, beeping with it
+                    sound.advance(frame.pts_us, self._beeps(number))
                 on_frame(frame)
                 self.frames_emitted += 1
         except Exception as exc:  # a dying camera thread must become a visible fault, not a silent stop
@@ -367,10 +382,8 @@ def _encode_clip_in_child(info: StreamInfo, frames: int, stopping: threading.Eve
 
     None if ``stopping`` was set meanwhile; :class:`CameraUnavailableError` if the child fails.
     """
-    command = [sys.executable, "-m", "camera.synthetic", str(info.width), str(info.height), repr(info.fps),
-               str(info.bitrate), str(info.gop_frames), str(frames)]
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    command, env = python_module("camera.synthetic", str(info.width), str(info.height), repr(info.fps),
+                                 str(info.bitrate), str(info.gop_frames), str(frames))
     errors = tempfile.TemporaryFile()  # the child's error text only; the video comes through the pipe
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=env)
     clip = []

@@ -163,3 +163,14 @@ def test_a_failing_clip_encoder_is_a_clear_camera_error():
     source = SyntheticSource(0, 0, 30.0, 200_000, 10, realtime=False, replay_seconds=1.0)
     with pytest.raises(CameraUnavailableError, match="clip encoder failed after 0 of 30 frames"):
         next(source.frames(1))
+
+
+def test_a_real_time_replay_starts_its_clock_with_the_first_frame_not_before_the_clip_is_encoded(small_source):
+    """The clip takes a while to encode; the frames after it must not come out in a burst stamped milliseconds apart."""
+    source = small_source(realtime=True, replay_seconds=1.0, max_frames=10)
+    got = []
+    source.start(got.append)
+    assert source.wait(60)
+    source.stop()
+    span_us = got[-1].pts_us - got[0].pts_us
+    assert len(got) == 10 and span_us >= 9 * 33_333 * 0.5, [f.pts_us for f in got]
