@@ -42,6 +42,10 @@ readonly PI_PACKAGES=(python3-picamera2 python3-lgpio python3-spidev raspi-confi
 readonly DEFAULT_SPOOL=$STATE_ROOT/spool
 
 SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The back office's installer (install-office.sh) sources this file for its helpers and sets these three:
+# its name in messages, MODE=office (pip installs the 'office' extra) and the checkout's back-office parts.
+PROG=install.sh
+OFFICE_PARTS=()
 DRY_RUN=0
 UNINSTALL=0
 PURGE=0
@@ -87,8 +91,8 @@ section() { printf '\n== %s\n' "$*"; }
 ok() { printf '  [ok]    %s\n' "$*"; }
 note() { printf '  [note]  %s\n' "$*"; }
 warn() { WARNINGS=$((WARNINGS + 1)); printf '  [warn]  %s\n' "$*"; }
-die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
-usage_error() { printf 'install.sh: %s (see --help)\n' "$*" >&2; exit 2; }
+die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+usage_error() { printf '%s: %s (see --help)\n' "$PROG" "$*" >&2; exit 2; }
 
 # change WHAT COMMAND...: do one step (or only say so under --dry-run) and count it.
 change() {
@@ -104,8 +108,8 @@ change() {
 }
 
 on_error() {
-    printf '\ninstall.sh: failed at line %s: %s\n' "$1" "$2" >&2
-    printf 'Nothing after that step was done. Fix the cause above and run install.sh again: it continues where it stopped.\n' >&2
+    printf '\n%s: failed at line %s: %s\n' "$PROG" "$1" "$2" >&2
+    printf 'Nothing after that step was done. Fix the cause above and run %s again: it continues where it stopped.\n' "$PROG" >&2
 }
 
 # --- arguments and checks ---------------------------------------------------------------------
@@ -177,8 +181,14 @@ package_installed() {
 }
 
 ensure_packages() {
-    local wanted=("${BASE_PACKAGES[@]}") missing=() pkg
+    local wanted=("${BASE_PACKAGES[@]}")
     [[ $MODE == pi ]] && wanted+=("${PI_PACKAGES[@]}")
+    ensure_debian_packages "${wanted[@]}"
+}
+
+# ensure_debian_packages PACKAGE...: install those that are missing (one apt-get run).
+ensure_debian_packages() {
+    local wanted=("$@") missing=() pkg
     for pkg in "${wanted[@]}"; do
         package_installed "$pkg" || missing+=("$pkg")
     done
@@ -281,7 +291,7 @@ ensure_venv() {
 # The parts of the checkout that make up the installed software (ui/ and comms/ once they exist).
 source_parts() {
     local part
-    for part in pyproject.toml README.md base camera evidence ui comms agent docs/INSTALL.md; do
+    for part in pyproject.toml README.md base camera evidence ui comms agent docs/INSTALL.md "${OFFICE_PARTS[@]}"; do
         if [[ -e $SOURCE_DIR/$part ]]; then printf '%s\n' "$part"; fi
     done
 }
@@ -313,7 +323,7 @@ ensure_software() {
 }
 
 install_software() {
-    local fingerprint=$1 build target parts
+    local fingerprint=$1 build target parts part
     # Build from a copy so the checkout gets no build/ or egg-info directories.
     build=$(mktemp -d)
     mapfile -t parts < <(source_parts)
@@ -321,12 +331,17 @@ install_software() {
     target=$build
     # Off the Pi the synthetic camera needs PyAV (the 'sim' extra); on the Pi, picamera2 comes from
     # Raspberry Pi OS. No --upgrade: dependencies Raspberry Pi OS already provides (numpy, which
-    # picamera2 is built against) must stay the system's.
-    [[ $MODE == simulation ]] && target="${build}[sim]"
+    # picamera2 is built against) must stay the system's. The back office gets the 'office' extra.
+    case $MODE in
+        simulation) target="${build}[sim]" ;;
+        office) target="${build}[office]" ;;
+    esac
     "$VENV/bin/pip" install --quiet --no-input --disable-pip-version-check "$target"
     rm -rf "$build"
     install -d -m 755 "$PREFIX/docs"
-    install -m 644 "$SOURCE_DIR/docs/INSTALL.md" "$PREFIX/docs/INSTALL.md"
+    for part in "${parts[@]}"; do
+        if [[ $part == docs/*.md ]]; then install -m 644 "$SOURCE_DIR/$part" "$PREFIX/$part"; fi
+    done
     printf '%s\n' "$fingerprint" >"$STAMP"
 }
 

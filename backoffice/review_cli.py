@@ -39,6 +39,10 @@ def cmd_web(args) -> int:
                                "worker_class": "gthread", "proc_name": "bodycam-review", "accesslog": None,
                                "errorlog": "-", "timeout": 60, "graceful_timeout": 20}.items():
                 self.cfg.set(key, value)
+            # gunicorn >= 25.1 opens a management socket (gunicornc) in $XDG_RUNTIME_DIR or $HOME: nobody
+            # manages the app through it, and the unit's user has neither (read-only /nonexistent).
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from .web.wsgi import application

@@ -44,7 +44,8 @@ def db(django_db):
     yield
 
 
-DEBIAN_ROOT_TESTS = ("tests/install/test_dev_setup.py", "tests/install/test_chroot.py")
+DEBIAN_ROOT_TESTS = ("tests/install/test_dev_setup.py", "tests/install/test_chroot.py",
+                     "tests/install/test_office_install.py")
 
 
 def pytest_collection_modifyitems(config, items):

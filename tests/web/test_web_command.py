@@ -61,8 +61,11 @@ def _get(url: str):
 
 def test_serves_the_review_app_and_stops_on_sigterm(data):
     port = free_port()
+    home = data / "home"  # gunicorn would put its management socket (gunicornc) here: it must not open one
+    home.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "backoffice.cli", "web", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "1", "--threads", "2"], env=_env(data), cwd=data,
+                             "--workers", "1", "--threads", "2"], env=_env(data, HOME=str(home), XDG_RUNTIME_DIR=""),
+                            cwd=data,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def up():
@@ -84,6 +87,7 @@ def test_serves_the_review_app_and_stops_on_sigterm(data):
             proc.wait()
     log = proc.stdout.read()
     assert "Booting worker" in log and "Traceback" not in log
+    assert not list(home.iterdir()) and "[ERROR]" not in log, log
 
 
 @pytest.mark.parametrize("problem, message", [
