@@ -128,6 +128,7 @@ def test_custodian_holds_the_key_alone_with_no_network_and_writes_only_the_audit
     assert d["NoNewPrivileges"] == ["yes"] and d["PrivateTmp"] == ["yes"] and d["CapabilityBoundingSet"] == [""]
     assert d["MemoryDenyWriteExecute"] == ["yes"] and d["MemorySwapMax"] == ["0"] and d["LimitCORE"] == ["0"]
     assert d["RuntimeDirectory"] == ["bodycam-custodian"] and d["RuntimeDirectoryMode"] == ["0750"]
+    assert "PrivateUsers" not in d  # in a user namespace the audit log's peer uid would always be nobody
     assert "BODYCAM_CUSTODIAN_SOCKET=/run/bodycam-custodian/custodian.sock" in d["Environment"]
     # the other units never see the evidence key
     for unit in ("bodycam-receiver.service", "bodycam-office-retention.service"):
