@@ -128,10 +128,14 @@ def retention() -> dict:
 
 def audit() -> dict:
     log = Path("/var/lib/bodycam-office/audit/office-audit.jsonl")
-    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    events = [line["event"] for line in lines]
+    peers = [line["fields"].get("peer") for line in lines if line["event"] == "decryption_refused"]
     verify = run("env", "BODYCAM_OFFICE_DATA=/var/lib/bodycam-office", OFFICE, "audit", "verify", "--pub",
                  "/var/lib/bodycam-office/keys/office.pub")
-    return {"events": events, "verify": verify, "log": owner(str(log)), "lock": owner(f"{log}.lock")}
+    review_uid = pwd.getpwnam("bodycam-review").pw_uid
+    return {"events": events, "verify": verify, "log": owner(str(log)), "lock": owner(f"{log}.lock"),
+            "refusal_peers": peers, "review_uid": review_uid}
 
 
 def step(fn):

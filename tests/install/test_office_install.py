@@ -337,6 +337,9 @@ def test_the_office_audit_log_verifies_with_every_services_lines(booted):
     audit = booted["audit"]
     assert "error" not in audit, audit
     assert {"login", "decryption_refused", "retention_run"} <= set(audit["events"]), audit["events"]
+    # the custodian names the process that asked (the review app's user), not a user-namespace "nobody"
+    peers = audit["refusal_peers"]
+    assert peers and all(p.startswith(f"uid={audit['review_uid']} ") for p in peers), audit
     assert audit["verify"]["rc"] == 0 and ": OK, " in audit["verify"]["out"], audit["verify"]
     for name in ("log", "lock"):
         assert audit[name] == {"mode": "0o660", "user": "bodycam-receiver", "group": "bodycam-receiver"}, audit
