@@ -180,10 +180,21 @@ def cmd_migrate(args) -> int:
 def cmd_user(args) -> int:
     if not (args.role or args.password or args.disable):
         raise BodycamError("say what to do: --role ROLE, --password or --disable")
-    _django()
+    # The log opens first: without it (no office key) nothing is changed, as nothing could be traced.
+    office = _office()
+    try:
+        _change_user(office, args)
+    finally:
+        office.close()
+    return EXIT_OK
+
+
+def _change_user(office, args) -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.db import transaction
+
+    from .catalog import office as events
 
     with transaction.atomic():  # a refused password leaves no half-made person behind
         user, created = get_user_model().objects.get_or_create(username=args.username)
@@ -196,9 +207,12 @@ def cmd_user(args) -> int:
         if args.disable:
             user.is_active = False
             user.save(update_fields=["is_active"])
+    roles = sorted(g.name for g in user.groups.all())
+    # who may do what is itself a decision to trace: the change and who typed it (via) go to the signed log
+    office.record(events.USER_CHANGED, user=user.username, created=created, roles_added=sorted(args.role),
+                  roles=roles, password_set=bool(args.password), disabled=bool(args.disable), active=user.is_active)
     state = "" if user.is_active else " (disabled)"
-    print(f"{args.username}: {', '.join(sorted(g.name for g in user.groups.all()))}{state}")
-    return EXIT_OK
+    print(f"{args.username}: {', '.join(roles)}{state}")
 
 
 def set_password(user) -> None:

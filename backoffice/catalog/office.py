@@ -31,6 +31,7 @@ INCIDENT_DELETED = "incident_deleted"        # tombstone, incident, rule, files_
 RETENTION_RUN = "retention_run"              # now, deleted, held, resumed, dry_run
 SEGMENT_AFTER_DELETION = "segment_after_deletion"  # incident, stem, ciphertext_sha256 (device offline too long)
 SITE_POLICY_CHANGED = "site_policy_changed"  # site, rule, shift_hours, incidents (whose expiry moved), by
+USER_CHANGED = "user_changed"                # user, created, roles_added, roles, password_set, disabled, active
 ACCESS = "access"                            # access, incident, kind (page, playback, export), purpose, by, via
 ACCESS_REFUSED = "access_refused"            # incident, kind, by, via, reason
 REPORT_READ = "report_read"                  # kind, parameters, by, via

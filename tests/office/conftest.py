@@ -104,3 +104,15 @@ def world(db, tmp_path):
 
 def seconds(n: float) -> timedelta:
     return timedelta(seconds=n)
+
+
+@pytest.fixture
+def office_settings(world, monkeypatch):
+    """The commands' settings point at the world's store, office key and audit log (they open the log
+    themselves; it is shared, so the world's own handle stays usable)."""
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "BODYCAM_STORE_DIR", world.store)
+    monkeypatch.setattr(settings, "BODYCAM_OFFICE_KEY", world.root / "keys" / "office.key")
+    monkeypatch.setattr(settings, "BODYCAM_AUDIT_LOG", world.log_path)
+    return world

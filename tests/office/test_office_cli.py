@@ -14,16 +14,10 @@ from backoffice.cli import main
 
 
 @pytest.fixture
-def cli_world(world, frames_30, monkeypatch):
+def cli_world(office_settings, frames_30):
     """Settings point at the world's store, key and log; one incident is stored and cataloged."""
-    from django.conf import settings
-
-    monkeypatch.setattr(settings, "BODYCAM_STORE_DIR", world.store)
-    monkeypatch.setattr(settings, "BODYCAM_OFFICE_KEY", world.root / "keys" / "office.key")
-    monkeypatch.setattr(settings, "BODYCAM_AUDIT_LOG", world.log_path)
-    world.record_incident("inc-1", frames_30)
-    world.office.close()  # the commands open the log themselves
-    return world
+    office_settings.record_incident("inc-1", frames_30)
+    return office_settings
 
 
 def test_the_four_eyes_flow_through_the_commands(cli_world, capsys):
@@ -231,9 +225,23 @@ def test_the_commands_check_the_named_user_and_record_the_os_account(cli_world, 
     assert main([*hold, "rolf"]) == 2
     assert "user 'rolf' is deactivated" in capsys.readouterr().err
     assert main(["report", "expiring", "--by", "rolf"]) == 2
-    assert {e for e, _ in _audit(cli_world)} == {"log_created", "segment_cataloged"}  # nothing done or recorded
+    assert {e for e, _ in _audit(cli_world)} == {"log_created", "segment_cataloged", "user_changed"}  # nothing more
     assert main([*hold, "rita"]) == 0
     events = _audit(cli_world)
     assert events[-1] == ("hold_placed", {**events[-1][1], "by": "rita", "via": f"cli:{os_account()}"})
     assert {f.get("via") for e, f in events if e == "segment_cataloged"} == {f"cli:{os_account()}"}
     assert os_account() == pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_adding_people_and_roles_is_in_the_signed_log_with_who_typed_it(cli_world, capsys):
+    from backoffice.office_cli import os_account
+
+    assert main(["user", "rita", "--role", "reviewer"]) == 0
+    assert main(["user", "rita", "--role", "supervisor"]) == 0
+    assert main(["user", "rita", "--disable"]) == 0
+    changes = [f for e, f in _audit(cli_world) if e == "user_changed"]
+    assert [(f["user"], f["created"], f["roles_added"], f["roles"], f["disabled"], f["active"]) for f in changes] == [
+        ("rita", True, ["reviewer"], ["reviewer"], False, True),
+        ("rita", False, ["supervisor"], ["reviewer", "supervisor"], False, True),
+        ("rita", False, [], ["reviewer", "supervisor"], True, False)]
+    assert {f["via"] for f in changes} == {f"cli:{os_account()}"}

@@ -13,7 +13,7 @@ import pytest
 
 from base.utctime import iso_utc
 from tests.evidence.conftest import cut, encode_h264, write_sealed
-from tests.office.conftest import T0, Clock, World, frames_30, world  # noqa: F401  (fixtures reused)
+from tests.office.conftest import T0, Clock, World, frames_30, office_settings, world  # noqa: F401  (fixtures reused)
 
 PASSWORD = "Sichtung-Test-2025!"
 

@@ -109,7 +109,7 @@ def test_refuses_to_start_with_a_sentence(data, problem, message):
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
-def test_user_password_is_validated_and_hashed_with_argon2(db, monkeypatch, capsys):
+def test_user_password_is_validated_and_hashed_with_argon2(db, office_settings, monkeypatch, capsys):
     from django.contrib.auth.models import User
 
     from backoffice.cli import main
@@ -126,7 +126,7 @@ def test_user_password_is_validated_and_hashed_with_argon2(db, monkeypatch, caps
     assert [g.name for g in rita.groups.all()] == ["reviewer"]
 
 
-def test_a_disabled_person_can_no_longer_sign_in(review, monkeypatch, capsys):
+def test_a_disabled_person_can_no_longer_sign_in(review, office_settings, monkeypatch, capsys):
     from django.test import Client
 
     from backoffice.cli import main
