@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from base.utctime import iso_utc
+from tests.custody import conftest as custody_conftest
 from tests.evidence.conftest import cut, encode_h264, write_sealed
 from tests.office.conftest import T0, Clock, World, frames_30, world  # noqa: F401  (fixtures reused)
+
+# the custody tests' fixtures: a short directory for the custodian's socket, an incident with sound
+socket_dir = custody_conftest.socket_dir
+sound_segments = custody_conftest.sound_segments
 
 PASSWORD = "Sichtung-Test-2025!"
 
@@ -32,6 +37,24 @@ def review(world):
     with override_settings(ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"]), \
             office_link.using(world.office):
         yield world
+
+
+@pytest.fixture
+def custody(review, socket_dir):
+    """A real custodian process (tests/custody) for the review app: its socket and the world's enrolled device
+    in the settings, no receipt key; the office clock set to now, so that the custodian accepts the tickets."""
+    from django.test import override_settings
+
+    review.clock.now = datetime.now(timezone.utc)
+    custodian = custody_conftest.CustodianProcess(review, socket_dir)
+    custodian.start()
+    try:
+        with override_settings(BODYCAM_CUSTODIAN_SOCKET=custodian.socket,
+                               BODYCAM_OFFICE_DEVICES=review.env.device / "device.pub",
+                               BODYCAM_RECEIPT_PUB=review.root / "receipt.pub"):
+            yield custodian
+    finally:
+        custodian.stop()
 
 
 def cast(world, *, passwords: bool = False) -> dict:
