@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,17 +42,28 @@ def review(world):
 
 @pytest.fixture
 def custody(review, socket_dir):
-    """A real custodian process (tests/custody) for the review app: its socket and the world's enrolled device
-    in the settings, no receipt key; the office clock set to now, so that the custodian accepts the tickets."""
+    """A real custodian process (tests/custody) for the review app, for the world's keys (:func:`custodian_for`)."""
+    with custodian_for(review, socket_dir) as custodian:
+        yield custodian
+
+
+@contextmanager
+def custodian_for(review, socket_dir, *, identity=None, devices=(), receipt_pub=None, env=None):
+    """A custodian process and the review app's settings pointing at it: its socket, the enrolled devices (the
+    world's and ``devices``), the receipt key (none unless given). The office clock is set to now, so that the
+    custodian, which reads the real clock, accepts the tickets."""
     from django.test import override_settings
 
     review.clock.now = datetime.now(timezone.utc)
-    custodian = custody_conftest.CustodianProcess(review, socket_dir)
+    enrolled = review.root / "enrolled"
+    enrolled.mkdir(exist_ok=True)
+    for i, pub in enumerate([review.env.device / "device.pub", *devices]):
+        (enrolled / f"device-{i}.pub").write_bytes(pub.read_bytes())
+    custodian = custody_conftest.CustodianProcess(review, socket_dir, identity=identity, devices=devices, env=env)
     custodian.start()
     try:
-        with override_settings(BODYCAM_CUSTODIAN_SOCKET=custodian.socket,
-                               BODYCAM_OFFICE_DEVICES=review.env.device / "device.pub",
-                               BODYCAM_RECEIPT_PUB=review.root / "receipt.pub"):
+        with override_settings(BODYCAM_CUSTODIAN_SOCKET=custodian.socket, BODYCAM_OFFICE_DEVICES=enrolled,
+                               BODYCAM_RECEIPT_PUB=receipt_pub or review.root / "no-receipt.pub"):
             yield custodian
     finally:
         custodian.stop()
