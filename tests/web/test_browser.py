@@ -360,3 +360,36 @@ def test_the_review_flow_in_chromium(review, live, tmp_path, tmp_path_factory, d
 
     shots.publish()
     assert re.match(r"^review-", shots.taken[0].name)
+
+
+def test_the_player_plays_past_a_missing_and_a_refused_segment(review, live, custody, frames_30):
+    """Segments of 1/3 s: the second never arrived (a gap in the timeline), the fourth was damaged in the store
+    (the custodian refuses it). The player says so, skips both and plays the rest to the end."""
+    from playwright.sync_api import sync_playwright
+
+    cast(review, passwords=True)
+    incident = record(review, "inc-gaps", frames_at(0, 60), drop=(1,))
+    stems = [s.stem for s in incident.segments.order_by("seq")]
+    damaged = review.store / incident.store_path / f"{stems[2]}.age"  # the fourth segment (the second is missing)
+    data = bytearray(damaged.read_bytes())
+    data[-100] ^= 0x01
+    damaged.write_bytes(bytes(data))
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport=VIEWPORT, locale="de-DE")
+        page.add_init_script(WATCH)
+        _sign_in(page, live, "rita")
+        page.goto(f"{live}/incidents/{incident.pk}/")
+        page.get_by_label("Zweck").fill("Prüfung der Wiedergabe")
+        page.get_by_role("button", name="Abspielen").click()
+        _wait(page, "window.__watch.events.some(e => e[0] === 'ended')")
+        played = _player_state(page)
+        failed = page.locator("#player-slots li.failed").count()
+        browser.close()
+    print("played", json.dumps(played))
+    assert played["error"] is None and failed == 1 and "weiter bei 0:01" in played["status"]
+    assert played["time"] == pytest.approx(played["duration"], abs=0.05) == pytest.approx(2.0, abs=0.05)
+    assert 30 <= played["frames"] <= 40  # the four segments that play (40 frames), none of the skipped ones
+    refused = [f for e, f in audit(review) if e == "decryption_refused"]
+    assert [(f["stem"], f["code"]) for f in refused] == [(stems[2], "verification_failed")]

@@ -243,8 +243,11 @@
       return;
     }
     if (!failed[here.stem]) {
-      if (next.start_s - end(here) < 0.1 || time < end(here) - 0.1 || (buffered(time) && time < end(here))) {
+      if (next.start_s - end(here) < 0.1 || time < end(here) - 0.25) {
         return;  // no gap after this slot, or its pictures still play
+      }
+      if (video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA && time < end(here)) {
+        return;  // its last pictures still play (the browser stops at the last one, waiting for more)
       }
     }
     say(fill(t.tGap, {from: clock(time), to: clock(next.start_s)}));
