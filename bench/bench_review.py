@@ -21,6 +21,7 @@ threads, as the systemd unit runs it) run as their own processes.
   playhead advances in real time; a stall is the playhead reaching the end of what was fetched. Meanwhile
   one more viewer in Chromium watches too (its ``waiting`` events counted). Server CPU (gunicorn's
   processes and the custodian, from /proc) per viewer, against stock ``age -d`` of the same segments.
+* **Export**: the court package of the whole incident downloaded over HTTP (first byte, total, size).
 """
 
 from __future__ import annotations
@@ -307,6 +308,22 @@ class Viewer(threading.Thread):
             r.read()
             return r.geturl()
 
+    def export(self) -> tuple[float, float, int]:
+        """(seconds to the first byte, seconds in all, bytes) of the court package's download."""
+        token = self._token(self._get("/login/"))
+        self._post("/login/", {"csrfmiddlewaretoken": token, "username": self.user, "password": PASSWORD})
+        token = self._token(self._get(f"/incidents/{self.pk}/"))
+        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "purpose": "bench export"}).encode()
+        t = time.monotonic()
+        request = urllib.request.Request(f"{self.base}/incidents/{self.pk}/export/", data=data,
+                                         headers={"Referer": f"{self.base}/incidents/{self.pk}/"})
+        with self.opener.open(request, timeout=600) as r:
+            size = len(r.read(1))
+            first = time.monotonic() - t
+            while chunk := r.read(1 << 20):
+                size += len(chunk)
+        return first, time.monotonic() - t, size
+
     def _token(self, html: bytes) -> str:
         return re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1).decode()
 
@@ -456,6 +473,11 @@ def main() -> int:
         print(f"server CPU (app and custodian): {cpu:.1f} s in {wall:.0f} s for {args.viewers + 1} viewers = "
               f"{per_viewer:.1f} % of one core per viewer; {pieces} pieces decrypted, {cpu / pieces * 1e3:.0f} ms "
               f"CPU per 10 s piece (stock age -d of a piece: {age_cpu * 1e3:.0f} ms CPU; ratio {cpu / pieces / age_cpu:.1f})")
+        exporter = Viewer(base, "rita1", pk, 0, threading.Barrier(1))
+        cpu0 = server_cpu(pids)
+        first, total, size = exporter.export()
+        print(f"export (court package) of the whole incident: first byte after {first:.2f} s, {size / 1e6:.0f} MB in "
+              f"{total:.1f} s ({size / 1e6 / total:.0f} MB/s), server CPU {server_cpu(pids) - cpu0:.1f} s")
         return 0
     finally:
         for p in procs:
