@@ -44,10 +44,12 @@ class CustodianClient:
         self.socket_path = Path(socket_path)
         self.timeout = timeout
 
-    def open_segment(self, ticket: bytes | str, stem: str) -> SegmentStream:
-        """Ask for ``stem``'s plaintext with ``ticket`` (as :func:`.ticket.issue_ticket` returned it)."""
-        if isinstance(ticket, bytes):
-            ticket = ticket.decode("ascii", errors="replace")
+    def probe(self) -> None:
+        """Raise :class:`CustodianUnavailable` unless the socket takes a connection. It asks nothing, so the
+        custodian logs nothing: a caller checks before it starts something it cannot finish (a download)."""
+        self._connect().close()
+
+    def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(self.timeout)
         try:
@@ -57,6 +59,13 @@ class CustodianClient:
             raise CustodianUnavailable(
                 f"the key custodian does not answer on {self.socket_path} ({exc.strerror or exc}); check that "
                 "bodycam-custodian.service runs and that this user is in its group") from None
+        return sock
+
+    def open_segment(self, ticket: bytes | str, stem: str) -> SegmentStream:
+        """Ask for ``stem``'s plaintext with ``ticket`` (as :func:`.ticket.issue_ticket` returned it)."""
+        if isinstance(ticket, bytes):
+            ticket = ticket.decode("ascii", errors="replace")
+        sock = self._connect()
         try:
             wire.send_json(sock, wire.REQUEST, {"ticket": ticket, "stem": stem})
             kind, payload = wire.read_frame(sock)

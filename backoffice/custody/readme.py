@@ -48,7 +48,10 @@ So prüfen Sie das Paket (in diesem Ordner):
        sha256sum <stem>.*
    Der Wert muss in chain-of-custody.json bei diesem Abschnitt unter "plaintext_sha256" stehen.
    Format bodycam-segment/1 ist H.264 (Annex B), bodycam-segment/2 ein MP4 mit Bild und Ton.
-4. Die MP4 dekodiert fehlerfrei:   ffmpeg -v error -xerror -i incident.mp4 -f null -
+4. Die MP4 dekodiert fehlerfrei:   ffmpeg -v error -xerror -i incident.mp4 -enc_time_base:v 1/1000000 -f null -
+   Erwartet: keine Ausgabe. Die Bilder tragen ihre gemessenen Aufnahmezeiten, kein starres Raster von
+   30 Bildern je Sekunde; ohne -enc_time_base rundet ffmpeg sie für seine eigene Ausgabe auf 1/30 s
+   und meldet dann "non monotonically increasing dts" -- über seine Ausgabe, nicht über diese Datei.
    SHA-256 der MP4: {mp4_sha256}
 5. Audit-Protokoll: die Zeilen im Bericht tragen Hash und Signatur. Gegen das vollständige Protokoll
    der Verwaltung prüfen:  bodycam-office audit verify --pub keys/office.pub --log office-audit.jsonl
@@ -86,7 +89,10 @@ How to check the package (in this folder):
        sha256sum <stem>.*
    The value must be the segment's "plaintext_sha256" in chain-of-custody.json. Format
    bodycam-segment/1 is H.264 (Annex B), bodycam-segment/2 an MP4 with picture and sound.
-4. The MP4 decodes cleanly:   ffmpeg -v error -xerror -i incident.mp4 -f null -
+4. The MP4 decodes cleanly:   ffmpeg -v error -xerror -i incident.mp4 -enc_time_base:v 1/1000000 -f null -
+   Expected: no output. The pictures carry their measured capture times, not a rigid grid of 30 per
+   second; without -enc_time_base ffmpeg rounds them to 1/30 s for its own output and then reports
+   "non monotonically increasing dts" -- about its output, not about this file.
    SHA-256 of the MP4: {mp4_sha256}
 5. Audit log: the lines in the report carry their hash and signature. Check them against the back
    office's whole log:  bodycam-office audit verify --pub keys/office.pub --log office-audit.jsonl

@@ -3,7 +3,7 @@ holds a row per name and fails for a new one without its row."""
 
 from django.urls import path
 
-from .views import actions, auth, dashboard, incidents, privacy, static, video
+from .views import actions, auth, dashboard, incidents, playback, privacy, static, video
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -17,6 +17,9 @@ urlpatterns = [
     path("incidents/<int:pk>/propose-deletion/", actions.propose_deletion, name="incident_propose_deletion"),
     path("incidents/<int:pk>/play/", video.play, name="incident_play"),
     path("incidents/<int:pk>/export/", video.export, name="incident_export"),
+    path("playback/<int:access>/", playback.player, name="playback_player"),
+    path("playback/<int:access>/timeline.json", playback.timeline, name="playback_timeline"),
+    path("playback/<int:access>/pieces/<str:stem>.mp4", playback.piece, name="playback_piece"),
     path("holds/<int:pk>/propose-release/", actions.propose_release, name="hold_propose_release"),
     path("decisions/<int:pk>/approve/", actions.approve, name="decision_approve"),
     path("privacy/accesses/", privacy.accesses, name="privacy_accesses"),

@@ -26,21 +26,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class CustodianProcess:
-    def __init__(self, world, socket_dir: Path):
+    """``bodycam-office custodian`` for the world's store and keys; ``identity`` and ``devices`` add another
+    municipality's evidence key (instead of the world's) and more enrolled devices, ``env`` its environment."""
+
+    def __init__(self, world, socket_dir: Path, *, identity: Path | None = None, devices=(), env=None):
         self.world = world
         self.socket = socket_dir / "custodian.sock"
+        self.identity = identity or world.env.identity
+        self.devices = [world.env.device / "device.pub", *devices]
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.stderr_path = world.root / "custodian.stderr"
 
     def argv(self, *extra: str) -> list[str]:
         w = self.world
+        devices = [arg for d in self.devices for arg in ("--devices", str(d))]
         return [sys.executable, "-m", "backoffice.cli", "custodian", "--socket", str(self.socket),
-                "--identity", str(w.env.identity), "--office-key", str(w.root / "keys" / "office.key"),
-                "--devices", str(w.env.device / "device.pub"), "--store", str(w.store),
-                "--audit-log", str(w.log_path), *extra]
+                "--identity", str(self.identity), "--office-key", str(w.root / "keys" / "office.key"),
+                *devices, "--store", str(w.store), "--audit-log", str(w.log_path), *extra]
 
     def start(self, *extra: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(self.argv(*extra), cwd=self.world.root, env=env, stderr=err,
                                          stdout=subprocess.DEVNULL)
@@ -89,6 +95,31 @@ def custodian(world, socket_dir):
     proc.start()
     yield proc
     proc.stop()
+
+
+#: What only plaintext holds: MP4 box headers, H.264 start codes with a sequence parameter set or an IDR picture.
+PLAINTEXT_MARKERS = (b"ftyp", b"moof", b"\x00\x00\x00\x01\x67", b"\x00\x00\x01\x65", b"\x00\x00\x01\x67")
+AGE_HEADER = b"age-encryption.org/v1\n"
+
+
+def scan_for_plaintext(dirs) -> list[str]:
+    """Files under ``dirs`` that hold picture or sound: a marker of :data:`PLAINTEXT_MARKERS` in any file but a
+    sealed segment, and any ``.age`` file that is neither empty (an end marker's) nor starts as age's ciphertext
+    does (ciphertext may hold any four bytes by chance, so sealed segments are judged by their header instead)."""
+    found = []
+    for d in dirs:
+        for p in Path(d).rglob("*"):
+            if not p.is_file() or p.is_symlink():
+                continue
+            with open(p, "rb") as fh:
+                if p.suffix == ".age":  # an end marker's is empty: it seals no picture
+                    if fh.read(len(AGE_HEADER)) not in (AGE_HEADER, b""):
+                        found.append(str(p))
+                    continue
+                data = fh.read()
+            if any(m in data for m in PLAINTEXT_MARKERS):
+                found.append(str(p))
+    return sorted(set(found))
 
 
 def store_receipts(world, sealed: list, receipt_key) -> None:

@@ -21,7 +21,7 @@ import pytest
 from evidence.keys import generate_receipt_key, load_receipt_signing_key
 from tests.evidence.conftest import AGE
 
-from .conftest import REPO, store_receipts
+from .conftest import REPO, scan_for_plaintext, store_receipts
 
 FFMPEG, FFPROBE, PDFTOTEXT = shutil.which("ffmpeg"), shutil.which("ffprobe"), shutil.which("pdftotext")
 
@@ -172,20 +172,6 @@ def test_the_report_and_readme_speak_english_when_asked(world, case, custodian, 
     assert "How to check the package" in (top / "README.txt").read_text()
 
 
-def _scan_for_plaintext(dirs) -> list[str]:
-    """Files under ``dirs`` holding what only plaintext holds: an MP4 box header or an H.264 start code with a
-    sequence parameter set or an IDR picture."""
-    markers = (b"ftyp", b"\x00\x00\x00\x01\x67", b"\x00\x00\x01\x65", b"\x00\x00\x01\x67")
-    found = []
-    for d in dirs:
-        for p in Path(d).rglob("*"):
-            if p.is_file() and not p.is_symlink():
-                data = p.read_bytes()
-                if any(m in data for m in markers):
-                    found.append(str(p))
-    return sorted(set(found))
-
-
 def test_no_plaintext_touches_disk_during_playback_and_export(world, case, socket_dir, tmp_path, monkeypatch):
     """The custodian's and this (web-side) process's temporary directories, the data directory, the store, the
     audit log, the socket's directory: after watching and exporting, none holds picture or sound."""
@@ -212,11 +198,14 @@ def test_no_plaintext_touches_disk_during_playback_and_export(world, case, socke
         custodian.stop()
     assert pieces and blocks  # the plaintext was there, in memory
     scanned = [world.root, socket_dir, web_tmp, custodian_tmp, settings.DATA_DIR]
-    assert _scan_for_plaintext(scanned) == []
+    assert scan_for_plaintext(scanned) == []
     # the scan finds plaintext where there is some
     planted = custodian_tmp / "leak.bin"
     planted.write_bytes(pieces[0].data)
-    assert _scan_for_plaintext(scanned) == [str(planted)]
+    assert scan_for_plaintext(scanned) == [str(planted)]
+    disguised = web_tmp / "segment.age"  # a sealed segment's name does not hide plaintext
+    disguised.write_bytes(pieces[1].data)
+    assert scan_for_plaintext(scanned) == sorted([str(planted), str(disguised)])
 
 
 def test_the_export_command_goes_through_access_ticket_and_custodian(world, case, custodian, tmp_path, monkeypatch,
@@ -267,3 +256,40 @@ def test_a_segment_that_fails_verification_is_left_out_of_the_mp4_and_named_in_t
     verified = subprocess.run([sys.executable, "-m", "agent.cli", *doc["verification"]["command"][1:]], cwd=top,
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert verified.returncode == 1 and "FAILED" in verified.stdout
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="stock ffmpeg not installed (Debian ffmpeg)")
+def test_the_readmes_decode_check_passes_for_pictures_at_their_measured_times(world, custodian, tmp_path):
+    """A camera's frames are not on an exact 30 fps grid (here 30.3 fps with every fifth frame 2 ms late, as a
+    loaded machine or a real sensor gives them); the MP4 keeps those times, and the check the README gives the
+    expert must still print nothing. (Stock ffmpeg's plain '-f null' rounds them to 1/30 s and complains about
+    its own output.)"""
+    import dataclasses
+
+    from django.contrib.auth.models import User
+
+    from backoffice.catalog.models import Access, Incident
+    from backoffice.custody.client import CustodianClient
+    from backoffice.custody.package import court_package
+    from backoffice.custody.ticket import issue_ticket
+    from tests.evidence.conftest import encode_h264
+
+    frames = [dataclasses.replace(f, pts_us=i * 33_000 + (2_222 if i % 5 == 0 else 0))
+              for i, f in enumerate(encode_h264(150))]
+    world.record_incident("inc-jitter", frames)
+    world.ingest()
+    access = Access.open(world.office, user=world.user("rita", "reviewer"),
+                         incident=Incident.objects.get(incident_id="inc-jitter"), kind=Access.EXPORT, purpose="Test")
+    assert User.objects.filter(username="rita").exists()
+    data = b"".join(court_package(world.office, access, issue_ticket(world.office, access),
+                                  CustodianClient(custodian.socket), devices=world.env.devices))
+    top = _unpack(data, tmp_path / "unpacked")
+    line = next(ln for ln in (top / "README.txt").read_text().splitlines() if "ffmpeg " in ln)
+    command = line[line.index("ffmpeg "):].split()
+    decoded = subprocess.run([FFMPEG, *command[1:]], cwd=top, capture_output=True, text=True, timeout=120)
+    assert decoded.returncode == 0 and decoded.stdout == decoded.stderr == "", decoded.stderr
+    import av
+
+    with av.open(str(top / "incident.mp4")) as container:
+        times = [f.time for f in container.decode(video=0)]
+    assert len(times) == 150 and times[5] - times[4] == pytest.approx(0.033 + 0.002222, abs=1e-4)  # as measured

@@ -137,11 +137,18 @@ def test_custodian_holds_the_key_alone_with_no_network_and_writes_only_the_audit
 
 def test_review_app_contract():
     """gunicorn on loopback for the proxy; its own user in the receiver's group (an approved deletion removes
-    store files); the office key and the session secret as credentials; never the evidence key."""
+    store files) and in the custodian's (its socket); the office key and the session secret as credentials;
+    never the evidence key."""
     d = directives("bodycam-review.service")
     assert d["ExecStart"] == ["/opt/bodycam/venv/bin/bodycam-office web --bind 127.0.0.1:8470"]
     assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]  # gunicorn's arbiter says READY=1
     assert d["User"] == ["bodycam-review"] and d["Group"] == ["bodycam-receiver"] and d["UMask"] == ["0007"]
+    # it asks the custodian to decrypt, over the socket only that group may reach
+    assert d["SupplementaryGroups"] == ["bodycam-custodian"]
+    assert "BODYCAM_CUSTODIAN_SOCKET=/run/bodycam-custodian/custodian.sock" in d["Environment"]
+    custodian = directives("bodycam-custodian.service")
+    assert "BODYCAM_CUSTODIAN_SOCKET=/run/bodycam-custodian/custodian.sock" in custodian["Environment"]
+    assert custodian["Group"] == ["bodycam-custodian"] and custodian["RuntimeDirectoryMode"] == ["0750"]
     assert d["ReadWritePaths"] == ["/srv/bodycam/store /var/lib/bodycam-office"]
     assert "BODYCAM_REVIEW_BEHIND_TLS=1" in d["Environment"]
     assert "BODYCAM_OFFICE_KEY=%d/office.key" in d["Environment"]

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from base.utctime import iso_utc
+from tests.custody import conftest as custody_conftest
 from tests.evidence.conftest import cut, encode_h264, write_sealed
 from tests.office.conftest import T0, Clock, World, frames_30, office_settings, world  # noqa: F401  (fixtures reused)
+
+# the custody tests' fixtures: a short directory for the custodian's socket, an incident with sound
+socket_dir = custody_conftest.socket_dir
+sound_segments = custody_conftest.sound_segments
 
 PASSWORD = "Sichtung-Test-2025!"
 
@@ -32,6 +38,35 @@ def review(world):
     with override_settings(ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"]), \
             office_link.using(world.office):
         yield world
+
+
+@pytest.fixture
+def custody(review, socket_dir):
+    """A real custodian process (tests/custody) for the review app, for the world's keys (:func:`custodian_for`)."""
+    with custodian_for(review, socket_dir) as custodian:
+        yield custodian
+
+
+@contextmanager
+def custodian_for(review, socket_dir, *, identity=None, devices=(), receipt_pub=None, env=None):
+    """A custodian process and the review app's settings pointing at it: its socket, the enrolled devices (the
+    world's and ``devices``), the receipt key (none unless given). The office clock is set to now, so that the
+    custodian, which reads the real clock, accepts the tickets."""
+    from django.test import override_settings
+
+    review.clock.now = datetime.now(timezone.utc)
+    enrolled = review.root / "enrolled"
+    enrolled.mkdir(exist_ok=True)
+    for i, pub in enumerate([review.env.device / "device.pub", *devices]):
+        (enrolled / f"device-{i}.pub").write_bytes(pub.read_bytes())
+    custodian = custody_conftest.CustodianProcess(review, socket_dir, identity=identity, devices=devices, env=env)
+    custodian.start()
+    try:
+        with override_settings(BODYCAM_CUSTODIAN_SOCKET=custodian.socket, BODYCAM_OFFICE_DEVICES=enrolled,
+                               BODYCAM_RECEIPT_PUB=receipt_pub or review.root / "no-receipt.pub"):
+            yield custodian
+    finally:
+        custodian.stop()
 
 
 def cast(world, *, passwords: bool = False) -> dict:

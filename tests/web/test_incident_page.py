@@ -4,6 +4,7 @@ restart's cut), holds, decisions and accesses; opening it is an access, refused 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from .conftest import audit, frames_30, frames_at, record, signed_in  # noqa: F401
 
@@ -82,6 +83,27 @@ def test_a_deleted_incident_shows_its_tombstone_and_no_actions(review, frames_30
     text = _text(signed_in(review.user("sue", "supervisor")).get(f"/incidents/{incident.pk}/"))
     assert "nach der Regel „site duisburg: NW 14d“, entschieden von retention timer" in text
     assert "Löschsperre setzen" not in text and "Abspielen" not in text and "Löschung vorschlagen" not in text
+
+
+def test_the_access_history_is_the_access_report_with_refusals_holds_and_decisions(review, frames_30):
+    from backoffice.catalog.models import Access
+
+    incident = record(review, "inc-1", frames_30, officer="olga")
+    rita, sue = review.user("rita", "reviewer"), review.user("sue", "supervisor")
+    signed_in(review.user("otto", "officer")).get(f"/incidents/{incident.pk}/")  # refused: not his
+    review.clock.now += timedelta(minutes=1)
+    hold = incident.place_hold(review.office, by=rita, case_reference="AZ 9/25", reason="Anzeige")
+    hold.propose_release(review.office, by=rita, reason="eingestellt")
+    Access.open(review.office, user=sue, incident=incident, kind=Access.EXPORT, purpose="StA 1 Js 2/25")
+    review.clock.now += timedelta(minutes=1)
+    text = _text(signed_in(sue).get(f"/incidents/{incident.pk}/"))
+    history = text[text.index("Zugriffe"):]
+    for words in ("otto abgelehnt: diese Seite öffnen (otto may not open kod-07/inc-1)",
+                  "rita hat eine Löschsperre gesetzt AZ 9/25: Anzeige",
+                  "rita hat die Aufhebung einer Löschsperre vorgeschlagen eingestellt",
+                  "sue exportiert StA 1 Js 2/25", "sue hat diese Seite geöffnet web 127.0.0.1"):
+        assert words in history, words
+    assert history.index("sue hat diese Seite geöffnet") < history.index("otto abgelehnt")  # newest first
 
 
 def test_an_unknown_incident_is_404(review):

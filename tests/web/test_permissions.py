@@ -2,7 +2,9 @@
 
 The table must name every URL pattern: a new view without its row fails
 :func:`test_every_url_has_a_row`. Allowed actions answer 302 (back to the incident page, done or refused
-with a message); the video URLs 503 until the custodian is connected (then their rows change).
+with a message; playing: on to the player). The video URLs run against a real custodian: an export answers
+the court package (200); the player, its timeline and each piece answer only the person whose playback
+access it is, in the session that stated the purpose -- everyone else tries with another person's access.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ TABLE = {
     "incident_propose_deletion": ("post", (302, 403, 302, 403, 302, 302, 403, 403)),
     "hold_propose_release":      ("post", (302, 403, 302, 403, 302, 302, 403, 403)),
     "decision_approve":          ("post", (302, 403, 403, 403, 403, 302, 403, 403)),
-    "incident_play":             ("post", (302, 403, 503, 403, 503, 503, 403, 403)),
-    "incident_export":           ("post", (302, 403, 503, 403, 503, 503, 403, 403)),
+    "incident_play":             ("post", (302, 403, 302, 403, 302, 302, 403, 403)),
+    "incident_export":           ("post", (302, 403, 200, 403, 200, 200, 403, 403)),
+    "playback_player":           ("get",  (302, 403, 200, 403, 200, 200, 403, 403)),
+    "playback_timeline":         ("get",  (302, 403, 200, 403, 200, 200, 403, 403)),
+    "playback_piece":            ("get",  (302, 403, 200, 403, 200, 200, 403, 403)),
     "privacy_accesses":          ("get",  (302, 403, 403, 403, 403, 403, 200, 403)),
     "privacy_deletions":         ("get",  (302, 403, 403, 403, 403, 403, 200, 403)),
     "privacy_expiring":          ("get",  (302, 403, 403, 403, 403, 403, 200, 403)),
@@ -71,6 +76,11 @@ def test_every_view_declares_who_may_use_it(review):
     assert undeclared == []
 
 
+#: The URLs that need the custodian; the playback ones need an access (the role's own, or another's).
+VIDEO = {"incident_play", "incident_export", "playback_player", "playback_timeline", "playback_piece"}
+PLAYBACK = {"playback_player", "playback_timeline", "playback_piece"}
+
+
 def _kwargs(name: str, objects: dict) -> dict:
     if name in ("incident_detail", "incident_hold", "incident_propose_deletion", "incident_play", "incident_export"):
         return {"pk": objects["incident"].pk}
@@ -80,14 +90,33 @@ def _kwargs(name: str, objects: dict) -> dict:
         return {"pk": objects["decision"].pk}
     if name == "static":
         return {"path": "web/app.css"}
+    if name in PLAYBACK:
+        access = {"access": objects["access"].pk}
+        return {**access, "stem": objects["stem"]} if name == "playback_piece" else access
     return {}
 
 
+def _own_playback(client, objects: dict) -> dict:
+    """The objects with the client's own playback access, if its person may open one (in its session)."""
+    from django.urls import reverse
+
+    from backoffice.catalog.models import Access
+
+    response = client.post(reverse("incident_play", args=[objects["incident"].pk]), {"purpose": "Sichtung"})
+    if response.status_code != 302 or "/playback/" not in response["Location"]:
+        return objects
+    return {**objects, "access": Access.objects.filter(kind=Access.PLAYBACK).latest("pk")}
+
+
 @pytest.mark.parametrize("name", sorted(TABLE))
-def test_who_gets_what(review, frames_30, name):
+def test_who_gets_what(review, frames_30, name, request):
     from django.test import Client
     from django.urls import reverse
 
+    from backoffice.catalog.models import Access
+
+    if name in VIDEO:
+        request.getfixturevalue("custody")
     people = cast(review)
     incident = record(review, "inc-1", frames_30, officer="olga")
     hold = incident.place_hold(review.office, by=people["rita"], case_reference="AZ 0/25", reason="Beweis")
@@ -95,12 +124,18 @@ def test_who_gets_what(review, frames_30, name):
     if name == "decision_approve":  # the incident must be unheld for an early deletion
         hold.propose_release(review.office, by=people["rita"], reason="x")
         objects["decision"] = hold.decisions.get()
+    if name in PLAYBACK:  # someone else's (a second supervisor's), for those who cannot open their own
+        objects["access"] = Access.open(review.office, user=people["sam"], incident=incident, kind=Access.PLAYBACK,
+                                        purpose="Kontrolle")
+        objects["stem"] = incident.segments.order_by("seq").first().stem
     method, expected = TABLE[name]
-    url = reverse(name, kwargs=_kwargs(name, objects))
     got = {}
     for role in ROLES:
         client = Client() if role == "anonymous" else signed_in(people[role])
-        response = getattr(client, method)(url, DATA.get(name, {}))
+        mine = _own_playback(client, objects) if name in PLAYBACK and role != "anonymous" else objects
+        response = getattr(client, method)(reverse(name, kwargs=_kwargs(name, mine)), DATA.get(name, {}))
+        if response.streaming:
+            b"".join(response.streaming_content)  # the court package, made to its end
         got[role] = response.status_code
     assert got == dict(zip(ROLES, expected, strict=True))
 

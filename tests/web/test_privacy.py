@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .conftest import T0, cast, frames_at, record, signed_in
+from .conftest import T0, audit, cast, frames_at, record, signed_in
 
 
 def _text(response) -> str:
@@ -48,31 +48,38 @@ def test_the_expiring_list_covers_the_days_asked_for(review):
     assert "kod-07/inc-1 duisburg site duisburg: NW" in _text(dana.get("/privacy/expiring/", {"days": 15}))
 
 
-def test_the_art_15_search_says_when_it_is_not_connected(review, monkeypatch):
-    from backoffice.catalog import reports
+def test_the_art_15_search_lists_the_recordings_of_the_place_and_time_and_who_saw_them(review):
+    from backoffice.catalog.models import Access
 
     people = cast(review)
-    record(review, "inc-1", frames_at(0))
-    monkeypatch.delattr(reports, "subject_report", raising=False)
-    text = _text(signed_in(people["dana"]).get("/privacy/subject/"))
-    assert "Diese Suche ist noch nicht angeschlossen" in text
+    incident = record(review, "inc-1", frames_at(0))  # 10:00 in Berlin (T0 is 08:00 UTC, summer time)
+    record(review, "inc-2", frames_at(3 * 3600))       # 13:00: outside the window asked for
+    incident.place_hold(review.office, by=people["rita"], case_reference="AZ 5/25", reason="Anzeige")
+    Access.open(review.office, user=people["sue"], incident=incident, kind=Access.PLAYBACK, purpose="Beschwerde")
+    dana = signed_in(people["dana"])
+    assert "Suchen" in _text(dana.get("/privacy/subject/"))
+    assert [e for e, _ in audit(review) if e == "report_read"] == []  # no search, nothing read
+    text = _text(dana.get("/privacy/subject/", {"site": "duisburg", "since": "2025-06-15T09:30",
+                                                "until": "2025-06-15T11:00"}))
+    assert "kod-07/inc-1" in text and "kod-07/inc-2" not in text
+    assert "AZ 5/25 (rita)" in text and "sue: abgespielt – Beschwerde" in text
+    assert "aufbewahrt bis" in text
+    reads = [f for e, f in audit(review) if e == "report_read"]
+    assert reads == [{"kind": "subject", "by": "dana", "via": "web 127.0.0.1",
+                      "parameters": {"site": "duisburg", "from": "2025-06-15T07:30:00+00:00",
+                                     "to": "2025-06-15T09:00:00+00:00"}}]
+    empty = _text(dana.get("/privacy/subject/", {"site": "duisburg", "since": "2025-06-16T09:00",
+                                                 "until": "2025-06-16T10:00"}))
+    assert "Keine Aufnahme an diesem Standort in dieser Zeit." in empty
 
 
-def test_the_art_15_search_shows_the_reports_rows(review, monkeypatch):
-    from backoffice.catalog import reports
-
+def test_reading_each_report_page_is_recorded(review):
     people = cast(review)
     record(review, "inc-1", frames_at(0))
-    asked = []
-
-    def subject_report(site, since, until):
-        asked.append((site, since, until))
-        return [{"incident": "kod-07/inc-1", "accesses": 2}]
-
-    monkeypatch.setattr(reports, "subject_report", subject_report, raising=False)
-    text = _text(signed_in(people["dana"]).get("/privacy/subject/", {"site": "duisburg", "since": "2025-06-15T11:00",
-                                                                     "until": "2025-06-15T13:00"}))
-    assert "incident accesses kod-07/inc-1 2" in text
-    (site, since, until), = asked
-    assert site == "duisburg" and until - since == timedelta(hours=2)
-    assert since == T0 + timedelta(hours=1)  # 11:00 in Berlin (summer time) is 09:00 UTC; T0 is 08:00 UTC
+    dana = signed_in(people["dana"])
+    dana.get("/privacy/accesses/", {"user": "rita"})
+    dana.get("/privacy/deletions/", {"days": 3})
+    dana.get("/privacy/expiring/")
+    assert [(f["kind"], f["parameters"], f["by"]) for e, f in audit(review) if e == "report_read"] == [
+        ("access_log", {"since": None, "until": None, "user": "rita", "page": 1}, "dana"),
+        ("deletions", {"days": 3}, "dana"), ("expiring", {"days": 7}, "dana")]

@@ -1,11 +1,14 @@
 """The incident list (filters, pages) and the incident page (verification in words, timeline, holds,
-decisions, accesses). Opening the page is an access (kind ``page``), recorded before anything is shown."""
+decisions, access history). Opening the page is an access (kind ``page``), recorded before anything is
+shown; its access history is the catalog's access report (:func:`reports.access_report`: accesses,
+refused attempts, holds, decisions, the deletion), which the page access itself records as read."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 
+from ...catalog import reports
 from ...catalog.models import Access, Hold, Incident, RuleError, may_see, visible_incidents
 from ...catalog.queries import incident_list
 from ...catalog.roles import SUPERVISOR
@@ -63,7 +66,7 @@ def incident_detail(request, pk: int):
         "segments": segments,
         "holds": holds, "held_cases": [h.case_reference for h in holds if h.lifted_at is None],
         "decisions": incident.decisions.select_related("proposed_by", "approved_by", "hold").order_by("proposed_at"),
-        "accesses": incident.accesses.select_related("user").order_by("-at", "-pk")[:200],
+        "history": list(reversed(reports.access_report(incident))),  # newest first
         "tombstone": getattr(incident, "tombstone", None) if incident.state != Incident.ACTIVE else None,
         "may_hold": active and bool(roles & set(HOLDERS)),
         "may_propose": active and bool(roles & set(PROPOSERS)),
