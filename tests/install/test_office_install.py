@@ -304,6 +304,7 @@ def test_the_custodians_socket_is_for_its_group_only(booted):
         show(booted, "bodycam-custodian.service")
     access = booted["socket_access"]
     assert access["bodycam-review"] == {"rc": 0, "out": "connected\n"}, access
+    assert access["review-unit-sandbox"] == {"rc": 0, "out": "connected\n"}, access  # PrivateUsers=yes keeps it
     assert access["bodycam-receiver"]["rc"] == 1 and "PermissionError" in access["bodycam-receiver"]["out"], access
 
 
