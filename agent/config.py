@@ -23,7 +23,7 @@ from comms.settings import CommandsConfig, MqttSettings, UplinkSettings
 from comms.telemetry import TelemetryConfig
 from ui.settings import ControlsConfig, DisplayConfig, SignalsConfig, pin_conflicts, signal_problems
 
-from .checkout import CheckoutConfig
+from .checkout_settings import CheckoutConfig
 from .policy import PolicyConfig, profile_problems, with_profile_defaults
 from .sensors import BatteryConfig
 

@@ -17,7 +17,8 @@ from typing import Callable
 from ui.state import OfficerAssignment
 
 from .badgetable import BadgeTable
-from .checkout import COMMAND, DOCK, Checkout, CheckoutConfig
+from .checkout import COMMAND, DOCK, Checkout
+from .checkout_settings import CheckoutConfig
 from .dock import DockContact, DockWatch
 from .status import ShiftStatus
 

@@ -171,3 +171,16 @@ def test_each_program_starts(program, tmp_path):
     proc = subprocess.run([sys.executable, "-m", program, "--help"], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_the_config_loader_needs_only_the_standard_library():
+    """install.sh validates a config with Debian's plain python3 before the venv exists (and doctor reads
+    it where the project's dependencies may be broken): agent.config must not pull in a third-party module."""
+    blocked = ["cryptography", "pyrage", "paho", "numpy", "PIL", "gpiozero", "luma", "av", "django", "smbus2"]
+    code = ("import sys\n"
+            f"for name in {blocked!r}:\n"
+            "    sys.modules[name] = None  # an import of it raises ImportError\n"
+            "import agent.config\n"
+            "agent.config.Config()\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
