@@ -258,7 +258,7 @@ def cmd_report(args) -> int:
         raise BodycamError("--days must be 0 or more")
     now = office.now()
     if args.kind == "expiring":
-        rows = reports.expiring(now, now + timedelta(days=args.days))
+        rows = reports.expiring(now, now + timedelta(days=args.days), limit=None)
         lines = [f"{r['expires_at']}  {r['incident']:<40} "
                  f"{'HELD ' + ', '.join(r['held']) if r['held'] else 'overdue' if r['overdue'] else ''}"
                  for r in rows]

@@ -100,7 +100,13 @@ class Incident(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "incident_id"], name="one_incident_per_device_id")]
-        indexes = [models.Index(fields=["site", "start"])]
+        indexes = [models.Index(fields=["site", "start"]),
+                   # the retention run and the expiring report: active ones by expiry, without walking the
+                   # year's deleted ones (bench/bench_catalog.py)
+                   models.Index(fields=["state", "expires_at"], name="incident_state_expiry"),
+                   # the incident list of one officer or one device, by start (queries.incident_list)
+                   models.Index(fields=["officer", "start"], name="incident_officer_start"),
+                   models.Index(fields=["device", "start"], name="incident_device_start")]
 
     def __str__(self):
         return f"{self.device.device_id}/{self.incident_id}"
@@ -266,7 +272,13 @@ class Tombstone(models.Model):
     decided_by = models.JSONField()
     segments = models.JSONField()
     created_at = models.DateTimeField()
+    #: None while the deletion is in progress: the retention run finishes those first.
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # a year leaves a million completed ones: the retention run's "not completed" and the deletion
+        # report's range are index look-ups (an index, not db_index: SQLite would copy the table for that)
+        indexes = [models.Index(fields=["completed_at"], name="tombstone_completed")]
 
     def finish(self, office) -> None:
         """Steps 2-5 of a deletion (see :mod:`.retention`); repeating them after a crash is harmless."""

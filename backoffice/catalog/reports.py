@@ -7,18 +7,40 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .models import Incident, Tombstone
+from django.db.models import Prefetch
+
+from .models import Access, Hold, Incident, Tombstone
+
+#: Rows of :func:`expiring` a caller gets unless it asks for another page size (or for all, with None).
+EXPIRING_PAGE = 100
 
 
-def expiring(now: datetime, until: datetime) -> list[dict]:
-    """Active incidents whose rule deletes them by ``until``; held ones are listed with their holds."""
+def expiring(now: datetime, until: datetime, *, limit: int | None = EXPIRING_PAGE, offset: int = 0) -> list[dict]:
+    """Active incidents whose rule deletes them by ``until``, soonest first; held ones with their holds.
+
+    One page of ``limit`` rows from ``offset`` (None: every row, for the command's full report, fetched a
+    page at a time): a year's catalog holds tens of thousands of them, and a page costs two indexed
+    queries however many there are.
+    """
+    if limit is not None:
+        return _expiring_page(now, until, offset, limit)
+    rows: list[dict] = []
+    while page := _expiring_page(now, until, offset + len(rows), 10 * EXPIRING_PAGE):
+        rows += page
+    return rows
+
+
+def _expiring_page(now: datetime, until: datetime, offset: int, limit: int) -> list[dict]:
+    active_holds = Prefetch("holds", queryset=Hold.objects.filter(lifted_at__isnull=True).order_by("pk"),
+                            to_attr="holds_on")
+    page = (Incident.objects.filter(state=Incident.ACTIVE, expires_at__lte=until)
+            .select_related("site", "device").prefetch_related(active_holds)
+            .order_by("expires_at", "pk")[offset:offset + limit])
     rows = []
-    for inc in (Incident.objects.filter(state=Incident.ACTIVE, expires_at__lte=until)
-                .select_related("site", "device").order_by("expires_at", "pk")):
-        holds = [f"{h.case_reference}" for h in inc.active_holds().order_by("pk")]
+    for inc in page:
         rows.append({"site": inc.site.code, "incident": str(inc), "end": inc.end.isoformat(),
                      "expires_at": inc.expires_at.isoformat(), "overdue": inc.expires_at <= now,
-                     "held": holds, "rule": inc.site.rule()})
+                     "held": [h.case_reference for h in inc.holds_on], "rule": inc.site.rule()})
     return rows
 
 
@@ -31,3 +53,9 @@ def deletions(since: datetime, until: datetime) -> list[dict]:
                      "rule": t.rule, "decided_by": t.decided_by, "segments": len(t.segments),
                      "bytes": sum(s["ciphertext_bytes"] for s in t.segments), "tombstone": t.pk})
     return rows
+
+
+def access_report(incident: Incident) -> list[dict]:
+    """Every access to one incident, oldest first: who, when, what (page, playback, export), why, from where."""
+    return [{"at": a.at.isoformat(), "user": a.user.username, "kind": a.kind, "purpose": a.purpose, "via": a.via}
+            for a in Access.objects.filter(incident=incident).select_related("user").order_by("at", "pk")]
