@@ -321,20 +321,19 @@ def begin_deletions(office, incidents: list[Incident], *, rule: Callable[[Incide
 def finish_deletions(office, tombstones: list[Tombstone], files: Executor | None = None) -> None:
     """Steps 2-5 of each deletion (see :mod:`.retention`); repeating them after a crash is harmless.
 
-    Each incident's steps keep their order; the incidents share the transaction at the end, and with
-    ``files`` (an executor) their files are removed at once: each removal mostly waits for the disk
-    (fsyncs, unlinks), and those waits overlap (docs/BENCHMARKS.md, "Catalog at a large city's scale").
+    Each incident's steps keep their order; the incidents share one fsync of the audit log for step 2 and
+    one for step 5, and one transaction at the end; with ``files`` (an executor) their files are removed at
+    once: each removal mostly waits for the disk (fsyncs, unlinks), and those waits overlap
+    (docs/BENCHMARKS.md, "Catalog at a large city's scale").
     """
-    for t in tombstones:
-        office.record(events.DELETION_STARTED, tombstone=t.pk, incident=str(t.incident), rule=t.rule,
-                      by=t.decided_by, segments=t.segments)
+    office.record_many([(events.DELETION_STARTED, dict(tombstone=t.pk, incident=str(t.incident), rule=t.rule,
+                                                       by=t.decided_by, segments=t.segments)) for t in tombstones])
     directories = [Path(office.store_dir) / t.incident.store_path for t in tombstones]
     signed = [sign_tombstone(office.signer, t.as_dict()) for t in tombstones]
     removed = list((files.map if files else map)(remove_incident_files, directories, signed,
                                                  [t.segments for t in tombstones]))
-    for t, count in zip(tombstones, removed):
-        office.record(events.INCIDENT_DELETED, tombstone=t.pk, incident=str(t.incident), rule=t.rule,
-                      files_removed=count)
+    office.record_many([(events.INCIDENT_DELETED, dict(tombstone=t.pk, incident=str(t.incident), rule=t.rule,
+                                                       files_removed=count)) for t, count in zip(tombstones, removed)])
     with transaction.atomic():
         now = office.now()
         Tombstone.objects.filter(pk__in=[t.pk for t in tombstones]).update(completed_at=now)
