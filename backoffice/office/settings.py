@@ -20,7 +20,11 @@ BODYCAM_STORE_DIR = Path(os.environ.get("BODYCAM_OFFICE_STORE", DATA_DIR / "stor
 BODYCAM_OFFICE_KEY = Path(os.environ.get("BODYCAM_OFFICE_KEY", DATA_DIR / "keys" / "office.key"))
 BODYCAM_AUDIT_LOG = DATA_DIR / "audit" / "office-audit.jsonl"
 
-DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"), DATA_DIR / "catalog.sqlite3")}
+# One connection per thread for the life of the process, checked before each use: the receiver records every
+# segment, and a new PostgreSQL connection for each (Django's default) cost ~22 ms of the ~100 ms a 12.5 MB
+# segment takes (docs/BENCHMARKS.md, "Catalog at a large city's scale").
+DATABASES = {"default": {**database_from_url(os.environ.get("DATABASE_URL"), DATA_DIR / "catalog.sqlite3"),
+                         "CONN_MAX_AGE": None, "CONN_HEALTH_CHECKS": True}}
 SECRET_KEY = os.environ.get("BODYCAM_OFFICE_SECRET_KEY", "")
 DEBUG = False
 ALLOWED_HOSTS: list[str] = []
