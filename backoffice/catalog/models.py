@@ -97,8 +97,9 @@ class Incident(models.Model):
     store_path = models.CharField(max_length=512)
     state = models.CharField(max_length=8, default=ACTIVE,
                              choices=[(ACTIVE, ACTIVE), (DELETING, DELETING), (DELETED, DELETED)])
-    #: When the site's rule deletes it (recomputed when segments arrive); a hold overrides it.
-    expires_at = models.DateTimeField(db_index=True)
+    #: When the site's rule deletes it (recomputed when segments arrive); a hold overrides it. Indexed with
+    #: ``state`` (every query asks for active ones; see Meta).
+    expires_at = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "incident_id"], name="one_incident_per_device_id")]

@@ -26,4 +26,14 @@ class Migration(migrations.Migration):
             model_name='tombstone',
             index=models.Index(fields=['completed_at'], name='tombstone_completed'),
         ),
+        # expires_at's own index is replaced by (state, expires_at): PostgreSQL preferred it (its order matches
+        # the table's) and walked the year's deleted incidents. Dropped by name: an AlterField would make
+        # SQLite copy the whole table.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[migrations.AlterField(model_name='incident', name='expires_at',
+                                                    field=models.DateTimeField())],
+            database_operations=[migrations.RunSQL(
+                'DROP INDEX IF EXISTS "catalog_incident_expires_at_5dfa9268"',
+                reverse_sql='CREATE INDEX "catalog_incident_expires_at_5dfa9268" ON "catalog_incident" ("expires_at")')],
+        ),
     ]
