@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -175,8 +176,10 @@ def placeholder_store(store: Path, until: datetime) -> tuple[int, int]:
 
 
 def unlink_cost(directory: Path, count: int, size: int) -> float:
-    """Seconds to unlink ``count`` files of ``size`` bytes (written and synced first): the placeholders'
-    unlinks against real segments' (12.5 MB), measured, not assumed."""
+    """Seconds to unlink ``count`` files of ``size`` bytes (written and synced first), as many at once as the
+    retention run removes: the placeholders' unlinks against real segments' (12.5 MB), measured, not assumed."""
+    from backoffice.catalog.retention import FILE_WORKERS
+
     directory.mkdir(parents=True)
     block = os.urandom(1 << 20)
     for i in range(count):
@@ -187,8 +190,8 @@ def unlink_cost(directory: Path, count: int, size: int) -> float:
             os.fsync(f.fileno())
     os.sync()
     t0 = time.perf_counter()
-    for i in range(count):
-        (directory / f"f{i}").unlink()
+    with ThreadPoolExecutor(FILE_WORKERS) as unlinking:
+        list(unlinking.map(Path.unlink, [directory / f"f{i}" for i in range(count)]))
     fd = os.open(directory, os.O_RDONLY)
     os.fsync(fd)
     os.close(fd)
@@ -228,6 +231,8 @@ def measure_retention(root: Path, wanted: int) -> dict:
     sample = 200 if wanted >= 1000 else 5
     small, big = unlink_cost(root / "u-small", sample, 4096), unlink_cost(root / "u-big", sample, 12_500_000)
     result["unlink_extra_ms_per_real_file"] = 1e3 * max(0.0, big - small) / sample
+    # every other file is a segment's ciphertext; the manifests are small anyway
+    result["seconds_with_real_files"] = spent + max(0.0, big - small) / sample * result["files_removed"] / 2
     return result
 
 
@@ -352,16 +357,18 @@ def child(args) -> dict:
     result = {"database": vendor, "counts": counts.__dict__, "generate_s": generated,
               "size_bytes": database_size(connection, connection.settings_dict["NAME"])}
     log(f"{vendor}: generated in {generated:.0f} s, {result['size_bytes'] / 1e9:.1f} GB: {counts}")
-    result["queries"] = measure_queries(args.draws)
-    for name, q in result["queries"].items():
-        log(f"{vendor}: {name}: p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms")
-    result["retention"] = measure_retention(root, args.expired)
-    log(f"{vendor}: retention: {result['retention']}")
-    result["recording"] = measure_recording(root / "recording", max(20, args.draws))
-    log(f"{vendor}: recording one segment: {result['recording']}")
-    if not args.no_ingest:
-        result["ingest"] = measure_ingest(root / "ingest", args.ingest_segments, args.ingest_pairs, args.ingest_mbit)
-        log(f"{vendor}: ingest: {result['ingest']}")
+    steps = set(args.steps.split(",")) - ({"ingest"} if args.no_ingest else set())
+    result["load"] = {}
+    for step, measure in (("queries", lambda: measure_queries(args.draws)),
+                          ("retention", lambda: measure_retention(root, args.expired)),
+                          ("recording", lambda: measure_recording(root / "recording", max(20, args.draws))),
+                          ("ingest", lambda: measure_ingest(root / "ingest", args.ingest_segments, args.ingest_pairs,
+                                                            args.ingest_mbit))):
+        if step in steps:
+            before = os.getloadavg()[0]
+            result[step] = measure()
+            result["load"][step] = (before, os.getloadavg()[0])  # the machine is shared: how busy it was
+            log(f"{vendor}: {step}: {result[step]} (load average {before:.1f} -> {os.getloadavg()[0]:.1f})")
     return result
 
 
@@ -386,7 +393,7 @@ def run_child(args, database: str, root: Path) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(root), "--incidents", str(args.incidents),
                "--draws", str(args.draws), "--expired", str(args.expired), "--ingest-segments",
                str(args.ingest_segments), "--ingest-pairs", str(args.ingest_pairs), "--ingest-mbit",
-               str(args.ingest_mbit)] + (["--no-ingest"] if args.no_ingest else [])
+               str(args.ingest_mbit), "--steps", args.steps] + (["--no-ingest"] if args.no_ingest else [])
 
     def go(url: str) -> dict:
         done = subprocess.run(command, env={**env, "DATABASE_URL": url}, stdout=subprocess.PIPE, text=True)
@@ -415,25 +422,31 @@ def table(results: list[dict], args) -> str:
 
     row("generate (bulk SQL) / database size",
         [f"{r['generate_s'] / 60:.1f} min / {r['size_bytes'] / 1e9:.1f} GB" for r in results])
-    for i, name in enumerate(results[0]["queries"]):
-        qs = [r["queries"][name] for r in results]
-        target = f"p95 <= {TARGET_P95_MS:.0f} ms" if i < 3 else ""
-        bold = "**" if i < 3 else ""
-        row(f"{name}: p50 / {bold}p95{bold} (rows)",
-            [f"{q['p50_ms']:.1f} / {bold}{q['p95_ms']:.1f} ms{bold} ({q['rows']:.0f})" for q in qs], target)
-    row(f"**retention run deleting {results[0]['retention']['deleted']:,} expired incidents**",
-        [f"**{r['retention']['seconds']:.1f} s** ({r['retention']['per_incident_ms']:.1f} ms each; "
-         f"{r['retention']['files_removed']:,} files removed, {r['retention']['held']:,} expired but held)"
-         for r in results], f"<= {TARGET_RETENTION_S:.0f} s for 10,000")
-    row("unlinking a real 12.5 MB segment instead of a placeholder",
-        [f"+{r['retention']['unlink_extra_ms_per_real_file']:.2f} ms a file" for r in results])
-    row("recording one segment in this catalog (the receiver's CatalogRecorder, no network): p50 / p95",
-        [f"{r['recording']['p50_ms']:.1f} / {r['recording']['p95_ms']:.1f} ms" for r in results])
-    if not args.no_ingest:
+    if "queries" in results[0]:
+        for i, name in enumerate(results[0]["queries"]):
+            qs = [r["queries"][name] for r in results]
+            target = f"p95 <= {TARGET_P95_MS:.0f} ms" if i < 3 else ""
+            bold = "**" if i < 3 else ""
+            row(f"{name}: p50 / {bold}p95{bold} (rows)",
+                [f"{q['p50_ms']:.1f} / {bold}{q['p95_ms']:.1f} ms{bold} ({q['rows']:.0f})" for q in qs], target)
+    if "retention" in results[0]:
+        row(f"**retention run deleting {results[0]['retention']['deleted']:,} expired incidents**",
+            [f"**{r['retention']['seconds']:.1f} s** ({r['retention']['per_incident_ms']:.1f} ms each; "
+             f"{r['retention']['files_removed']:,} files removed, {r['retention']['held']:,} expired but held)"
+             for r in results], f"<= {TARGET_RETENTION_S:.0f} s for 10,000")
+        row("unlinking a written 12.5 MB segment instead of a placeholder (8 at once, as the run does); the run "
+            "with real files, estimated",
+            [f"+{r['retention']['unlink_extra_ms_per_real_file']:.2f} ms a file; "
+             f"{r['retention']['seconds_with_real_files']:.0f} s" for r in results])
+    if "recording" in results[0]:
+        row("recording one segment in this catalog (the receiver's CatalogRecorder, no network): p50 / p95",
+            [f"{r['recording']['p50_ms']:.1f} / {r['recording']['p95_ms']:.1f} ms" for r in results])
+    if "ingest" in results[0]:
         i = results[0]["ingest"]
         row(f"receiver ingest without / with the catalog ({i['segment_mb']:.1f} MB segments, {i['segments']} a run; "
             f"medians of {i['pairs']} runs each)",
-            [f"{r['ingest']['without_mb_s']:.1f} / {r['ingest']['with_mb_s']:.1f} MB/s" for r in results])
+            [f"{r['ingest']['without_mb_s']:.1f} / {r['ingest']['with_mb_s']:.1f} MB/s "
+             f"({100 * r['ingest']['ratio_of_medians']:.0f} %)" for r in results])
         row("**ratio with / without (median of the pairs, same run)**",
             [f"**{100 * r['ingest']['ratio']:.0f} %** (pairs {min(r['ingest']['pair_ratios']) * 100:.0f}-"
              f"{max(r['ingest']['pair_ratios']) * 100:.0f} %)" for r in results], f">= {100 * TARGET_INGEST:.0f} %")
@@ -442,6 +455,8 @@ def table(results: list[dict], args) -> str:
              f"{r['ingest']['receiver_cpu_ms_per_segment']['with']:.0f} ms; "
              f"{r['ingest']['all_cpu_ms_per_segment']['without']:.0f} / "
              f"{r['ingest']['all_cpu_ms_per_segment']['with']:.0f} ms" for r in results])
+    row("load average of the shared machine (1 min) around each step",
+        ["; ".join(f"{step} {a:.1f}-{b:.1f}" for step, (a, b) in r["load"].items()) for r in results])
     return "\n".join(lines)
 
 
@@ -455,6 +470,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ingest-pairs", type=int, default=8, help="pairs of upload runs, without and with (default 8)")
     ap.add_argument("--ingest-mbit", type=float, default=10.0, help="video bit rate of the 10 s segments")
     ap.add_argument("--no-ingest", action="store_true", help="leave out the receiver ingest")
+    ap.add_argument("--steps", default="queries,retention,recording,ingest",
+                    help="what to measure after generating (default: all of queries,retention,recording,ingest)")
     ap.add_argument("--dir", default=None, help="where the databases, store and broker live (default: $TMPDIR)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
