@@ -386,7 +386,7 @@ def cmd_report(args) -> int:
             reports.record_read(office, kind=args.kind, parameters=request, by=by)
             now = office.now()
             if args.kind == "expiring":
-                rows = reports.expiring(now, now + timedelta(days=request["days"]))
+                rows = reports.expiring(now, now + timedelta(days=request["days"]), limit=None)
                 lines = [f"{r['expires_at']}  {r['incident']:<40} "
                          f"{'HELD ' + ', '.join(r['held']) if r['held'] else 'overdue' if r['overdue'] else ''}"
                          for r in rows]

@@ -52,9 +52,14 @@ SITE, DEVICE, RECEIVER = "duisburg", "kod-07", "bo-recv-1"
 
 
 class ReceiverProcess:
-    """``bodycam-office receiver`` in a child process, with its own config file."""
+    """``bodycam-office receiver`` in a child process, with its own config file.
 
-    def __init__(self, root: Path, pki: Pki, broker: Broker, device_pub: Path, receipt_key: Path):
+    ``catalog``: its ``[receiver] catalog`` setting (the catalog's database and office data come from the
+    environment, which the child inherits; bench_catalog.py).
+    """
+
+    def __init__(self, root: Path, pki: Pki, broker: Broker, device_pub: Path, receipt_key: Path, *,
+                 catalog: bool = False):
         creds = pki.issue(RECEIVER)
         self.root = root
         self.config = root / "receiver.toml"
@@ -66,6 +71,7 @@ incoming_dir = "{root / 'incoming'}"
 devices = ["{device_pub}"]
 receipt_key = "{receipt_key}"
 max_segment_mib = 1024.0
+catalog = {str(catalog).lower()}
 [mqtt]
 host = "{HOST}"
 port = {broker.port}

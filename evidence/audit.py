@@ -208,14 +208,24 @@ class AuditLog:
         :class:`StorageError` when the card refuses; a half-written line is then marked with a
         ``log_recovered`` line before the next event.
         """
-        if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
-            raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+        return self.append_many([(event, fields)])
+
+    def append_many(self, events: list[tuple[str, dict]]) -> AuditHead:
+        """Write several ``(event, fields)`` durably in one write and one fsync; return the new head.
+
+        Each is its own signed line chained to the one before, exactly as with :meth:`append`; a caller
+        with many events at once (the back office's retention run) pays one fsync for them instead of one
+        each. Errors as :meth:`append`: a refused event writes none of them.
+        """
+        for event, _ in events:
+            if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
+                raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
         with self._lock:
             if self._fd is None:
                 raise AuditError(f"audit log {self.path} is closed")
             if self._dirty:
                 self._append_recovery(self._dirty)
-            return self._append_locked(event, fields)
+            return self._append_locked(events) if events else self._head
 
     def restamp(self, stamp: dict, event: str, /, **fields) -> AuditHead:
         """Write ``event`` (under the old stamp), then make ``stamp`` the fields of every later line ({}: none).
@@ -235,7 +245,7 @@ class AuditLog:
                 raise AuditError(f"audit log {self.path} is closed")
             if self._dirty:
                 self._append_recovery(self._dirty)
-            head = self._append_locked(event, fields)
+            head = self._append_locked([(event, fields)])
             self._stamp = dict(stamp)
             return head
 
@@ -273,22 +283,26 @@ class AuditLog:
 
     # ------------------------------------------------------------------ writing (lock held)
 
-    def _append_locked(self, event: str, fields: dict, prefix: bytes = b"") -> AuditHead:
-        seq = self._head.seq + 1
-        if self._stamp:
-            fields = {**self._stamp, **fields}
-        line, digest = _make_line(self._key, seq, self._head.hash, event, fields, iso_utc(self._clock()))
-        data = prefix + line
+    def _append_locked(self, events: list[tuple[str, dict]], prefix: bytes = b"") -> AuditHead:
+        head, lines = self._head, []
+        for event, fields in events:
+            if self._stamp:  # officer check-out: who was assigned, on every line while they are
+                fields = {**self._stamp, **fields}
+            line, digest = _make_line(self._key, head.seq + 1, head.hash, event, fields, iso_utc(self._clock()))
+            lines.append(line)
+            head = AuditHead(head.seq + 1, digest)
+        event = events[0][0]
+        data = prefix + b"".join(lines)
         written = 0
         try:
             view = memoryview(data)
             while written < len(data):
                 written += os.write(self._fd, view[written:])
         except OSError as exc:
-            # Part of the line may be in the file; the next append looks and marks it if so.
+            # Part of the lines may be in the file; the next append marks what follows the last head.
             self._dirty = f"a write failed half-way ({exc.strerror or exc})"
             raise storage_error(exc, self.path, f"writing audit event {event}") from exc
-        self._head = AuditHead(seq, digest)
+        self._head = head
         self._good_end = self._size()
         try:
             os.fsync(self._fd)
@@ -305,9 +319,9 @@ class AuditLog:
         logger.warning("audit log %s: %d bytes after seq %d are not a valid entry (%s); "
                        "kept in the file and marked with %s", self.path, len(junk), self._head.seq,
                        reason, LOG_RECOVERED)
-        self._append_locked(LOG_RECOVERED, {
+        self._append_locked([(LOG_RECOVERED, {
             "reason": reason, "after_seq": self._head.seq, "skipped_bytes": len(junk),
-            "skipped_sha256": hashlib.sha256(junk).hexdigest()}, prefix=b"\n")
+            "skipped_sha256": hashlib.sha256(junk).hexdigest()})], prefix=b"\n")
         self._dirty = None
 
     # ------------------------------------------------------------------ reading the tail at start-up

@@ -52,8 +52,9 @@ def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> Inge
     """Scan ``<store>/<site>/<device>/<incident>/*.manifest.json`` and catalog what is missing."""
     report = IngestReport()
     store = Path(office.store_dir)
-    known = set(Segment.objects.values_list("stem", flat=True))
-    for path in sorted(store.glob(f"*/*/*/*{MANIFEST_SUFFIX}")):
+    paths = sorted(store.glob(f"*/*/*/*{MANIFEST_SUFFIX}"))
+    known = cataloged([path.name.removesuffix(MANIFEST_SUFFIX) for path in paths])
+    for path in paths:
         if path.name.removesuffix(MANIFEST_SUFFIX) in known:
             report.known += 1
             continue
@@ -66,6 +67,15 @@ def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> Inge
         record_segment(office, manifest, path.parent.relative_to(store), devices)
         report.added += 1
     return report
+
+
+def cataloged(stems: list[str], batch: int = 500) -> set[str]:
+    """Which of ``stems`` the catalog holds: asked in batches, since a year's catalog holds ten million
+    (loading them all made each receiver start take a minute and a gigabyte)."""
+    found: set[str] = set()
+    for i in range(0, len(stems), batch):
+        found.update(Segment.objects.filter(stem__in=stems[i:i + batch]).values_list("stem", flat=True))
+    return found
 
 
 def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict[str, DevicePublicKey] | None) -> Segment:

@@ -6,7 +6,9 @@ written to the signed office audit log (:mod:`.office`).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from django.db import models, transaction
@@ -95,12 +97,19 @@ class Incident(models.Model):
     store_path = models.CharField(max_length=512)
     state = models.CharField(max_length=8, default=ACTIVE,
                              choices=[(ACTIVE, ACTIVE), (DELETING, DELETING), (DELETED, DELETED)])
-    #: When the site's rule deletes it (recomputed when segments arrive); a hold overrides it.
-    expires_at = models.DateTimeField(db_index=True)
+    #: When the site's rule deletes it (recomputed when segments arrive); a hold overrides it. Indexed with
+    #: ``state`` (every query asks for active ones; see Meta).
+    expires_at = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "incident_id"], name="one_incident_per_device_id")]
-        indexes = [models.Index(fields=["site", "start"])]
+        indexes = [models.Index(fields=["site", "start"]),
+                   # the retention run and the expiring report: active ones by expiry, without walking the
+                   # year's deleted ones (bench/bench_catalog.py)
+                   models.Index(fields=["state", "expires_at"], name="incident_state_expiry"),
+                   # the incident list of one officer or one device, by start (queries.incident_list)
+                   models.Index(fields=["officer", "start"], name="incident_officer_start"),
+                   models.Index(fields=["device", "start"], name="incident_device_start")]
 
     def __str__(self):
         return f"{self.device.device_id}/{self.incident_id}"
@@ -132,23 +141,12 @@ class Incident(models.Model):
 
     def delete_with_tombstone(self, office, *, rule: str, by: list[str]) -> Tombstone:
         """Delete this incident's files, leaving its tombstone (steps in :mod:`.retention`). Refused while held."""
-        with transaction.atomic():
-            locked = Incident.objects.select_for_update().get(pk=self.pk)
-            if locked.state != Incident.ACTIVE:
-                raise RuleError(f"incident {self} is {locked.state}")
-            if locked.active_holds().exists():
-                raise RuleError(f"incident {self} is held; it is not deleted")
-            segments = [{"stem": s.stem, "seq": s.seq, "ciphertext_sha256": s.ciphertext_sha256,
-                         "ciphertext_bytes": s.ciphertext_bytes, "manifest_sha256": s.manifest_sha256,
-                         "start": s.start.isoformat(), "end": s.end.isoformat()}
-                        for s in locked.segments.order_by("seq")]
-            tombstone = Tombstone.objects.create(incident=locked, rule=rule, decided_by=by, segments=segments,
-                                                 created_at=office.now())
-            locked.state = Incident.DELETING
-            locked.save(update_fields=["state"])
-        tombstone.finish(office)
+        tombstones, refused = begin_deletions(office, [self], rule=lambda incident: rule, by=by)
+        if refused:
+            raise RuleError(refused[0][1])
+        finish_deletions(office, tombstones)
         self.refresh_from_db()
-        return tombstone
+        return tombstones[0]
 
 
 class Segment(models.Model):
@@ -266,22 +264,17 @@ class Tombstone(models.Model):
     decided_by = models.JSONField()
     segments = models.JSONField()
     created_at = models.DateTimeField()
+    #: None while the deletion is in progress: the retention run finishes those first.
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # a year leaves a million completed ones: the retention run's "not completed" and the deletion
+        # report's range are index look-ups (an index, not db_index: SQLite would copy the table for that)
+        indexes = [models.Index(fields=["completed_at"], name="tombstone_completed")]
 
     def finish(self, office) -> None:
         """Steps 2-5 of a deletion (see :mod:`.retention`); repeating them after a crash is harmless."""
-        incident = self.incident
-        office.record(events.DELETION_STARTED, tombstone=self.pk, incident=str(incident), rule=self.rule,
-                      by=self.decided_by, segments=self.segments)
-        removed = remove_incident_files(Path(office.store_dir) / incident.store_path,
-                                        sign_tombstone(office.signer, self.as_dict()), self.segments)
-        office.record(events.INCIDENT_DELETED, tombstone=self.pk, incident=str(incident), rule=self.rule,
-                      files_removed=removed)
-        with transaction.atomic():
-            self.completed_at = office.now()
-            self.save(update_fields=["completed_at"])
-            Incident.objects.filter(pk=incident.pk).update(state=Incident.DELETED)
-        logger.info("incident %s deleted under %r (tombstone %d, %d files)", incident, self.rule, self.pk, removed)
+        finish_deletions(office, [self])
 
     def as_dict(self) -> dict:
         inc = self.incident
@@ -289,6 +282,66 @@ class Tombstone(models.Model):
                 "incident_id": inc.incident_id, "start": inc.start.isoformat(), "end": inc.end.isoformat(),
                 "rule": self.rule, "decided_by": self.decided_by, "deleted_at": self.created_at.isoformat(),
                 "segments": self.segments}
+
+
+def begin_deletions(office, incidents: list[Incident], *, rule: Callable[[Incident], str],
+                    by: list[str]) -> tuple[list[Tombstone], list[tuple[Incident, str]]]:
+    """Step 1 of deleting each of ``incidents`` (see :mod:`.retention`), in one transaction: its tombstone
+    (what, under which rule, by whom) and the state ``deleting``. Returns the tombstones, and the incidents
+    left as they are with the reason: no longer active, or held (both can change after a caller chose them).
+    """
+    pks = [incident.pk for incident in incidents]
+    refused, tombstones = [], []
+    with transaction.atomic():
+        locked = {i.pk: i for i in Incident.objects.select_for_update(of=("self",)).select_related("site", "device")
+                  .filter(pk__in=pks).order_by("pk")}
+        held = set(Hold.objects.filter(incident__in=pks, lifted_at__isnull=True).values_list("incident", flat=True))
+        segments: dict[int, list[dict]] = {pk: [] for pk in pks}
+        for s in Segment.objects.filter(incident__in=pks).order_by("incident", "seq"):
+            segments[s.incident_id].append({"stem": s.stem, "seq": s.seq, "ciphertext_sha256": s.ciphertext_sha256,
+                                            "ciphertext_bytes": s.ciphertext_bytes,
+                                            "manifest_sha256": s.manifest_sha256, "start": s.start.isoformat(),
+                                            "end": s.end.isoformat()})
+        now = office.now()
+        for pk in pks:
+            incident = locked[pk]
+            if incident.state != Incident.ACTIVE:
+                refused.append((incident, f"incident {incident} is {incident.state}"))
+            elif pk in held:
+                refused.append((incident, f"incident {incident} is held; it is not deleted"))
+            else:
+                tombstones.append(Tombstone(incident=incident, rule=rule(incident), decided_by=by,
+                                            segments=segments[pk], created_at=now))
+        Tombstone.objects.bulk_create(tombstones)
+        Incident.objects.filter(pk__in=[t.incident_id for t in tombstones]).update(state=Incident.DELETING)
+    for tombstone in tombstones:
+        tombstone.incident.state = Incident.DELETING
+    return tombstones, refused
+
+
+def finish_deletions(office, tombstones: list[Tombstone], files: Executor | None = None) -> None:
+    """Steps 2-5 of each deletion (see :mod:`.retention`); repeating them after a crash is harmless.
+
+    Each incident's steps keep their order; the incidents share one fsync of the audit log for step 2 and
+    one for step 5, and one transaction at the end; with ``files`` (an executor) their files are removed at
+    once: each removal mostly waits for the disk (fsyncs, unlinks), and those waits overlap
+    (docs/BENCHMARKS.md, "Catalog at a large city's scale").
+    """
+    office.record_many([(events.DELETION_STARTED, dict(tombstone=t.pk, incident=str(t.incident), rule=t.rule,
+                                                       by=t.decided_by, segments=t.segments)) for t in tombstones])
+    directories = [Path(office.store_dir) / t.incident.store_path for t in tombstones]
+    signed = [sign_tombstone(office.signer, t.as_dict()) for t in tombstones]
+    removed = list((files.map if files else map)(remove_incident_files, directories, signed,
+                                                 [t.segments for t in tombstones]))
+    office.record_many([(events.INCIDENT_DELETED, dict(tombstone=t.pk, incident=str(t.incident), rule=t.rule,
+                                                       files_removed=count)) for t, count in zip(tombstones, removed)])
+    with transaction.atomic():
+        now = office.now()
+        Tombstone.objects.filter(pk__in=[t.pk for t in tombstones]).update(completed_at=now)
+        Incident.objects.filter(pk__in=[t.incident_id for t in tombstones]).update(state=Incident.DELETED)
+    for t, count in zip(tombstones, removed):
+        t.completed_at, t.incident.state = now, Incident.DELETED
+        logger.info("incident %s deleted under %r (tombstone %d, %d files)", t.incident, t.rule, t.pk, count)
 
 
 def _require_role(user, roles: tuple[str, ...], incident: Incident) -> None:

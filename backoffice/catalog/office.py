@@ -87,9 +87,13 @@ class SharedAuditLog:
         return self._log.head
 
     def append(self, event: str, /, **fields):
+        return self.append_many([(event, fields)])
+
+    def append_many(self, events: list[tuple[str, dict]]):
+        """Several lines under one lock and one fsync (:meth:`evidence.audit.AuditLog.append_many`)."""
         with self._locked():
             self._log.reload_if_changed()
-            return self._log.append(event, **fields)
+            return self._log.append_many(events)
 
     def close(self) -> None:
         self._log.close()
@@ -123,6 +127,10 @@ class Office:
         if self.via is not None:
             fields.setdefault("via", self.via)
         self.log.append(event, **fields)
+
+    def record_many(self, events: list[tuple[str, dict]]) -> None:
+        """Several audit lines, durable together (one fsync): for steps that happen to many at once."""
+        self.log.append_many(events)
 
     def close(self) -> None:
         self.log.close()

@@ -1,4 +1,9 @@
-"""The catalog's list queries, shaped for the review app's incident list and its indexes."""
+"""The incident list: the one query behind every list of incidents (a site's day, a device, an officer's own).
+
+It returns a QuerySet ordered by start, so a page is a slice of it (``incident_list(site=s, day=d)[:50]``)
+and the database does the paging. Every filter it offers is served by an index (migration 0004; the
+benchmark in bench/bench_catalog.py and tests/office/test_query_plans.py hold it to that).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,36 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from .models import Hold, Incident
+from .models import Device, Hold, Incident, Site
 
 
-def incident_list(*, site: str | None = None, day: date | None = None, device: str | None = None,
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """[start, end) of ``day`` in the current time zone (UTC unless the caller activated the city's)."""
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(day, time.min), tz)
+    return start, timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min), tz)
+
+
+def incident_list(*, site: Site | str | None = None, day: date | None = None, device: Device | str | None = None,
                   officer: str | None = None, state: str | None = None, held: bool | None = None) -> QuerySet:
-    """Incidents matching every filter given, ordered by start. ``day`` is a calendar day in the current
-    time zone (the review app activates the office's); ``held``: True only held ones, False only unheld."""
-    incidents = Incident.objects.select_related("site", "device").order_by("start", "pk")
+    """Incidents matching every filter given (None or empty: not filtered), oldest start first.
+
+    ``site`` and ``device`` are rows or their codes (the review app's filters are codes); ``day`` selects
+    incidents that started that day; ``held`` True those with a hold on, False those without.
+    """
+    rows = Incident.objects.select_related("site", "device")
     if site:
-        incidents = incidents.filter(site__code=site)
-    if day:
-        zone = timezone.get_current_timezone()
-        first = datetime.combine(day, time.min, tzinfo=zone)
-        after = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-        incidents = incidents.filter(start__gte=first, start__lt=after)
+        rows = rows.filter(site__code=site) if isinstance(site, str) else rows.filter(site=site)
     if device:
-        incidents = incidents.filter(device__device_id=device)
+        rows = rows.filter(device__device_id=device) if isinstance(device, str) else rows.filter(device=device)
     if officer:
-        incidents = incidents.filter(officer=officer)
+        rows = rows.filter(officer=officer)
+    if day is not None:
+        start, end = day_bounds(day)
+        rows = rows.filter(start__gte=start, start__lt=end)
     if state:
-        incidents = incidents.filter(state=state)
+        rows = rows.filter(state=state)
     if held is not None:
-        active_hold = Hold.objects.filter(incident=OuterRef("pk"), lifted_at__isnull=True)
-        incidents = incidents.filter(Exists(active_hold)) if held else incidents.exclude(Exists(active_hold))
-    return incidents
+        on = Exists(Hold.objects.filter(incident=OuterRef("pk"), lifted_at__isnull=True))
+        rows = rows.filter(on if held else ~on)
+    return rows.order_by("start", "pk")

@@ -21,6 +21,9 @@ from .roles import ADMIN, DATA_PROTECTION, SUPERVISOR, has_role
 #: and admins. Reports hold who-saw-what and where people were filmed, never video.
 READERS = (DATA_PROTECTION, SUPERVISOR, ADMIN)
 
+#: Rows of :func:`expiring` a caller gets unless it asks for another page size (or for all, with None).
+EXPIRING_PAGE = 100
+
 
 def record_read(office, *, kind: str, parameters: dict, by, via: str | None = None) -> None:
     """Check that ``by`` may read reports and record the reading (``report_read``) -- or the refusal
@@ -34,16 +37,32 @@ def record_read(office, *, kind: str, parameters: dict, by, via: str | None = No
     office.record(events.REPORT_READ, kind=kind, parameters=parameters, by=by.username, **where)
 
 
-def expiring(now: datetime, until: datetime) -> list[dict]:
-    """Active incidents whose rule deletes them by ``until``; held ones are listed with their holds."""
-    rows = []
+def expiring(now: datetime, until: datetime, *, limit: int | None = EXPIRING_PAGE, offset: int = 0) -> list[dict]:
+    """Active incidents whose rule deletes them by ``until``, soonest first; held ones with their holds.
+
+    One page of ``limit`` rows from ``offset`` (None: every row, for the command's full report, fetched a
+    page at a time): a year's catalog holds tens of thousands of them, and a page costs two indexed
+    queries however many there are.
+    """
+    if limit is not None:
+        return _expiring_page(now, until, offset, limit)
+    rows: list[dict] = []
+    while page := _expiring_page(now, until, offset + len(rows), 10 * EXPIRING_PAGE):
+        rows += page
+    return rows
+
+
+def _expiring_page(now: datetime, until: datetime, offset: int, limit: int) -> list[dict]:
     active_holds = Prefetch("holds", queryset=Hold.objects.filter(lifted_at__isnull=True).order_by("pk"),
-                            to_attr="active_hold_list")
-    for inc in (Incident.objects.filter(state=Incident.ACTIVE, expires_at__lte=until)
-                .select_related("site", "device").prefetch_related(active_holds).order_by("expires_at", "pk")):
+                            to_attr="holds_on")
+    page = (Incident.objects.filter(state=Incident.ACTIVE, expires_at__lte=until)
+            .select_related("site", "device").prefetch_related(active_holds)
+            .order_by("expires_at", "pk")[offset:offset + limit])
+    rows = []
+    for inc in page:
         rows.append({"site": inc.site.code, "incident": str(inc), "end": inc.end.isoformat(),
                      "expires_at": inc.expires_at.isoformat(), "overdue": inc.expires_at <= now,
-                     "held": [h.case_reference for h in inc.active_hold_list], "rule": inc.site.rule()})
+                     "held": [h.case_reference for h in inc.holds_on], "rule": inc.site.rule()})
     return rows
 
 

@@ -15,17 +15,31 @@ class DatabaseUrlError(BodycamError):
     """DATABASE_URL names a database this program cannot use."""
 
 
+#: SQLite as the catalog uses it: write-ahead log (readers never wait for the writer; a commit is one
+#: append and one fsync instead of a rollback journal's several), every commit still synced
+#: (``synchronous=FULL``: a hold or tombstone that was confirmed survives a power cut), and a transaction
+#: takes the write lock when it begins, so the receiver, the retention timer and the commands queue up for
+#: it (``busy_timeout``) instead of failing when one of them wrote in between. docs/BACKOFFICE.md,
+#: "SQLite or PostgreSQL".
+SQLITE_OPTIONS = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
+                  "transaction_mode": "IMMEDIATE"}
+
+
+def _sqlite(path: str) -> dict:
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": dict(SQLITE_OPTIONS)}
+
+
 def database_from_url(url: str | None, default_sqlite: Path) -> dict:
     """``sqlite:///abs/path``, ``postgres[ql]://user:password@host:port/name?sslmode=...``; None: ``default_sqlite``."""
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite)}
+        return _sqlite(str(default_sqlite))
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = unquote(parts.path)
         if not path.startswith("/") or parts.netloc:
             raise DatabaseUrlError("DATABASE_URL: a SQLite URL must name an absolute file, e.g. "
                                    "sqlite:////var/lib/bodycam-office/catalog.sqlite3")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        return _sqlite(path)
     if parts.scheme in ("postgres", "postgresql"):
         name = unquote(parts.path.lstrip("/"))
         if not name:

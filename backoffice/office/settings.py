@@ -41,7 +41,11 @@ BODYCAM_CUSTODIAN_SOCKET = Path(os.environ.get("BODYCAM_CUSTODIAN_SOCKET", "/run
 BODYCAM_OFFICE_DEVICES = Path(os.environ.get("BODYCAM_OFFICE_DEVICES", "/etc/bodycam/devices"))
 BODYCAM_RECEIPT_PUB = Path(os.environ.get("BODYCAM_RECEIPT_PUB", "/etc/bodycam/receipt.pub"))
 
-DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"), DATA_DIR / "catalog.sqlite3")}
+# One connection per thread for the life of the process, checked before each use: the receiver records every
+# segment, and a new PostgreSQL connection for each (Django's default) cost ~22 ms of the ~100 ms a 12.5 MB
+# segment takes (docs/BENCHMARKS.md, "Catalog at a large city's scale").
+DATABASES = {"default": {**database_from_url(os.environ.get("DATABASE_URL"), DATA_DIR / "catalog.sqlite3"),
+                         "CONN_MAX_AGE": None, "CONN_HEALTH_CHECKS": True}}
 SECRET_KEY = env_secret("BODYCAM_OFFICE_SECRET_KEY", "BODYCAM_OFFICE_SECRET_KEY_FILE")
 DEBUG = False
 INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",

@@ -32,12 +32,19 @@ def _free_port() -> int:
 
 
 @contextmanager
-def postgresql_server(database: str = "bodycam"):
-    """Yield a ``DATABASE_URL`` for a fresh, empty database; stop and remove the server afterwards."""
+def postgresql_server(database: str = "bodycam", *, parent: str | os.PathLike | None = None,
+                      settings: dict[str, str] | None = None):
+    """Yield a ``DATABASE_URL`` for a fresh, empty database; stop and remove the server afterwards.
+
+    The server lives in a new directory in ``parent`` (default: the temp dir). ``settings`` are server
+    parameters (``-c name=value``); the tests' default ``fsync=off`` is one of them, so the benchmark
+    (bench/bench_catalog.py) can run a server that syncs as a city's would.
+    """
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="bodycam-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="bodycam-pg-", dir=parent))
+    params = " ".join(f"-c {name}={value}" for name, value in {"fsync": "off", **(settings or {})}.items())
     as_user: list[str] = []
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
@@ -51,7 +58,7 @@ def postgresql_server(database: str = "bodycam"):
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
         run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 {params}", "start")
         try:
             run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
             yield f"postgresql://postgres@127.0.0.1:{port}/{database}"

@@ -10,8 +10,19 @@ from backoffice.office.dburl import DatabaseUrlError, database_from_url
 
 
 def test_unset_means_sqlite_in_the_data_dir():
-    assert database_from_url(None, Path("/d/catalog.sqlite3")) == {"ENGINE": "django.db.backends.sqlite3",
-                                                                   "NAME": "/d/catalog.sqlite3"}
+    db = database_from_url(None, Path("/d/catalog.sqlite3"))
+    assert (db["ENGINE"], db["NAME"]) == ("django.db.backends.sqlite3", "/d/catalog.sqlite3")
+
+
+def test_sqlite_runs_with_a_write_ahead_log_synced_at_every_commit(django_db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's settings")
+    with connection.cursor() as cur:
+        modes = [cur.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "synchronous")]
+    assert modes == ["wal", 2]  # 2: FULL
+    assert connection.transaction_mode == "IMMEDIATE"
 
 
 def test_postgresql_url_with_password_port_and_options():

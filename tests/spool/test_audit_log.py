@@ -179,6 +179,23 @@ def test_bad_event_and_fields_are_refused(log_path, key):
     assert verify_log(log_path, key.public_key()).ok
 
 
+def test_several_events_go_in_one_write_and_one_fsync_as_chained_lines(log_path, key, monkeypatch):
+    with AuditLog(log_path, key) as log:
+        syncs = []
+        real_fsync = audit.os.fsync
+        monkeypatch.setattr(audit.os, "fsync", lambda fd: syncs.append(fd) or real_fsync(fd))
+        head = log.append_many([(audit.SEGMENT_SEALED, {"stem": f"dev1-{i:010d}"}) for i in range(3)])
+        assert head.seq == 3 and len(syncs) == 1
+        with pytest.raises(AuditError, match="JSON values"):  # one bad event: none of them is written
+            log.append_many([(audit.SEGMENT_SEALED, {"seq": 4}), (audit.SEGMENT_SEALED, {"x": b"bytes"})])
+        with pytest.raises(AuditError, match="event name"):
+            log.append_many([(audit.SEGMENT_SEALED, {}), ("Not An Event", {})])
+        assert log.head == head and log.append_many([]) == head
+    report = verify_log(log_path, key.public_key(), expected_head=head)
+    assert report.ok and report.lines == 4
+    assert [json.loads(x)["fields"]["stem"] for x in lines(log_path)[1:]] == [f"dev1-{i:010d}" for i in range(3)]
+
+
 def test_concurrent_appends_keep_one_chain(log_path, key):
     with AuditLog(log_path, key) as log:
         def worker(n):
