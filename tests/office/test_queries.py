@@ -61,9 +61,10 @@ def test_the_access_report_lists_every_access_to_one_incident_oldest_first(three
     Access.open(three.office, user=dana, incident=inc, kind=Access.PAGE, via="cli root")
     Access.open(three.office, user=rita, incident=Incident.objects.get(incident_id="inc-1"), kind=Access.PAGE)
     assert reports.access_report(inc) == [
-        {"at": T0.isoformat(), "user": "rita2", "kind": "playback", "purpose": "Anzeige 12/2025", "via": "web 10.0.0.7"},
-        {"at": (T0 + timedelta(minutes=5)).isoformat(), "user": "dana", "kind": "page", "purpose": "",
-         "via": "cli root"}]
+        {"at": T0.isoformat(), "event": "access", "by": "rita2", "kind": "playback", "purpose": "Anzeige 12/2025",
+         "via": "web 10.0.0.7", "note": ""},
+        {"at": (T0 + timedelta(minutes=5)).isoformat(), "event": "access", "by": "dana", "kind": "page",
+         "purpose": "", "via": "cli root", "note": ""}]
 
 
 def test_the_expiring_report_pages_and_lists_all_for_the_command(three):
