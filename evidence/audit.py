@@ -155,6 +155,11 @@ class _Entry:
     fields: dict
 
 
+
+def _check_event_name(event) -> None:
+    if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
+        raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+
 class AuditLog:
     """Appends signed, chained events to one file; see the module docstring for the format.
 
@@ -218,13 +223,9 @@ class AuditLog:
         each. Errors as :meth:`append`: a refused event writes none of them.
         """
         for event, _ in events:
-            if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
-                raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+            _check_event_name(event)
         with self._lock:
-            if self._fd is None:
-                raise AuditError(f"audit log {self.path} is closed")
-            if self._dirty:
-                self._append_recovery(self._dirty)
+            self._ready_locked()
             return self._append_locked(events) if events else self._head
 
     def restamp(self, stamp: dict, event: str, /, **fields) -> AuditHead:
@@ -238,13 +239,9 @@ class AuditLog:
             canonical_json(stamp)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit stamp must be JSON values: {exc}") from None
-        if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
-            raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+        _check_event_name(event)
         with self._lock:
-            if self._fd is None:
-                raise AuditError(f"audit log {self.path} is closed")
-            if self._dirty:
-                self._append_recovery(self._dirty)
+            self._ready_locked()
             head = self._append_locked([(event, fields)])
             self._stamp = dict(stamp)
             return head
@@ -282,6 +279,13 @@ class AuditLog:
         self.close()
 
     # ------------------------------------------------------------------ writing (lock held)
+
+    def _ready_locked(self) -> None:
+        """Refuse to write to a closed log; mark what a failed write left before the next line."""
+        if self._fd is None:
+            raise AuditError(f"audit log {self.path} is closed")
+        if self._dirty:
+            self._append_recovery(self._dirty)
 
     def _append_locked(self, events: list[tuple[str, dict]], prefix: bytes = b"") -> AuditHead:
         head, lines = self._head, []
@@ -407,8 +411,7 @@ class AuditWriter(threading.Thread):
 
     def append(self, event: str, /, **fields) -> None:
         """Hand one line over; never blocks. A bad event name is the caller's bug and raises here."""
-        if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
-            raise AuditError(f"audit event name {event!r} must be 1-64 characters of a-z, 0-9 and '_'")
+        _check_event_name(event)
         self._queue.put((event, fields))
 
     def flush(self, timeout: float = 10.0) -> bool:
