@@ -3,6 +3,7 @@
 Reproduce:  .venv/bin/python bench/bench_catalog.py [--incidents 1000000] [--databases sqlite,postgresql]
                                                     [--draws 200] [--expired 10000] [--dir /var/tmp]
                                                     [--ingest-segments 20] [--ingest-pairs 8] [--no-ingest]
+                                                    [--unlink-dir DIR]
 
 ``--incidents N`` scales the whole catalog down (fleet, people and all) for a quick run; the figures in
 docs/BENCHMARKS.md are at full scale. Everything lives in one temporary directory (``--dir``) and is removed
@@ -20,7 +21,10 @@ For each database, in its own process (Django sets its database up once per proc
 3. **Retention**: the clock is moved on until ``--expired`` unheld incidents have expired, their store
    directories get placeholder files (small ``.age`` and ``.manifest.json`` of every cataloged segment, so
    the unlinks and fsyncs are real), and the real ``run_retention`` (what ``bodycam-office retention run``
-   calls) deletes them with signed tombstones and office audit lines. Target: <= 60 s for 10,000.
+   calls) deletes them with signed tombstones and office audit lines. Target: <= 60 s for 10,000. What real
+   12.5 MB ciphertexts would add is measured by unlinking 200 written ones (evicted from the page cache, as
+   two-week-old files are) on the store's file system and on each ``--unlink-dir``: a file system mounted with
+   ``discard`` trims the freed blocks at every unlink, which costs far more than the unlink itself.
 4. **Recording** one segment into this catalog, on its own: the receiver's ``CatalogRecorder`` (one
    transaction and one office audit line) on real signed manifests, timed per segment.
 5. **Ingest**: real device uploads (sealed 10 s segments at 10 Mbit/s from a real spool) over a local
@@ -176,8 +180,10 @@ def placeholder_store(store: Path, until: datetime) -> tuple[int, int]:
 
 
 def unlink_cost(directory: Path, count: int, size: int) -> float:
-    """Seconds to unlink ``count`` files of ``size`` bytes (written and synced first), as many at once as the
-    retention run removes: the placeholders' unlinks against real segments' (12.5 MB), measured, not assumed."""
+    """Seconds to unlink ``count`` files of ``size`` bytes, as many at once as the retention run removes: the
+    placeholders' unlinks against real segments' (12.5 MB), measured, not assumed. Each file is written, synced
+    and dropped from the page cache first, as a segment stored two weeks earlier is (evicting a file's cached
+    pages is most of what unlinking a freshly written one costs)."""
     from backoffice.catalog.retention import FILE_WORKERS
 
     directory.mkdir(parents=True)
@@ -188,6 +194,7 @@ def unlink_cost(directory: Path, count: int, size: int) -> float:
                 f.write(block if size >= 1 << 20 else block[:size])
             f.flush()
             os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     os.sync()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(FILE_WORKERS) as unlinking:
@@ -200,7 +207,26 @@ def unlink_cost(directory: Path, count: int, size: int) -> float:
     return spent
 
 
-def measure_retention(root: Path, wanted: int) -> dict:
+def mount_of(path: Path) -> str:
+    """The file system and its mount options (``discard`` trims every freed block at once, at a price)."""
+    done = subprocess.run(["findmnt", "-no", "FSTYPE,OPTIONS", "-T", str(path)], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def real_file_estimate(directories: list[Path], sample: int, files: int, seconds: float) -> list[dict]:
+    """What unlinking real 12.5 MB ciphertexts instead of the placeholders would add to the run, on each of
+    ``directories``' file systems: the run removed ``files`` files (every other one a ciphertext)."""
+    out = []
+    for directory in directories:
+        small = unlink_cost(directory / "u-small", sample, 4096)
+        big = unlink_cost(directory / "u-big", sample, 12_500_000)
+        extra = max(0.0, big - small) / sample
+        out.append({"mount": mount_of(directory), "extra_ms_per_real_file": 1e3 * extra,
+                    "seconds_with_real_files": seconds + extra * files / 2})
+    return out
+
+
+def measure_retention(root: Path, wanted: int, unlink_dirs: list[str]) -> dict:
     from backoffice.catalog.models import Incident, Tombstone
     from backoffice.catalog.office import open_office
     from backoffice.catalog.retention import run_retention
@@ -229,10 +255,8 @@ def measure_retention(root: Path, wanted: int) -> dict:
     if result["tombstones_new"] != len(report.deleted) or result["incomplete_tombstones"] or left:
         raise RuntimeError(f"retention did not finish cleanly: {result}, {left} files left")
     sample = 200 if wanted >= 1000 else 5
-    small, big = unlink_cost(root / "u-small", sample, 4096), unlink_cost(root / "u-big", sample, 12_500_000)
-    result["unlink_extra_ms_per_real_file"] = 1e3 * max(0.0, big - small) / sample
-    # every other file is a segment's ciphertext; the manifests are small anyway
-    result["seconds_with_real_files"] = spent + max(0.0, big - small) / sample * result["files_removed"] / 2
+    result["real_files"] = real_file_estimate([root] + [Path(d) for d in unlink_dirs], sample,
+                                              result["files_removed"], spent)
     return result
 
 
@@ -360,7 +384,7 @@ def child(args) -> dict:
     steps = set(args.steps.split(",")) - ({"ingest"} if args.no_ingest else set())
     result["load"] = {}
     for step, measure in (("queries", lambda: measure_queries(args.draws)),
-                          ("retention", lambda: measure_retention(root, args.expired)),
+                          ("retention", lambda: measure_retention(root, args.expired, args.unlink_dirs)),
                           ("recording", lambda: measure_recording(root / "recording", max(20, args.draws))),
                           ("ingest", lambda: measure_ingest(root / "ingest", args.ingest_segments, args.ingest_pairs,
                                                             args.ingest_mbit))):
@@ -393,7 +417,8 @@ def run_child(args, database: str, root: Path) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(root), "--incidents", str(args.incidents),
                "--draws", str(args.draws), "--expired", str(args.expired), "--ingest-segments",
                str(args.ingest_segments), "--ingest-pairs", str(args.ingest_pairs), "--ingest-mbit",
-               str(args.ingest_mbit), "--steps", args.steps] + (["--no-ingest"] if args.no_ingest else [])
+               str(args.ingest_mbit), "--steps", args.steps]
+    command += [f"--unlink-dir={d}" for d in args.unlink_dirs] + (["--no-ingest"] if args.no_ingest else [])
 
     def go(url: str) -> dict:
         done = subprocess.run(command, env={**env, "DATABASE_URL": url}, stdout=subprocess.PIPE, text=True)
@@ -434,10 +459,11 @@ def table(results: list[dict], args) -> str:
             [f"**{r['retention']['seconds']:.1f} s** ({r['retention']['per_incident_ms']:.1f} ms each; "
              f"{r['retention']['files_removed']:,} files removed, {r['retention']['held']:,} expired but held)"
              for r in results], f"<= {TARGET_RETENTION_S:.0f} s for 10,000")
-        row("unlinking a written 12.5 MB segment instead of a placeholder (8 at once, as the run does); the run "
-            "with real files, estimated",
-            [f"+{r['retention']['unlink_extra_ms_per_real_file']:.2f} ms a file; "
-             f"{r['retention']['seconds_with_real_files']:.0f} s" for r in results])
+        for k in range(len(results[0]["retention"]["real_files"])):
+            row(f"the run with real 12.5 MB ciphertexts instead of placeholders, estimated from unlinking 200 of "
+                f"each, 8 at once, on `{results[0]['retention']['real_files'][k]['mount']}`",
+                [f"+{r['retention']['real_files'][k]['extra_ms_per_real_file']:.2f} ms a ciphertext: "
+                 f"{r['retention']['real_files'][k]['seconds_with_real_files']:.0f} s" for r in results])
     if "recording" in results[0]:
         row("recording one segment in this catalog (the receiver's CatalogRecorder, no network): p50 / p95",
             [f"{r['recording']['p50_ms']:.1f} / {r['recording']['p95_ms']:.1f} ms" for r in results])
@@ -473,6 +499,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", default="queries,retention,recording,ingest",
                     help="what to measure after generating (default: all of queries,retention,recording,ingest)")
     ap.add_argument("--dir", default=None, help="where the databases, store and broker live (default: $TMPDIR)")
+    ap.add_argument("--unlink-dir", dest="unlink_dirs", action="append", default=[], metavar="DIR",
+                    help="also measure unlinking real segments on DIR's file system (e.g. one mounted without "
+                         "'discard'); repeatable")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -48,8 +48,9 @@ def _when(text: str) -> datetime:
 
 
 def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> IngestReport:
-    """``devices``: enrolled keys by key id (:func:`evidence.keys.load_device_public_keys`)."""
-    """Scan ``<store>/<site>/<device>/<incident>/*.manifest.json`` and catalog what is missing."""
+    """Scan ``<store>/<site>/<device>/<incident>/*.manifest.json`` and catalog what is missing.
+
+    ``devices``: enrolled keys by key id (:func:`evidence.keys.load_device_public_keys`)."""
     report = IngestReport()
     store = Path(office.store_dir)
     paths = sorted(store.glob(f"*/*/*/*{MANIFEST_SUFFIX}"))
@@ -67,6 +68,14 @@ def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> Inge
         record_segment(office, manifest, path.parent.relative_to(store), devices)
         report.added += 1
     return report
+
+
+def _locked_incident(manifest: Manifest) -> Incident | None:
+    """The manifest's incident, locked for this transaction, with its site (whose rule sets the expiry), in
+    one query: most segments belong to an incident already cataloged, and each round trip to the database
+    is paid by every segment the receiver stores before its receipt."""
+    return (Incident.objects.select_for_update(of=("self",)).select_related("site")
+            .filter(device__device_id=manifest.device_id, incident_id=manifest.incident_id).first())
 
 
 def cataloged(stems: list[str], batch: int = 500) -> set[str]:
@@ -90,17 +99,25 @@ def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict
             verification = Segment.FAILED
     start, end = _when(manifest.start_time), _when(manifest.end_time)
     with transaction.atomic():
-        site, _ = Site.objects.get_or_create(code=manifest.site)
-        device, _ = Device.objects.get_or_create(device_id=manifest.device_id, defaults={"site": site})
-        incident, created = Incident.objects.select_for_update().get_or_create(
-            device=device, incident_id=manifest.incident_id,
-            defaults={"site": site, "start": start, "end": end, "store_path": str(incident_dir), "expires_at": end})
-        segment, new = Segment.objects.get_or_create(stem=manifest.stem, defaults=dict(
-            incident=incident, seq=manifest.seq, segment_index=manifest.segment_index, final=manifest.final,
-            end_marker=manifest.is_end_marker, start=start, end=end, frame_count=manifest.frame_count,
-            pre_event_frames=manifest.pre_event_frames, ciphertext_sha256=manifest.ciphertext_sha256,
-            ciphertext_bytes=manifest.ciphertext_bytes, manifest_sha256=manifest.sha256,
-            verification=verification))
+        incident = _locked_incident(manifest)
+        if incident is None:  # the incident's first segment to arrive (its site and device may be new too)
+            site, _ = Site.objects.get_or_create(code=manifest.site)
+            device, _ = Device.objects.get_or_create(device_id=manifest.device_id, defaults={"site": site})
+            incident, _ = Incident.objects.select_for_update().get_or_create(
+                device=device, incident_id=manifest.incident_id,
+                defaults={"site": site, "start": start, "end": end, "store_path": str(incident_dir),
+                          "expires_at": end})
+        # No savepoint needed around the insert: the incident's row is locked, so nobody else inserts this
+        # incident's segment between the look-up and the insert (SQLite has one writer anyway).
+        segment = Segment.objects.filter(stem=manifest.stem).first()
+        new = segment is None
+        if new:
+            segment = Segment.objects.create(
+                stem=manifest.stem, incident=incident, seq=manifest.seq, segment_index=manifest.segment_index,
+                final=manifest.final, end_marker=manifest.is_end_marker, start=start, end=end,
+                frame_count=manifest.frame_count, pre_event_frames=manifest.pre_event_frames,
+                ciphertext_sha256=manifest.ciphertext_sha256, ciphertext_bytes=manifest.ciphertext_bytes,
+                manifest_sha256=manifest.sha256, verification=verification)
         attributed, mismatch = None, None
         if new and manifest.officer and verification == Segment.VERIFIED:
             if not incident.officer:

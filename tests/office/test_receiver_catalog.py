@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -82,3 +83,25 @@ port = 1
     finally:
         service.office.close()
     assert Incident.objects.get(incident_id="inc-1").segments.count() == 3
+
+
+def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, frames_30):
+    """The receiver pays each of these before its receipt, on every segment: the incident (locked, with the
+    site whose rule sets the expiry) in one look-up, the segment's look-up, its insert, the incident's update."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backoffice.catalog.models import Segment
+    from backoffice.catalog.receiving import CatalogRecorder
+
+    first, *rest = _manifests(world, world.record_incident("inc-1", frames_30))
+    recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
+    recorder(first)
+    with CaptureQueriesContext(connection) as queries:
+        recorder(rest[0])
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    transaction = {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
+    assert [s for s in statements if s not in transaction] == ["SELECT", "SELECT", "INSERT", "UPDATE"], statements
+    incident = Segment.objects.get(stem=rest[0].stem).incident
+    assert incident.segments.count() == 2
+    assert incident.end == datetime.fromisoformat(rest[0].end_time.replace("Z", "+00:00"))
