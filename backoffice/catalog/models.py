@@ -25,7 +25,15 @@ logger = logging.getLogger(__name__)
 
 
 class RuleError(BodycamError):
-    """A lifecycle step was refused by a rule (self-approval, a missing role, a held incident ...)."""
+    """A lifecycle step was refused by a rule (self-approval, a missing role, a held incident ...).
+
+    ``str()`` is the English reason the audit log and the refusal rows keep; ``code`` names the rule and
+    ``params`` the values the reason names, so the review app can say it in its reader's language
+    (backoffice/web/refusals.py)."""
+
+    def __init__(self, reason: str, code: str = "", **params):
+        super().__init__(reason)
+        self.code, self.params = code, params
 
 
 class Site(models.Model):
@@ -49,7 +57,8 @@ class Site(models.Model):
                    shift_hours: int | None = None) -> int:
         """An admin changes the site's rule; the expiry of its active incidents follows. Returns how many."""
         if not has_role(by, ADMIN):
-            raise RuleError(f"{by.username} may not change a site's retention (needs the admin role)")
+            raise RuleError(f"{by.username} may not change a site's retention (needs the admin role)",
+                            "needs_role", user=by.username, roles=(ADMIN,))
         if profile_code is not None:
             profile(profile_code)  # refuses an unknown one
             self.profile = profile_code
@@ -57,7 +66,7 @@ class Site(models.Model):
             self.period_override = check_period(period) if period else ""
         if shift_hours is not None:
             if not 1 <= shift_hours <= 24:
-                raise RuleError("a shift lasts 1 to 24 hours")
+                raise RuleError("a shift lasts 1 to 24 hours", "shift_hours")
             self.shift_hours = shift_hours
         with transaction.atomic():
             self.save()
@@ -123,9 +132,10 @@ class Incident(models.Model):
     def place_hold(self, office, *, by, case_reference: str, reason: str) -> Hold:
         """"Needed as evidence": while a hold is on, no rule deletes the incident."""
         if not (case_reference.strip() and reason.strip()):
-            raise RuleError("a hold needs a case reference and a reason")
+            raise RuleError("a hold needs a case reference and a reason", "hold_needs_reason")
         if self.state != self.ACTIVE:
-            raise RuleError(f"incident {self} is {self.state}; nothing left to hold")
+            raise RuleError(f"incident {self} is {self.state}; nothing left to hold", "not_active",
+                            incident=str(self), state=self.state)
         _require_role(by, (REVIEWER, SUPERVISOR), self)
         hold = Hold.objects.create(incident=self, case_reference=case_reference, reason=reason, placed_by=by,
                                    placed_at=office.now())
@@ -136,14 +146,14 @@ class Incident(models.Model):
     def propose_deletion(self, office, *, by, reason: str) -> Decision:
         """Early deletion (before the rule's expiry): one person proposes, a supervisor approves."""
         if self.active_holds().exists():
-            raise RuleError(f"incident {self} is held; release the hold first")
+            raise RuleError(f"incident {self} is held; release the hold first", "held", incident=str(self))
         return Decision.propose(office, Decision.EARLY_DELETION, incident=self, by=by, reason=reason)
 
     def delete_with_tombstone(self, office, *, rule: str, by: list[str]) -> Tombstone:
         """Delete this incident's files, leaving its tombstone (steps in :mod:`.retention`). Refused while held."""
         tombstones, refused = begin_deletions(office, [self], rule=lambda incident: rule, by=by)
         if refused:
-            raise RuleError(refused[0][1])
+            raise refused[0][1]
         finish_deletions(office, tombstones)
         self.refresh_from_db()
         return tombstones[0]
@@ -189,9 +199,10 @@ class Decision(models.Model):
     @classmethod
     def propose(cls, office, kind: str, *, incident: Incident, by, reason: str, hold: Hold | None = None) -> Decision:
         if not reason.strip():
-            raise RuleError("a proposal needs a reason")
+            raise RuleError("a proposal needs a reason", "needs_reason")
         if incident.state != Incident.ACTIVE:
-            raise RuleError(f"incident {incident} is {incident.state}")
+            raise RuleError(f"incident {incident} is {incident.state}", "not_active", incident=str(incident),
+                            state=incident.state)
         _require_role(by, (OFFICER, REVIEWER, SUPERVISOR), incident)
         decision = cls.objects.create(kind=kind, incident=incident, hold=hold, reason=reason, proposed_by=by,
                                       proposed_at=office.now())
@@ -203,27 +214,33 @@ class Decision(models.Model):
         """Carry the decision out. Refused (and the refusal recorded) for self-approval or without the role."""
         refusal = None
         if self.state != self.PROPOSED:
-            refusal = f"decision {self.pk} is already {self.state}"
+            refusal = RuleError(f"decision {self.pk} is already {self.state}", "decided", decision=self.pk,
+                                state=self.state)
         elif by.pk == self.proposed_by_id:
-            refusal = "self-approval: the approver must be another person than the proposer"
+            refusal = RuleError("self-approval: the approver must be another person than the proposer",
+                                "self_approval")
         elif not has_role(by, SUPERVISOR):
-            refusal = f"{by.username} does not have the supervisor role"
+            refusal = RuleError(f"{by.username} does not have the supervisor role", "needs_role",
+                                user=by.username, roles=(SUPERVISOR,))
         else:
             self.incident.refresh_from_db()  # as it is now, not as it was when proposed
             if self.incident.state != Incident.ACTIVE:
-                refusal = f"incident {self.incident} is {self.incident.state}"
+                refusal = RuleError(f"incident {self.incident} is {self.incident.state}", "not_active",
+                                    incident=str(self.incident), state=self.incident.state)
             elif self.kind == self.EARLY_DELETION and self.incident.active_holds().exists():
-                refusal = f"incident {self.incident} is held meanwhile; release the hold first"
+                refusal = RuleError(f"incident {self.incident} is held meanwhile; release the hold first", "held",
+                                    incident=str(self.incident))
             elif self.kind == self.HOLD_RELEASE and Hold.objects.filter(pk=self.hold_id, lifted_at__isnull=False).exists():
-                refusal = f"hold {self.hold_id} is already lifted"
+                refusal = RuleError(f"hold {self.hold_id} is already lifted", "hold_lifted", hold=self.hold_id)
         if refusal:
-            office.record(events.DECISION_REFUSED, decision=self.pk, by=by.username, reason=refusal)
-            raise RuleError(f"approval refused: {refusal}")
+            office.record(events.DECISION_REFUSED, decision=self.pk, by=by.username, reason=str(refusal))
+            raise RuleError(f"approval refused: {refusal}", refusal.code, **refusal.params)
         now = office.now()
         with transaction.atomic():
             # two approvers at once: only the first finds it still proposed
             if not Decision.objects.select_for_update().filter(pk=self.pk, state=self.PROPOSED).exists():
-                raise RuleError(f"approval refused: decision {self.pk} was decided meanwhile")
+                raise RuleError(f"approval refused: decision {self.pk} was decided meanwhile", "decided",
+                                decision=self.pk, state="")
             self.state, self.approved_by, self.approved_at = self.APPROVED, by, now
             self.save()
             if self.kind == self.HOLD_RELEASE:
@@ -251,7 +268,7 @@ class Hold(models.Model):
     def propose_release(self, office, *, by, reason: str) -> Decision:
         """Lifting a hold needs a second person: this proposes it; a supervisor's approval lifts it."""
         if self.lifted_at is not None:
-            raise RuleError(f"hold {self.pk} is already lifted")
+            raise RuleError(f"hold {self.pk} is already lifted", "hold_lifted", hold=self.pk)
         return Decision.propose(office, Decision.HOLD_RELEASE, incident=self.incident, hold=self, by=by,
                                 reason=reason)
 
@@ -285,7 +302,7 @@ class Tombstone(models.Model):
 
 
 def begin_deletions(office, incidents: list[Incident], *, rule: Callable[[Incident], str],
-                    by: list[str]) -> tuple[list[Tombstone], list[tuple[Incident, str]]]:
+                    by: list[str]) -> tuple[list[Tombstone], list[tuple[Incident, RuleError]]]:
     """Step 1 of deleting each of ``incidents`` (see :mod:`.retention`), in one transaction: its tombstone
     (what, under which rule, by whom) and the state ``deleting``. Returns the tombstones, and the incidents
     left as they are with the reason: no longer active, or held (both can change after a caller chose them).
@@ -306,9 +323,11 @@ def begin_deletions(office, incidents: list[Incident], *, rule: Callable[[Incide
         for pk in pks:
             incident = locked[pk]
             if incident.state != Incident.ACTIVE:
-                refused.append((incident, f"incident {incident} is {incident.state}"))
+                refused.append((incident, RuleError(f"incident {incident} is {incident.state}", "not_active",
+                                                    incident=str(incident), state=incident.state)))
             elif pk in held:
-                refused.append((incident, f"incident {incident} is held; it is not deleted"))
+                refused.append((incident, RuleError(f"incident {incident} is held; it is not deleted", "held",
+                                                    incident=str(incident))))
             else:
                 tombstones.append(Tombstone(incident=incident, rule=rule(incident), decided_by=by,
                                             segments=segments[pk], created_at=now))
@@ -349,7 +368,8 @@ def _require_role(user, roles: tuple[str, ...], incident: Incident) -> None:
     for role in roles:
         if has_role(user, role) and (role != OFFICER or incident.officer == user.username):
             return
-    raise RuleError(f"{user.username} may not do this (needs one of: {', '.join(roles)})")
+    raise RuleError(f"{user.username} may not do this (needs one of: {', '.join(roles)})", "needs_role",
+                    user=user.username, roles=roles)
 
 
 class Access(models.Model):
@@ -382,19 +402,21 @@ class Access(models.Model):
         """Check and record an access; refused (and the refusal recorded) when a rule forbids it."""
         refusal = None
         if kind not in cls.KINDS:
-            refusal = f"unknown access kind {kind!r}"
+            refusal = RuleError(f"unknown access kind {kind!r}", "access_kind", kind=kind)
         elif kind in cls.NEEDS_PURPOSE and not purpose.strip():
-            refusal = f"{kind} needs a stated purpose"
+            refusal = RuleError(f"{kind} needs a stated purpose", "needs_purpose", kind=kind)
         elif kind in cls.NEEDS_PURPOSE and incident.state != Incident.ACTIVE:
-            refusal = f"incident {incident} is {incident.state}; its video is gone"
+            refusal = RuleError(f"incident {incident} is {incident.state}; its video is gone", "video_gone",
+                                incident=str(incident), state=incident.state)
         elif not may_see(user, incident, video=kind in cls.NEEDS_PURPOSE):
-            refusal = f"{user.username} may not {'watch or export' if kind in cls.NEEDS_PURPOSE else 'open'} {incident}"
+            refusal = RuleError(f"{user.username} may not {'watch or export' if kind in cls.NEEDS_PURPOSE else 'open'} "
+                                f"{incident}", "may_not_see", user=user.username, incident=str(incident), kind=kind)
         if refusal:
             AccessRefusal.objects.create(user=user, incident=incident, kind=kind[:16], purpose=purpose.strip(),
-                                         at=office.now(), via=via, reason=refusal)
+                                         at=office.now(), via=via, reason=str(refusal))
             office.record(events.ACCESS_REFUSED, incident=str(incident), kind=kind, by=user.username, via=via,
-                          reason=refusal)
-            raise RuleError(refusal)
+                          reason=str(refusal))
+            raise refusal
         access = cls.objects.create(user=user, incident=incident, kind=kind, purpose=purpose.strip(),
                                     at=office.now(), via=via)
         office.record(events.ACCESS, access=access.pk, incident=str(incident), kind=kind, purpose=access.purpose,

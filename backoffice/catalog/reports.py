@@ -33,7 +33,7 @@ def record_read(office, *, kind: str, parameters: dict, by, via: str | None = No
         reason = f"{by.username} may not read reports (needs one of: {', '.join(READERS)})"
         office.record(events.REPORT_REFUSED, kind=kind, parameters=parameters, by=by.username, reason=reason,
                       **where)
-        raise RuleError(reason)
+        raise RuleError(reason, "needs_role", user=by.username, roles=READERS)
     office.record(events.REPORT_READ, kind=kind, parameters=parameters, by=by.username, **where)
 
 
@@ -126,9 +126,10 @@ def subject_report(site: str, since: datetime, until: datetime) -> list[dict]:
     site overlapping the window -- device, officer, times, state, holds, the deletion (tombstone) -- with
     every access to it. Four queries, whatever the number of incidents."""
     if since > until:
-        raise RuleError(f"the window's start {since.isoformat()} is after its end {until.isoformat()}")
+        raise RuleError(f"the window's start {since.isoformat()} is after its end {until.isoformat()}",
+                        "window_order")
     if not Site.objects.filter(code=site).exists():
-        raise RuleError(f"no site {site!r} in the catalog")
+        raise RuleError(f"no site {site!r} in the catalog", "unknown_site", site=site)
     holds = Prefetch("holds", queryset=Hold.objects.select_related("placed_by", "lifted_by")
                      .order_by("placed_at", "pk"))
     accesses = Prefetch("accesses", queryset=Access.objects.select_related("user").order_by("at", "pk"))

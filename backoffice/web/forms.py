@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from ..catalog.models import Incident, Site
+from ..catalog.models import Site
+from .context import STATE_NAMES
 
 
 class LoginForm(forms.Form):
@@ -25,8 +26,7 @@ class IncidentFilterForm(forms.Form):
     device = forms.CharField(label=_("Device"), required=False, max_length=64)
     officer = forms.CharField(label=_("Officer"), required=False, max_length=150)
     state = forms.ChoiceField(label=_("State"), required=False,
-                              choices=[("", _("any")), (Incident.ACTIVE, _("kept")),
-                                       (Incident.DELETING, _("being deleted")), (Incident.DELETED, _("deleted"))])
+                              choices=[("", _("any")), *STATE_NAMES.items()])
     held = forms.ChoiceField(label=_("Hold"), required=False, choices=HELD_CHOICES)
 
     def __init__(self, *args, **kwargs):

@@ -66,9 +66,13 @@ def test_self_approval_is_refused_with_a_message_and_audited(review, frames_30):
     assert "Wartet auf meine Zustimmung" in sue.get("/").content.decode()
     assert "Fehlaufnahme" not in sue.get("/").content.decode().split("Meine Vorschläge")[0]  # not offered to her
     sue.post("/decisions/1/approve/")
-    assert "Abgelehnt: approval refused: self-approval" in _messages(sue, incident)
+    assert "Abgelehnt: Niemand darf den eigenen Vorschlag bestätigen" in _messages(sue, incident)
     assert Incident.objects.get(pk=incident.pk).state == Incident.ACTIVE
-    assert audit(review)[-2][0] == "decision_refused"  # then the page access
+    refused = audit(review)[-2]  # then the page access
+    assert refused[0] == "decision_refused" and refused[1]["reason"].startswith("self-approval")  # the log: English
+    sue.post("/language/", {"language": "en", "next": "/"})
+    sue.post("/decisions/1/approve/")
+    assert "Refused: Nobody may approve their own proposal" in _messages(sue, incident)
 
 
 def test_a_held_incident_cannot_be_proposed_for_deletion(review, frames_30):
@@ -77,7 +81,7 @@ def test_a_held_incident_cannot_be_proposed_for_deletion(review, frames_30):
     incident.place_hold(review.office, by=people["rita"], case_reference="AZ 1", reason="Beweis")
     client = signed_in(people["rita"])
     client.post(f"/incidents/{incident.pk}/propose-deletion/", {"reason": "x"})
-    assert "is held; release the hold first" in _messages(client, incident)
+    assert "Vorfall kod-07/inc-1 hat eine Löschsperre; sie muss zuerst aufgehoben" in _messages(client, incident)
 
 
 def test_releasing_a_hold_takes_two_people(review, frames_30):
@@ -109,7 +113,7 @@ def test_playing_needs_a_purpose_and_records_it(review, frames_30):
     incident = record(review, "inc-1", frames_30)
     client = signed_in(people["rita"])
     response = client.post(f"/incidents/{incident.pk}/play/", {"purpose": " "})
-    assert response.status_code == 302 and "playback needs a stated purpose" in _messages(client, incident)
+    assert response.status_code == 302 and "braucht einen angegebenen Zweck" in _messages(client, incident)
     response = client.post(f"/incidents/{incident.pk}/play/", {"purpose": "Anzeige 12/2025"})
     assert response.status_code == 503  # until the custodian is connected
     assert Access.objects.filter(kind="playback").get().purpose == "Anzeige 12/2025"

@@ -69,7 +69,7 @@ def test_an_export_needs_a_purpose(review, with_sound):
     people, incident = with_sound
     response = signed_in(people["rita"]).post(f"/incidents/{incident.pk}/export/", {"purpose": "  "}, follow=True)
     assert response.redirect_chain == [(f"/incidents/{incident.pk}/", 302)]
-    assert "Abgelehnt: export needs a stated purpose" in response.content.decode()
+    assert "Abgelehnt: Ansehen oder Exportieren braucht einen angegebenen Zweck." in response.content.decode()
     log = audit(review)
     assert [(f["kind"], f["reason"]) for e, f in log if e == "access_refused"] == [
         ("export", "export needs a stated purpose")]

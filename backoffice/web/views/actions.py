@@ -18,6 +18,7 @@ from ...catalog.models import Decision, Hold, Incident, RuleError, may_see
 from .. import office_link
 from ..access import APPROVERS, HOLDERS, PROPOSERS, roles_required
 from ..forms import HoldForm, ReasonForm
+from ..refusals import refused_message
 
 
 def _visible(request, incident: Incident) -> None:
@@ -26,7 +27,7 @@ def _visible(request, incident: Incident) -> None:
 
 
 def _refused(request, exc: RuleError) -> None:
-    messages.error(request, _("Refused: %(reason)s") % {"reason": exc})
+    messages.error(request, refused_message(exc))
 
 
 def _invalid(request, form) -> None:

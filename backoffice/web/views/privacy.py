@@ -18,6 +18,7 @@ from .. import office_link
 from ..access import PRIVACY, roles_required
 from ..client import client_address
 from ..forms import AccessFilterForm, DaysForm, SubjectForm
+from ..refusals import refusal_text
 from .incidents import PAGE_SIZE, _page_number
 
 
@@ -92,5 +93,5 @@ def subject(request):
         try:
             rows = reports.subject_report(data["site"], data["since"], data["until"])
         except RuleError as exc:  # the form checks the same; a site removed meanwhile
-            form.add_error(None, str(exc))
+            form.add_error(None, refusal_text(exc))
     return render(request, "web/privacy/subject.html", {"form": form, "rows": rows})

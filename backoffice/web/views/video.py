@@ -29,6 +29,7 @@ from .. import custody_link, office_link
 from ..access import ANY_ROLE, roles_required
 from ..client import client_address
 from ..forms import PurposeForm
+from ..refusals import refused_message
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def _open(request, pk: int, kind: str):
     except RuleError as exc:
         if not may_see(request.user, incident, video=True):
             raise PermissionDenied from None
-        messages.error(request, _("Refused: %(reason)s") % {"reason": exc})
+        messages.error(request, refused_message(exc))
         return None, redirect("incident_detail", pk=incident.pk)
     try:
         custody_link.client().probe()
