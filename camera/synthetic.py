@@ -56,6 +56,14 @@ def _counter_cells(width: int):
         yield i, rows, slice((1 + col) * c, (2 + col) * c), slice((10 + col) * c, (11 + col) * c)
 
 
+def chroma_planes(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pattern's U and V planes, which never move: a neutral picture with its left quarter tinted."""
+    u = np.full((height // 2, width // 2), 128, np.uint8)
+    v = np.full((height // 2, width // 2), 128, np.uint8)
+    v[:, : width // 4] = 160
+    return u, v
+
+
 class TestPattern:
     """Builds the Y, U and V planes of frame ``n``: diagonal stripes, a moving bar, the counter."""
 
@@ -64,9 +72,7 @@ class TestPattern:
         self.cell = counter_cell(width)
         yy, xx = np.mgrid[0:height, 0:width]
         self._base = ((xx + yy) // 2 % 256).astype(np.uint8)
-        self._u = np.full((height // 2, width // 2), 128, np.uint8)
-        self._v = np.full((height // 2, width // 2), 128, np.uint8)
-        self._v[:, : width // 4] = 160
+        self._u, self._v = chroma_planes(width, height)
         # A band of film-grain-like noise keeps the encoder busy at a realistic bitrate; a pure
         # gradient would compress to a fraction of what a real street scene costs.
         rng = np.random.default_rng(20261124)
@@ -314,9 +320,9 @@ class SyntheticSource(FrameSource):
             return  # stopped while the clip was being encoded
         logger.info("synthetic camera: replaying a pre-encoded clip of %d frames (%.1f MB)",
                     len(clip), sum(len(d) for d, _, _ in clip) / 1e6)
-        # The pattern's chroma does not move: the child pipes the luma of each preview, the colour is added here.
-        _, u, v = _preview_planes(TestPattern(self.info.width, self.info.height, self.info.fps).planes(0, 0.0),
-                                  PREVIEW_WIDTH)
+        # The pattern's chroma does not move: the child pipes the luma of each preview, the colour is added here
+        # (from the chroma alone: a whole 1080p pattern would cost the agent ~60 MB at its peak to make).
+        u, v = _downscaled(chroma_planes(self.info.width, self.info.height), self.info.width, PREVIEW_WIDTH)
         while True:
             for number, (data, keyframe, preview) in enumerate(clip):
                 if self._keyframe_wanted.is_set() and not keyframe:
@@ -365,7 +371,12 @@ class SyntheticSource(FrameSource):
 
 def _preview_planes(planes, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Y, U and V planes cut down to about ``width`` columns, as picamera2's lores YUV420 stream gives them."""
-    step = max(1, planes[0].shape[1] // width)
+    return _downscaled(planes, planes[0].shape[1], width)
+
+
+def _downscaled(planes, luma_width: int, width: int) -> tuple[np.ndarray, ...]:
+    """Every ``step``-th row and column of each plane, the step taking the picture's width to about ``width``."""
+    step = max(1, luma_width // width)
     return tuple(np.ascontiguousarray(plane[::step, ::step]) for plane in planes)
 
 
