@@ -120,6 +120,10 @@ def measure_queries(draws: int) -> dict:
     def expiring(until, offset):
         return len(reports.expiring(NOW, until, limit=PAGE, offset=offset))
 
+    def subject_day(site, day):
+        since = datetime.combine(day, datetime.min.time(), timezone.utc)
+        return len(reports.subject_report(site.code, since, since + timedelta(days=1)))
+
     def access(pk):
         return len(reports.access_report(Incident.objects.get(pk=pk)))
 
@@ -140,6 +144,8 @@ def measure_queries(draws: int) -> dict:
         "incident list, one site's held incidents":
             timed(lambda r: (r.choice(sites),),
                   lambda s: len(list(incident_list(site=s, state=Incident.ACTIVE, held=True)[:PAGE])), draws, rng),
+        "Art. 15 report, one site and day (every incident with holds, deletion, accesses)":
+            timed(lambda r: (r.choice(sites), any_day(r)), subject_day, draws, rng),
     }
     return out
 

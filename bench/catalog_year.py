@@ -212,12 +212,14 @@ def generate(connection, scale: Scale, now: datetime, *, seed: int = 15, chunk: 
                 buf[key].clear()
         out.commit()
 
+    longest = {s.pk: 0 for s in sites}  # each site's longest incident, as the receiver keeps it (Site.cover)
     for number, start in enumerate(starts, 1):
         site = sites[rng.choices(range(scale.sites), site_weight)[0]]
         device = rng.choice(by_site[site.pk])
         officer = rng.choice(officers_by_site[site.pk])
         n_seg = rng.randint(1, 2 * scale.segments_per_incident - 1)
         end = start + timedelta(seconds=n_seg * SEGMENT_S)
+        longest[site.pk] = max(longest[site.pk], n_seg * SEGMENT_S)
         period, shift_hours, rule = site_period[site.pk]
         expires = expiry(end, period, shift_hours)
         incident_id = start.strftime("%Y%m%dT%H%M%SZ") + f"-{number:06x}"[-7:]
@@ -329,6 +331,8 @@ def generate(connection, scale: Scale, now: datetime, *, seed: int = 15, chunk: 
                 progress(f"{number:,} incidents")
     flush()
     out.close()
+    for pk, seconds in longest.items():
+        Site.objects.filter(pk=pk).update(longest_incident_s=seconds)
     counts.incidents = scale.incidents
     counts.decisions, counts.tombstones = decision_id, tombstone_id
     return counts

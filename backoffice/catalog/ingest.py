@@ -25,7 +25,7 @@ from evidence.keys import DevicePublicKey
 from evidence.seal import Manifest, ManifestError, verify_manifest
 
 from . import office as events
-from .models import Device, Incident, Segment, Site
+from .models import Device, Incident, Segment, Site, join_deletion
 
 logger = logging.getLogger(__name__)
 
@@ -124,17 +124,19 @@ def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict
                 incident.officer = attributed = manifest.officer
             elif incident.officer != manifest.officer:
                 mismatch = incident.officer
+        late = new and incident.state != Incident.ACTIVE
+        if late:  # its incident is deleted already: the segment goes the same way at the next retention run
+            join_deletion(incident, segment)
         if new:
             incident.start, incident.end = min(incident.start, start), max(incident.end, end)
             incident.frame_count += manifest.frame_count
             incident.pre_event_frames += manifest.pre_event_frames
             incident.recompute_expiry()
             incident.save()
-    if new and incident.state != Incident.ACTIVE:
-        # Its incident is already deleted (the device was offline past the retention period). Kept and shown;
-        # deleting it too is a decision the catalog does not make yet (docs/BACKOFFICE.md, "Not built yet").
-        logger.error("catalog: segment %s arrived after its incident %s was deleted; it is kept, and a person "
-                     "must decide", manifest.stem, incident)
+            incident.site.cover(incident)
+    if late:
+        logger.warning("catalog: segment %s arrived after its incident %s was deleted; the next retention run "
+                       "deletes it under the same rule", manifest.stem, incident)
         office.record(events.SEGMENT_AFTER_DELETION, incident=str(incident), stem=manifest.stem,
                       ciphertext_sha256=manifest.ciphertext_sha256)
     if new:

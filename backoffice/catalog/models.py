@@ -6,6 +6,7 @@ written to the signed office audit log (:mod:`.office`).
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Callable
@@ -43,6 +44,17 @@ class Site(models.Model):
     #: An admin's own period for this site ('<n>d', '<n>mo', 'shift'); empty: the profile's.
     period_override = models.CharField(max_length=16, blank=True, default="")
     shift_hours = models.PositiveSmallIntegerField(default=12)
+    #: The longest incident at this site so far, in whole seconds (kept by the receiver's recording, below):
+    #: a time-window report looks for incidents overlapping its window among those that start at most this
+    #: long before it, an index range however many years the catalog holds.
+    longest_incident_s = models.PositiveIntegerField(default=0)
+
+    def cover(self, incident: Incident) -> None:
+        """Make :attr:`longest_incident_s` at least ``incident``'s length (an UPDATE only when it grows)."""
+        length = math.ceil((incident.end - incident.start).total_seconds())
+        if length > self.longest_incident_s:
+            Site.objects.filter(pk=self.pk, longest_incident_s__lt=length).update(longest_incident_s=length)
+            self.longest_incident_s = length
 
     def period(self) -> str:
         return self.period_override or profile(self.profile).period
@@ -177,6 +189,12 @@ class Segment(models.Model):
     manifest_sha256 = models.CharField(max_length=64)
     verification = models.CharField(max_length=10, choices=[(VERIFIED, VERIFIED), (UNVERIFIED, UNVERIFIED),
                                                             (FAILED, FAILED)])
+
+    def tombstone_entry(self) -> dict:
+        """What a tombstone keeps of this segment once its files are gone (:mod:`evidence.tombstone`)."""
+        return {"stem": self.stem, "seq": self.seq, "ciphertext_sha256": self.ciphertext_sha256,
+                "ciphertext_bytes": self.ciphertext_bytes, "manifest_sha256": self.manifest_sha256,
+                "start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
 class Decision(models.Model):
@@ -315,10 +333,7 @@ def begin_deletions(office, incidents: list[Incident], *, rule: Callable[[Incide
         held = set(Hold.objects.filter(incident__in=pks, lifted_at__isnull=True).values_list("incident", flat=True))
         segments: dict[int, list[dict]] = {pk: [] for pk in pks}
         for s in Segment.objects.filter(incident__in=pks).order_by("incident", "seq"):
-            segments[s.incident_id].append({"stem": s.stem, "seq": s.seq, "ciphertext_sha256": s.ciphertext_sha256,
-                                            "ciphertext_bytes": s.ciphertext_bytes,
-                                            "manifest_sha256": s.manifest_sha256, "start": s.start.isoformat(),
-                                            "end": s.end.isoformat()})
+            segments[s.incident_id].append(s.tombstone_entry())
         now = office.now()
         for pk in pks:
             incident = locked[pk]
@@ -356,11 +371,28 @@ def finish_deletions(office, tombstones: list[Tombstone], files: Executor | None
                                                        files_removed=count)) for t, count in zip(tombstones, removed)])
     with transaction.atomic():
         now = office.now()
-        Tombstone.objects.filter(pk__in=[t.pk for t in tombstones]).update(completed_at=now)
-        Incident.objects.filter(pk__in=[t.incident_id for t in tombstones]).update(state=Incident.DELETED)
-    for t, count in zip(tombstones, removed):
-        t.completed_at, t.incident.state = now, Incident.DELETED
+        # A late segment may have joined a tombstone meanwhile (join_deletion): that one stays "deleting" and
+        # the next run removes it too. A completed tombstone keeps the time its deletion first completed.
+        current = dict(Tombstone.objects.select_for_update().filter(pk__in=[t.pk for t in tombstones])
+                       .values_list("pk", "segments"))
+        done = [(t, count) for t, count in zip(tombstones, removed) if len(current[t.pk]) == len(t.segments)]
+        Tombstone.objects.filter(pk__in=[t.pk for t, _ in done], completed_at__isnull=True).update(completed_at=now)
+        Incident.objects.filter(pk__in=[t.incident_id for t, _ in done]).update(state=Incident.DELETED)
+    for t, count in done:
+        t.completed_at, t.incident.state = t.completed_at or now, Incident.DELETED
         logger.info("incident %s deleted under %r (tombstone %d, %d files)", t.incident, t.rule, t.pk, count)
+
+
+def join_deletion(incident: Incident, segment: Segment) -> None:
+    """A segment stored after its incident was deleted (its device was offline past the retention period)
+    joins the incident's tombstone, and the incident is ``deleting`` again: the next retention run removes its
+    files under the same rule and decision and signs the tombstone anew (:func:`finish_deletions`). Call it
+    in the transaction that catalogs the segment, with the incident locked."""
+    tombstone = Tombstone.objects.select_for_update().get(incident=incident)
+    if all(entry["stem"] != segment.stem for entry in tombstone.segments):
+        tombstone.segments = [*tombstone.segments, segment.tombstone_entry()]
+        tombstone.save(update_fields=["segments"])
+    incident.state = Incident.DELETING
 
 
 def _require_role(user, roles: tuple[str, ...], incident: Incident) -> None:

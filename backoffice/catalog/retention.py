@@ -16,7 +16,10 @@ for each and its transaction for the batch. Every incident still passes the step
 a kill leaves is the same as for a single deletion.
 
 A run that finds a tombstone not yet complete repeats steps 2-5 for it (each is idempotent), so the audit
-log may then name the same tombstone twice; readers take the tombstone id as the key.
+log may then name the same tombstone twice; readers take the tombstone id as the key. The same happens to
+a deleted incident that a late segment has joined (:func:`.models.join_deletion`: its device was offline
+past the retention period): its tombstone now names that segment too, and steps 2-5 remove it and sign the
+tombstone anew, keeping the time the deletion first completed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from . import office as events
 from .models import Hold, Incident, Tombstone, begin_deletions, finish_deletions
@@ -64,8 +67,12 @@ def run_retention(office, *, dry_run: bool = False) -> RetentionReport:
     report = RetentionReport(now.isoformat(), dry_run)
     with ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="retention-files") as files:
         if not dry_run:
-            unfinished = list(Tombstone.objects.filter(completed_at__isnull=True)
-                              .select_related("incident__site", "incident__device").order_by("pk"))
+            # interrupted deletions, and deleted incidents a late segment has joined since (join_deletion)
+            reopened = Q(completed_at__isnull=False, incident__state=Incident.DELETING)
+            unfinished = sorted(
+                (t for query in (Q(completed_at__isnull=True), reopened)
+                 for t in Tombstone.objects.filter(query).select_related("incident__site", "incident__device")),
+                key=lambda t: t.pk)
             finish_deletions(office, unfinished, files)
             report.resumed += [str(t.incident) for t in unfinished]
         held = Exists(Hold.objects.filter(incident=OuterRef("pk"), lifted_at__isnull=True))

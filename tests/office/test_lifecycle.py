@@ -258,20 +258,36 @@ def test_an_approval_is_refused_when_the_incident_was_held_meanwhile_or_the_hold
     assert hold.lifted_by == sven
 
 
-def test_a_segment_arriving_after_its_incident_was_deleted_is_made_visible(world, frames_30, caplog):
+def test_a_segment_arriving_after_its_incident_was_deleted_is_deleted_by_the_next_run(world, frames_30, caplog):
+    from backoffice.catalog.models import Incident, Segment, Tombstone
     from backoffice.catalog.retention import run_retention
 
     sealed = world.record_incident("inc-1", frames_30)
-    late = world.store / "duisburg" / "kod-07" / "inc-1"
-    kept = {name: (late / name).read_bytes() for name in (sealed[-1].ciphertext_name, sealed[-1].manifest_name)}
+    directory = world.store / "duisburg" / "kod-07" / "inc-1"
+    names = (sealed[-1].ciphertext_name, sealed[-1].manifest_name)
+    held_back = {name: (directory / name).read_bytes() for name in names}
+    for name in names:
+        (directory / name).unlink()  # the device was offline: its last segment is not uploaded yet
     world.ingest()
     world.clock.now = _incident("inc-1").end + timedelta(days=14)
     run_retention(world.office)
-    from backoffice.catalog.models import Segment
+    first = Tombstone.objects.get()
+    assert len(first.segments) == 2 and _incident("inc-1").state == Incident.DELETED
 
-    Segment.objects.filter(stem=sealed[-1].stem).delete()  # as if its upload came only now (device offline)
-    for name, data in kept.items():
-        (late / name).write_bytes(data)
+    world.clock.now += timedelta(days=3)  # back online: the last segment is stored (and its receipt goes out)
+    for name, data in held_back.items():
+        (directory / name).write_bytes(data)
     assert world.ingest().added == 1
     assert "arrived after its incident kod-07/inc-1 was deleted" in caplog.text
     assert [f["stem"] for e, f in _events(world) if e == "segment_after_deletion"] == [sealed[-1].stem]
+    assert _incident("inc-1").state == Incident.DELETING
+    assert [s["stem"] for s in Tombstone.objects.get().segments] == [s.stem for s in sealed]
+
+    report = run_retention(world.office)
+    assert report.resumed == ["kod-07/inc-1"] and not any(directory.glob("*.age")) and not any(directory.glob("*.m*"))
+    tombstone = Tombstone.objects.get()
+    assert _incident("inc-1").state == Incident.DELETED and tombstone.completed_at == first.completed_at
+    signed = json.loads((directory / "incident.tombstone.json").read_bytes())
+    assert [s["stem"] for s in signed["segments"]] == [s.stem for s in sealed]
+    assert Segment.objects.filter(incident__incident_id="inc-1").count() == 3  # the catalog keeps the rows
+    assert run_retention(world.office).resumed == []  # done: nothing left for the run after

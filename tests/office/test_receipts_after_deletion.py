@@ -13,6 +13,7 @@ from backoffice.store import EvidenceStore
 from comms import protocol
 from comms.transfer import BytesSource, SegmentTransfer
 from evidence.keys import generate_receipt_key, load_receipt_signing_key
+from tests.evidence.conftest import cut
 
 CHUNK = 8192
 OFFER = protocol.up_topic("duisburg", "kod-07", "offer")
@@ -22,17 +23,8 @@ CHUNK_TOPIC = protocol.up_topic("duisburg", "kod-07", "chunk")
 @pytest.fixture
 def received(world, frames_30):
     """Incidents inc-1 and inc-2 sent through the real receiver into the world's store, cataloged by it."""
-    from backoffice.catalog.receiving import CatalogRecorder
-
-    (world.root / "receipt-keys").mkdir()
-    generate_receipt_key(world.root / "receipt-keys")
-    rx = Receiver(EvidenceStore(world.store, world.root / "incoming"), world.env.devices,
-                  load_receipt_signing_key(world.root / "receipt-keys" / "receipt.key"), "bo-recv-1",
-                  max_segment_bytes=1 << 24, max_chunk_bytes=1 << 20)
-    rx.on_stored = CatalogRecorder(world.office, world.env.devices)
+    rx = _cataloging_receiver(world)
     sealer = world.env.sealer()
-    from tests.evidence.conftest import cut
-
     sealed = {}
     for name in ("inc-1", "inc-2"):
         sealed[name] = []
@@ -42,6 +34,18 @@ def received(world, frames_30):
             assert _receipt(_deliver(rx, s))["stem"] == s.stem
             sealed[name].append(s)
     return rx, sealed
+
+
+def _cataloging_receiver(world) -> Receiver:
+    from backoffice.catalog.receiving import CatalogRecorder
+
+    (world.root / "receipt-keys").mkdir()
+    generate_receipt_key(world.root / "receipt-keys")
+    rx = Receiver(EvidenceStore(world.store, world.root / "incoming"), world.env.devices,
+                  load_receipt_signing_key(world.root / "receipt-keys" / "receipt.key"), "bo-recv-1",
+                  max_segment_bytes=1 << 24, max_chunk_bytes=1 << 20)
+    rx.on_stored = CatalogRecorder(world.office, world.env.devices)
+    return rx
 
 
 def _deliver(rx: Receiver, sealed, offer_only: bool = False) -> list:
@@ -148,3 +152,51 @@ def test_a_receipt_without_its_segment_and_without_a_tombstone_is_still_an_error
     (world.store / "duisburg" / "kod-07" / "inc-2" / f"{seg.stem}.manifest.json").unlink()
     replies = _deliver(rx, seg, offer_only=True)
     assert [json.loads(r.payload).get("code") for r in replies] == ["storage_error"], replies
+
+
+def _verify(world, capsys) -> tuple[int, str]:
+    from agent.cli import main as bodycam
+
+    code = bodycam(["verify", str(world.store), "--devices", str(world.env.device / "device.pub"), "--receipt-key",
+                    str(world.root / "receipt-keys" / "receipt.pub"), "--office-key", str(world.office_pub)])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arrives", ["after the deletion", "while it is being deleted"])
+def test_a_segment_stored_after_its_incident_was_deleted_goes_the_same_way(world, frames_30, capsys, arrives):
+    """The device was offline past the retention period with its last segment: stored and receipted when it
+    comes, then deleted by the next retention run under the same decision, and the tombstone accounts for it."""
+    from backoffice.catalog.models import Incident, begin_deletions, finish_deletions
+    from backoffice.catalog.retention import run_retention
+
+    rx = _cataloging_receiver(world)
+    sealer = world.env.sealer()
+    sealed = []
+    for seg in cut(frames_30, "inc-1"):
+        sealed.append(sealer.seal(seg, clock_sync="ntp-synced"))
+        sealer.commit(sealed[-1])
+    for s in sealed[:2]:
+        _receipt(_deliver(rx, s))
+    if arrives == "after the deletion":
+        _delete_inc_1_by_four_eyes(world)
+        assert _receipt(_deliver(rx, sealed[2]))["stem"] == sealed[2].stem
+    else:  # between the two halves of a deletion: the tombstone the run holds does not name it yet
+        (tombstone,), _ = begin_deletions(world.office, [Incident.objects.get(incident_id="inc-1")],
+                                          rule=lambda incident: "site duisburg: NW 14d", by=["retention timer"])
+        assert _receipt(_deliver(rx, sealed[2]))["stem"] == sealed[2].stem
+        finish_deletions(world.office, [tombstone])
+    directory = world.store / "duisburg" / "kod-07" / "inc-1"
+    assert (directory / sealed[2].ciphertext_name).exists()
+    assert Incident.objects.get(incident_id="inc-1").state == Incident.DELETING
+    code, out = _verify(world, capsys)  # until the run: a tombstone for 0..1 beside a segment that is not in it
+    assert code == 1 and "incident inc-1: segment index 0..1 missing" in out
+
+    run_retention(world.office)
+    assert Incident.objects.get(incident_id="inc-1").state == Incident.DELETED
+    assert not list(directory.glob("*.age")) and len(_receipts(world)) == 3
+    code, out = _verify(world, capsys)
+    assert code == 0 and out.rstrip().endswith("0 problem(s) with the set")
+    assert "incident inc-1 (3 segment(s)" in next(line for line in out.splitlines() if line.startswith("DELETED"))
+    # offered once more (its receipt was lost on the way): the stored receipt comes back, nothing is stored
+    assert _receipt(_deliver(rx, sealed[2], offer_only=True))["stem"] == sealed[2].stem
+    assert not (directory / sealed[2].ciphertext_name).exists()

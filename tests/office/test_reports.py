@@ -3,6 +3,8 @@ one place and time (GDPR Art. 15); who may read them, and that every reading is 
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from datetime import datetime, timedelta
 
@@ -103,6 +105,8 @@ def _spread(world, frames_30) -> None:
         start = T0.replace(hour=hour)
         fields = {"start": start, "end": start + timedelta(minutes=10)}
         Incident.objects.filter(incident_id=f"inc-{i}").update(**fields, **({"site": site} if site else {}))
+        incident = Incident.objects.select_related("site").get(incident_id=f"inc-{i}")
+        incident.site.cover(incident)  # as the receiver keeps it when it records an incident this long
 
 
 def test_the_subject_report_finds_the_incidents_of_the_place_and_time_with_everything_about_them(world, frames_30):
@@ -135,6 +139,24 @@ def test_the_subject_report_finds_the_incidents_of_the_place_and_time_with_every
     assert deleted["deletion"]["rule"] == "site duisburg: NW 14d" and deleted["deletion"]["completed_at"]
     assert subject_report("duisburg", local - timedelta(hours=3), local - timedelta(hours=2, minutes=1)) == []
     json.dumps(rows)
+
+
+def test_the_subject_report_finds_an_incident_that_began_long_before_the_window(world):
+    """The window is looked up as an index range that starts the site's longest incident before it; the
+    receiver keeps that length as it records, so a long incident is never left out."""
+    from backoffice.catalog.models import Site
+    from backoffice.catalog.reports import subject_report
+    from tests.evidence.conftest import encode_h264
+
+    frames = [dataclasses.replace(f, wall_time=T0.timestamp() + i * 60) for i, f in enumerate(encode_h264(61))]
+    world.record_incident("inc-long", frames)  # an hour: 61 pictures a minute apart
+    world.record_incident("inc-short", encode_h264(30, wall_base=T0.timestamp() + 7200))
+    world.ingest()
+    assert Site.objects.get(code="duisburg").longest_incident_s == 3601  # the last picture lasts too; rounded up
+    window = T0 + timedelta(minutes=59, seconds=30)
+    assert [r["incident"] for r in subject_report("duisburg", window, window + timedelta(seconds=10))] == [
+        "kod-07/inc-long"]
+    assert subject_report("duisburg", T0 + timedelta(minutes=61), T0 + timedelta(minutes=119)) == []
 
 
 def test_the_subject_report_refuses_an_unknown_site_and_a_reversed_window(world):
