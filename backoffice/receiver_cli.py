@@ -6,6 +6,7 @@ bad input (config, key files, TLS files). Errors are one sentence on stderr, nev
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -123,6 +124,9 @@ class ReceiverService:
         notifier = Notifier()
         feed_every = watchdog_interval()
         self.reconcile_catalog()
+        # What is loaded by now (Django and the catalog's models with the catalog on) lives as long as the
+        # process: out of the cyclic collector's sight, its full collections no longer walk it each time.
+        gc.freeze()
         self.start()
         r = self.cfg.receiver
         logger.info("receiver %s running (%d enrolled device keys, store %s, share group %r)", r.id,
