@@ -499,8 +499,8 @@ def main(argv=None) -> int:
     ap.add_argument("--databases", default="sqlite,postgresql")
     ap.add_argument("--draws", type=int, default=200, help="parameter draws per query (default 200)")
     ap.add_argument("--expired", type=int, default=10_000, help="incidents the retention run deletes")
-    ap.add_argument("--ingest-segments", type=int, default=20, help="segments per upload run (default 20)")
-    ap.add_argument("--ingest-pairs", type=int, default=8, help="pairs of upload runs, without and with (default 8)")
+    ap.add_argument("--ingest-segments", type=int, default=40, help="segments per upload run (default 40)")
+    ap.add_argument("--ingest-pairs", type=int, default=24, help="pairs of upload runs, without and with (default 24)")
     ap.add_argument("--ingest-mbit", type=float, default=10.0, help="video bit rate of the 10 s segments")
     ap.add_argument("--no-ingest", action="store_true", help="leave out the receiver ingest")
     ap.add_argument("--steps", default="queries,retention,recording,ingest",
