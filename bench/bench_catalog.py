@@ -303,7 +303,7 @@ def measure_ingest(root: Path, segments: int, pairs: int, mbit: float) -> dict:
                 receiver.start()
                 try:
                     device.seal_random(segments, size=size)
-                    os.sync()  # the spool's and the previous run's dirty pages are written back before, not during, the run
+                    os.sync()  # the spool's and the last run's dirty pages go to disk now, not during the run
                     r0, b0 = up.proc_cpu(receiver.process.pid), up.proc_cpu(broker.process.pid)
                     secs, dev, status = up.protocol_run(device, settings, receipt_pub, uplink)
                     rx = up.proc_cpu(receiver.process.pid) - r0
