@@ -9,6 +9,7 @@ import pytest
 
 from evidence.keys import generate_receipt_key, load_device_public_keys
 from evidence.seal import Manifest
+from tests.evidence.conftest import cut
 
 
 class Unconnected:
@@ -94,7 +95,7 @@ def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, fra
     from backoffice.catalog.models import Segment
     from backoffice.catalog.receiving import CatalogRecorder
 
-    first, *rest = _manifests(world, world.record_incident("inc-1", frames_30))
+    first, *rest = _manifests(world, world.store_segments(cut(frames_30, "inc-1", pre_event_frames=4)))
     recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
     recorder(first)
     with CaptureQueriesContext(connection) as queries:
@@ -105,3 +106,6 @@ def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, fra
     incident = Segment.objects.get(stem=rest[0].stem).incident
     assert incident.segments.count() == 2
     assert incident.end == datetime.fromisoformat(rest[0].end_time.replace("Z", "+00:00"))
+    # The narrower UPDATE still writes what the segment adds: the frames behind the pre-event share.
+    assert incident.frame_count == first.frame_count + rest[0].frame_count > 0
+    assert incident.pre_event_frames == first.pre_event_frames + rest[0].pre_event_frames == 4
