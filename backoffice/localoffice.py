@@ -173,13 +173,13 @@ class LocalCatalog:
         logger.info("local catalog %s: %s", self.database, report.summary())
         self.office, self._recorder = office, catalog_recorder(office, self.devices)
 
-    def record(self, manifest) -> None:
-        """The receiver's ``on_stored``: waits for the catalog to be open, then records the segment."""
+    def record(self, manifests) -> None:
+        """The receiver's ``on_stored``: waits for the catalog to be open, then records the segments."""
         if not self._opened.wait(self.OPEN_WAIT_S):
-            raise StoreError(f"catalog: still opening after {self.OPEN_WAIT_S:g} s; the receipt of {manifest.stem} "
-                             "waits for the next offer")
+            raise StoreError(f"catalog: still opening after {self.OPEN_WAIT_S:g} s; the receipts of "
+                             f"{', '.join(m.stem for m in manifests)} wait for the next offer")
         if self._recorder is not None:
-            self._recorder(manifest)
+            self._recorder(manifests)
 
     def close(self) -> None:
         if self._thread is not None and self._thread is not threading.current_thread():

@@ -365,11 +365,21 @@ class EvidenceStore:
             raise StoreError(f"cannot read {stored.age_path} ({exc.strerror})") from None
         return h.hexdigest() == stored.manifest.ciphertext_sha256
 
-    def write_receipt(self, manifest: Manifest, data: bytes) -> None:
+    def write_receipt(self, manifest: Manifest, data: bytes) -> bytes:
+        """Store the segment's receipt unless one is stored already; returns the one that stands.
+
+        Never replaced: two receivers of a group (or a re-offer racing the first acknowledgement) may both
+        sign one, and every device, then and later, must get the same bytes."""
         path = self.receipt_path(manifest.site, manifest.device_id, manifest.stem)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, data)
+            write_atomically(path, data, replace=False)
+            return data
+        except FileExistsError:
+            kept = self.read_receipt(manifest.site, manifest.device_id, manifest.stem)
+            if kept is None:
+                raise StoreError(f"the receipt {path} vanished while it was being written") from None
+            return kept
         except OSError as exc:
             raise StoreError(f"cannot write the receipt {path} ({exc.strerror})") from None
         except StorageError as exc:

@@ -329,9 +329,10 @@ def measure_ingest(root: Path, segments: int, pairs: int, mbit: float) -> dict:
             "all_cpu_ms_per_segment": {m: 1e3 * statistics.median(v) for m, v in all_cpu.items()}}
 
 
-def measure_recording(root: Path, count: int) -> dict:
+def measure_recording(root: Path, count: int, batch: int = 4) -> dict:
     """What the catalog adds to each stored segment, without the network: the receiver's CatalogRecorder (one
-    transaction, one office audit line) on ``count`` real signed manifests, into this year's catalog."""
+    transaction, one office audit write) on ``count`` real signed manifests, into this year's catalog; alone,
+    and in batches of ``batch`` as the receiver's acknowledger hands them over under load (per segment)."""
     sys.path.insert(0, str(REPO / "tests" / "comms"))
     from comms_env import DeviceEnv
 
@@ -341,19 +342,23 @@ def measure_recording(root: Path, count: int) -> dict:
     from evidence.seal import Manifest
 
     device = DeviceEnv(root / "device", "kod-rec", "bench-rec")
-    device.seal_random(count, size=20_000)
+    device.seal_random(count * (1 + batch), size=20_000)
     manifests = [Manifest.parse(device.spool.read(item.stem).manifest) for item in device.spool.pending()]
     (root / "keys").mkdir()
     generate_office_key(root / "keys")
     office = open_office(root / "store", root / "keys" / "office.key", root / "audit" / "office-audit.jsonl")
     record = CatalogRecorder(office, load_device_public_keys([device.device_pub]))
-    samples = []
+    alone, batched = [], []
     with office.log:
-        for manifest in manifests:
+        for manifest in manifests[:count]:
             t0 = time.perf_counter()
-            record(manifest)
-            samples.append(time.perf_counter() - t0)
-    return percentiles(samples)
+            record([manifest])
+            alone.append(time.perf_counter() - t0)
+        for i in range(count, len(manifests), batch):
+            t0 = time.perf_counter()
+            record(manifests[i:i + batch])
+            batched.append((time.perf_counter() - t0) / batch)
+    return {**percentiles(alone), "batch": batch, "batched": percentiles(batched)}
 
 
 def database_size(connection, path: str | None) -> int:
@@ -474,6 +479,10 @@ def table(results: list[dict], args) -> str:
     if "recording" in results[0]:
         row("recording one segment in this catalog (the receiver's CatalogRecorder, no network): p50 / p95",
             [f"{r['recording']['p50_ms']:.1f} / {r['recording']['p95_ms']:.1f} ms" for r in results])
+        row(f"the same per segment, {results[0]['recording']['batch']} in one transaction (the acknowledger "
+            "under load): p50 / p95",
+            [f"{r['recording']['batched']['p50_ms']:.1f} / {r['recording']['batched']['p95_ms']:.1f} ms"
+             for r in results])
     if "ingest" in results[0]:
         i = results[0]["ingest"]
         row(f"receiver ingest without / with the catalog ({i['segment_mb']:.1f} MB segments, {i['segments']} a run; "

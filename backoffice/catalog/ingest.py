@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 
 from base.utctime import parse_iso_utc
 from evidence.keys import DevicePublicKey
@@ -47,14 +48,16 @@ def _when(text: str) -> datetime:
     return datetime.fromtimestamp(parse_iso_utc(text), timezone.utc)
 
 
-def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> IngestReport:
+def reconcile(office, devices: dict[str, DevicePublicKey] | None = None, batch: int = 500) -> IngestReport:
     """Scan ``<store>/<site>/<device>/<incident>/*.manifest.json`` and catalog what is missing.
 
-    ``devices``: enrolled keys by key id (:func:`evidence.keys.load_device_public_keys`)."""
+    ``devices``: enrolled keys by key id (:func:`evidence.keys.load_device_public_keys`). Recorded ``batch``
+    segments to a transaction: a store that lost its catalog (restored from a backup) holds millions."""
     report = IngestReport()
     store = Path(office.store_dir)
     paths = sorted(store.glob(f"*/*/*/*{MANIFEST_SUFFIX}"))
     known = cataloged([path.name.removesuffix(MANIFEST_SUFFIX) for path in paths])
+    missing: list[tuple[Manifest, Path]] = []
     for path in paths:
         if path.name.removesuffix(MANIFEST_SUFFIX) in known:
             report.known += 1
@@ -65,17 +68,36 @@ def reconcile(office, devices: dict[str, DevicePublicKey] | None = None) -> Inge
             report.problems.append(f"{path}: {exc}")
             logger.warning("catalog: %s skipped: %s", path, exc)
             continue
-        record_segment(office, manifest, path.parent.relative_to(store), devices)
-        report.added += 1
+        missing.append((manifest, path.parent.relative_to(store)))
+    for i in range(0, len(missing), batch):
+        report.added += sum(record_segments(office, missing[i:i + batch], devices))
     return report
 
 
-def _locked_incident(manifest: Manifest) -> Incident | None:
-    """The manifest's incident, locked for this transaction, with its site (whose rule sets the expiry), in
-    one query: most segments belong to an incident already cataloged, and each round trip to the database
-    is paid by every segment the receiver stores before its receipt."""
-    return (Incident.objects.select_for_update(of=("self",)).select_related("site")
-            .filter(device__device_id=manifest.device_id, incident_id=manifest.incident_id).first())
+def _locked_incidents(manifests: list[Manifest]) -> dict[tuple[str, str], Incident]:
+    """The manifests' incidents already cataloged, locked for this transaction, with their sites (whose rules
+    set the expiry). One query for an incident (the receiver's usual batch), since each round trip is paid
+    before a receipt; in key order, so that two receivers locking the same incidents cannot deadlock."""
+    keys = sorted({(m.device_id, m.incident_id) for m in manifests})
+    query = Incident.objects.select_for_update(of=("self",)).select_related("site", "device")
+    if len(keys) == 1:
+        query = query.filter(device__device_id=keys[0][0], incident_id=keys[0][1])
+    else:
+        match = Q()
+        for device_id, incident_id in keys:
+            match |= Q(device__device_id=device_id, incident_id=incident_id)
+        query = query.filter(match).order_by("pk")
+    return {(i.device.device_id, i.incident_id): i for i in query}
+
+
+def _new_incident(manifest: Manifest, incident_dir: Path, start: datetime, end: datetime) -> Incident:
+    """The incident's first segment to arrive (its site and device may be new too)."""
+    site, _ = Site.objects.get_or_create(code=manifest.site)
+    device, _ = Device.objects.get_or_create(device_id=manifest.device_id, defaults={"site": site})
+    incident, _ = Incident.objects.select_for_update().get_or_create(
+        device=device, incident_id=manifest.incident_id,
+        defaults={"site": site, "start": start, "end": end, "store_path": str(incident_dir), "expires_at": end})
+    return incident
 
 
 def cataloged(stems: list[str], batch: int = 500) -> set[str]:
@@ -91,68 +113,95 @@ def cataloged(stems: list[str], batch: int = 500) -> set[str]:
 GROWING_FIELDS = ("start", "end", "frame_count", "pre_event_frames", "expires_at", "officer", "state")
 
 
-def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict[str, DevicePublicKey] | None) -> bool:
-    """Catalog one durably stored segment (the receiver calls this before its receipt goes out); True if it
-    was new, False if the catalog held it already."""
-    verification = Segment.UNVERIFIED
+def _verification(manifest: Manifest, devices: dict[str, DevicePublicKey] | None) -> str:
     key = (devices or {}).get(manifest.signing_key_id)
-    if key is not None:
-        try:
-            verify_manifest(manifest.raw, key)
-            verification = Segment.VERIFIED
-        except ManifestError:
-            verification = Segment.FAILED
-    start, end = _when(manifest.start_time), _when(manifest.end_time)
+    if key is None:
+        return Segment.UNVERIFIED
+    try:
+        verify_manifest(manifest.raw, key)
+    except ManifestError:
+        return Segment.FAILED
+    return Segment.VERIFIED
+
+
+def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict[str, DevicePublicKey] | None) -> bool:
+    """Catalog one durably stored segment; True if it was new, False if the catalog held it already."""
+    return record_segments(office, [(manifest, incident_dir)], devices)[0]
+
+
+def record_segments(office, stored: list[tuple[Manifest, Path]],
+                    devices: dict[str, DevicePublicKey] | None) -> list[bool]:
+    """Catalog durably stored segments (manifest, incident folder relative to the store) in one transaction and
+    one audit write; for each, True if it was new, False if the catalog held it already (or it came twice).
+
+    The receiver calls this before their receipts go out, a few segments at a time: what a segment costs is
+    mostly the transaction, the round trips and the audit log's fsync, and a batch pays them once (measured
+    in docs/BENCHMARKS.md). All or nothing: on an error nothing is recorded.
+    """
+    checked = [(manifest, incident_dir, _verification(manifest, devices), _when(manifest.start_time),
+                _when(manifest.end_time)) for manifest, incident_dir in stored]
+    lines: list[tuple[str, dict]] = []
+    late: list[tuple[str, Incident]] = []
+    mismatched: list[tuple[Manifest, Incident, str]] = []
+    new_stems: set[str] = set()
     with transaction.atomic():
-        incident = _locked_incident(manifest)
-        if incident is None:  # the incident's first segment to arrive (its site and device may be new too)
-            site, _ = Site.objects.get_or_create(code=manifest.site)
-            device, _ = Device.objects.get_or_create(device_id=manifest.device_id, defaults={"site": site})
-            incident, _ = Incident.objects.select_for_update().get_or_create(
-                device=device, incident_id=manifest.incident_id,
-                defaults={"site": site, "start": start, "end": end, "store_path": str(incident_dir),
-                          "expires_at": end})
-        # No savepoint needed around the insert: the incident's row is locked, so nobody else inserts this
-        # incident's segment between the look-up and the insert (SQLite has one writer anyway).
-        new = not Segment.objects.filter(stem=manifest.stem).exists()
-        if new:
-            segment = Segment.objects.create(
+        incidents = _locked_incidents([manifest for manifest, *_ in checked])
+        # No savepoint needed around the insert: the incidents' rows are locked, so nobody else inserts their
+        # segments between the look-up and the insert (SQLite has one writer anyway).
+        held = set(Segment.objects.filter(stem__in=[m.stem for m, *_ in checked]).values_list("stem", flat=True))
+        added: list[tuple[Segment, Manifest, str]] = []
+        grown: dict[tuple[str, str], Incident] = {}
+        for manifest, incident_dir, verification, start, end in checked:
+            if manifest.stem in held or manifest.stem in new_stems:
+                continue
+            new_stems.add(manifest.stem)
+            key = (manifest.device_id, manifest.incident_id)
+            if key not in incidents:
+                incidents[key] = _new_incident(manifest, incident_dir, start, end)
+            incident = grown[key] = incidents[key]
+            added.append((Segment(
                 stem=manifest.stem, incident=incident, seq=manifest.seq, segment_index=manifest.segment_index,
                 final=manifest.final, end_marker=manifest.is_end_marker, start=start, end=end,
                 frame_count=manifest.frame_count, pre_event_frames=manifest.pre_event_frames,
                 ciphertext_sha256=manifest.ciphertext_sha256, ciphertext_bytes=manifest.ciphertext_bytes,
-                manifest_sha256=manifest.sha256, verification=verification)
-        attributed, mismatch = None, None
-        if new and manifest.officer and verification == Segment.VERIFIED:
-            if not incident.officer:
-                incident.officer = attributed = manifest.officer
-            elif incident.officer != manifest.officer:
-                mismatch = incident.officer
-        late = new and incident.state != Incident.ACTIVE
-        if late:  # its incident is deleted already: the segment goes the same way at the next retention run
-            join_deletion(incident, segment)
-        if new:
+                manifest_sha256=manifest.sha256, verification=verification), manifest, verification))
             incident.start, incident.end = min(incident.start, start), max(incident.end, end)
             incident.frame_count += manifest.frame_count
             incident.pre_event_frames += manifest.pre_event_frames
+        Segment.objects.bulk_create([segment for segment, *_ in added])
+        for segment, manifest, verification in added:
+            incident = segment.incident
+            if incident.state != Incident.ACTIVE:  # deleted already: the segment goes at the next retention run
+                join_deletion(incident, segment)
+                late.append((manifest.stem, incident))
+                lines.append((events.SEGMENT_AFTER_DELETION, dict(incident=str(incident), stem=manifest.stem,
+                                                                  ciphertext_sha256=manifest.ciphertext_sha256)))
+            lines.append((events.SEGMENT_CATALOGED, dict(
+                site=manifest.site, device=manifest.device_id, incident_id=manifest.incident_id, stem=manifest.stem,
+                ciphertext_sha256=manifest.ciphertext_sha256, verification=verification, officer=manifest.officer)))
+            if manifest.officer and verification == Segment.VERIFIED:
+                if not incident.officer:
+                    incident.officer = manifest.officer
+                    lines.append((events.INCIDENT_ATTRIBUTED, dict(incident=str(incident), officer=manifest.officer,
+                                                                   stem=manifest.stem)))
+                elif incident.officer != manifest.officer:
+                    mismatched.append((manifest, incident, incident.officer))
+                    lines.append((events.OFFICER_MISMATCH, dict(incident=str(incident), officer=incident.officer,
+                                                                manifest_officer=manifest.officer, stem=manifest.stem)))
+        for incident in grown.values():
             incident.recompute_expiry()
             incident.save(update_fields=GROWING_FIELDS)
             incident.site.cover(incident)
-    if late:
+    for stem, incident in late:
         logger.warning("catalog: segment %s arrived after its incident %s was deleted; the next retention run "
-                       "deletes it under the same rule", manifest.stem, incident)
-        office.record(events.SEGMENT_AFTER_DELETION, incident=str(incident), stem=manifest.stem,
-                      ciphertext_sha256=manifest.ciphertext_sha256)
-    if new:
-        office.record(events.SEGMENT_CATALOGED, site=manifest.site, device=manifest.device_id,
-                      incident_id=manifest.incident_id, stem=manifest.stem,
-                      ciphertext_sha256=manifest.ciphertext_sha256, verification=verification,
-                      officer=manifest.officer)
-    if attributed:
-        office.record(events.INCIDENT_ATTRIBUTED, incident=str(incident), officer=attributed, stem=manifest.stem)
-    if mismatch:
+                       "deletes it under the same rule", stem, incident)
+    for manifest, incident, officer in mismatched:
         logger.error("catalog: segment %s names officer %r, but incident %s is attributed to %r; kept",
-                     manifest.stem, manifest.officer, incident, mismatch)
-        office.record(events.OFFICER_MISMATCH, incident=str(incident), officer=mismatch,
-                      manifest_officer=manifest.officer, stem=manifest.stem)
-    return new
+                     manifest.stem, manifest.officer, incident, officer)
+    if lines:
+        office.record_many(lines)
+    result = []
+    for manifest, *_ in checked:
+        result.append(manifest.stem in new_stems)
+        new_stems.discard(manifest.stem)  # the same segment twice in one batch: new once
+    return result

@@ -124,12 +124,12 @@ class Office:
         return self.clock()
 
     def record(self, event: str, **fields) -> None:
-        if self.via is not None:
-            fields.setdefault("via", self.via)
-        self.log.append(event, **fields)
+        self.record_many([(event, fields)])
 
     def record_many(self, events: list[tuple[str, dict]]) -> None:
         """Several audit lines, durable together (one fsync): for steps that happen to many at once."""
+        if self.via is not None:
+            events = [(event, {**fields, "via": fields.get("via", self.via)}) for event, fields in events]
         self.log.append_many(events)
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """The receiver's side of the catalog: record each stored segment before its receipt, reconcile at start.
 
-The receiver calls :class:`CatalogRecorder` from its storing thread (``Receiver.on_stored``). Any failure
+The receiver calls :class:`CatalogRecorder` from its acknowledging thread (``Receiver.on_stored``). Any failure
 (database down, audit log unwritable) becomes a :class:`~backoffice.store.StoreError`: the receipt is then
 withheld, the device offers the segment again later, and the recorder runs again (it is idempotent). So a
 segment is never acknowledged without its catalog row, and a crash between the store's commit and the
@@ -19,7 +19,7 @@ from evidence.keys import DevicePublicKey
 from evidence.seal import Manifest
 
 from ..store import StoreError, incident_dir_name
-from .ingest import record_segment
+from .ingest import record_segments
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +30,17 @@ def incident_path(manifest: Manifest) -> Path:
 
 
 class CatalogRecorder:
-    """``Receiver.on_stored``: one catalog row (and office audit line) per newly stored segment."""
+    """``Receiver.on_stored``: the catalog rows (and office audit lines) of newly stored segments, a few at once."""
 
     def __init__(self, office, devices: dict[str, DevicePublicKey]):
         self.office = office
         self.devices = devices
 
-    def __call__(self, manifest: Manifest) -> None:
+    def __call__(self, manifests: list[Manifest]) -> None:
         close_old_connections()  # a long-running thread: drop a connection the server has closed
         try:
-            record_segment(self.office, manifest, incident_path(manifest), self.devices)
+            record_segments(self.office, [(m, incident_path(m)) for m in manifests], self.devices)
         except (DatabaseError, BodycamError) as exc:
-            raise StoreError(f"catalog: {manifest.stem} is stored but could not be recorded ({exc}); "
-                             "its receipt waits for the next offer") from exc
+            stems = ", ".join(m.stem for m in manifests)
+            raise StoreError(f"catalog: {stems} stored but could not be recorded ({exc}); "
+                             "the receipt waits for the next offer") from exc

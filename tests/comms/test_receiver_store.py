@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import time
 
 import pytest
@@ -302,17 +303,17 @@ def test_a_stored_segment_is_handed_to_the_catalog_before_its_receipt_goes_out(e
     device, rx, public = env
     seen = []
 
-    def catalog(manifest):
-        # the segment is durably stored (manifest in place) and no receipt exists yet
-        assert rx.store.lookup(manifest) is not None
-        assert rx.store.read_receipt(manifest.site, manifest.device_id, manifest.stem) is None
-        seen.append(manifest.stem)
+    def catalog(manifests):
+        for manifest in manifests:  # durably stored (manifest in place), and no receipt exists yet
+            assert rx.store.lookup(manifest) is not None
+            assert rx.store.read_receipt(manifest.site, manifest.device_id, manifest.stem) is None
+        seen.append([m.stem for m in manifests])
 
     rx.on_stored = catalog
     stem = device.seal_random(1, size=20_000)[0].stem
     receipt = [r for r in deliver(rx, device, stem) if r.topic.endswith("/receipt")]
     assert verify_receipt(receipt[0].payload, public).stem == stem
-    assert seen == [stem]
+    assert seen == [[stem]]
 
 
 def test_when_the_catalog_fails_no_receipt_goes_out_and_the_next_offer_catalogs_it(env):
@@ -321,19 +322,67 @@ def test_when_the_catalog_fails_no_receipt_goes_out_and_the_next_offer_catalogs_
     device, rx, public = env
     stem = device.seal_random(1, size=20_000)[0].stem
 
-    def broken(manifest):
+    def broken(manifests):
         raise StoreError("catalog: database is locked")
 
     rx.on_stored = broken
     replies = deliver(rx, device, stem)
     assert not [r for r in replies if r.topic.endswith("/receipt")]
-    assert any(b"storage_error" in r.payload for r in replies)
+    refusal = protocol.Status.decode([r.payload for r in replies if r.topic.endswith("/status")][-1])
+    assert (refusal.state, refusal.code, refusal.stem) == ("rejected", "storage_error", stem)  # the device retries it
     assert rx.store.read_receipt("duisburg", "kod-07", stem) is None  # stored, but not acknowledged
     seen = []
-    rx.on_stored = lambda manifest: seen.append(manifest.stem)
+    rx.on_stored = lambda manifests: seen.extend(m.stem for m in manifests)
     offer, _ = messages(device, stem)
     assert verify_receipt(rx.handle(OFFER, offer)[0].payload, public).stem == stem
     assert seen == [stem]
+
+
+def test_a_batch_the_catalog_refuses_is_retried_one_by_one_so_one_bad_segment_holds_back_only_itself(env):
+    """The acknowledger records a few segments per transaction; one that the catalog cannot take (a
+    database constraint, a bad field) must not withhold the others' receipts."""
+    from backoffice.store import StoreError
+
+    device, rx, public = env
+    sealed = device.seal_random(3, size=5_000)
+    batch = []
+    rx.defer_acknowledgement(lambda route, manifest: batch.append((route, manifest)))
+    for s in sealed:
+        assert not [r for r in deliver(rx, device, s.stem) if r.topic.endswith("/receipt")]
+    assert [m.stem for _, m in batch] == [s.stem for s in sealed]  # stored, waiting for acknowledgement
+    calls = []
+
+    def catalog(manifests):
+        calls.append([m.stem for m in manifests])
+        if sealed[1].stem in calls[-1]:
+            raise StoreError("catalog: value too long for type character varying(96)")
+
+    rx.on_stored = catalog
+    replies = rx.acknowledge(batch)
+    receipts = [verify_receipt(r.payload, public).stem for r in replies if r.topic.endswith("/receipt")]
+    assert receipts == [sealed[0].stem, sealed[2].stem]
+    refusals = [protocol.Status.decode(r.payload) for r in replies if r.topic.endswith("/status")]
+    assert [(x.code, x.stem) for x in refusals] == [("storage_error", sealed[1].stem)]
+    assert calls == [[s.stem for s in sealed], [sealed[0].stem], [sealed[1].stem], [sealed[2].stem]]
+    assert rx.store.read_receipt("duisburg", "kod-07", sealed[1].stem) is None
+
+
+def test_the_first_receipt_stored_for_a_segment_is_the_one_every_offer_gets(env):
+    """Two receivers of a group (or a re-offer racing the acknowledger) may both sign a stored segment's
+    receipt; the one stored first stands, so the device and the store never hold different receipts."""
+    device, rx, public = env
+    sealed = device.seal_random(1, size=5_000)[0]
+    pending = []
+    rx.defer_acknowledgement(lambda route, manifest: pending.append((route, manifest)))
+    deliver(rx, device, sealed.stem)
+    (route, manifest), = pending
+    first = receipt_of(rx.acknowledge([(route, manifest)]))
+    stored = rx.store.read_receipt("duisburg", "kod-07", sealed.stem)
+    other = rx.store.write_receipt(manifest, stored.replace(b'"bo-recv-1"', b'"bo-recv-2"'))
+    assert other == stored  # refused: the first one stands
+    rx.defer_acknowledgement(None)
+    again = receipt_of(rx.handle(OFFER, messages(device, sealed.stem)[0]))
+    assert again == first and rx.store.read_receipt("duisburg", "kod-07", sealed.stem) == stored
 
 
 def test_the_receiver_stores_manifests_with_and_without_an_officer(env):
@@ -345,3 +394,65 @@ def test_the_receiver_stores_manifests_with_and_without_an_officer(env):
         assert receipt["stem"] == sealed.stem and receipt["manifest_sha256"] == sealed.manifest_sha256
     stored = {m.name: Manifest.parse(m.read_bytes()) for m in rx.store.root.rglob("*.manifest.json")}
     assert {m.stem: m.officer for m in stored.values()} == {plain.stem: None, assigned.stem: "ko-17"}
+
+
+def _stored_unacknowledged(device, rx, count: int) -> list:
+    """``count`` segments stored by ``rx`` and waiting for their acknowledgement: (route, manifest) each."""
+    pending = []
+    rx.defer_acknowledgement(lambda route, manifest: pending.append((route, manifest)))
+    for s in device.seal_random(count, size=5_000):
+        deliver(rx, device, s.stem)
+    rx.defer_acknowledgement(None)
+    assert len(pending) == count
+    return pending
+
+
+def test_the_acknowledger_records_what_gathered_in_one_catalog_call_and_delivers_every_receipt(env):
+    from backoffice.receiver import AcknowledgerThread
+
+    device, rx, public = env
+    pending = _stored_unacknowledged(device, rx, 3)
+    calls, delivered = [], []
+    rx.on_stored = lambda manifests: calls.append([m.stem for m in manifests])
+    stage = AcknowledgerThread(rx, delivered.append, gather_s=60.0, batch=3)  # the batch fills before the wait ends
+    for route, manifest in pending:
+        stage.submit_segment(route, manifest)
+    stage.submit_segment(*pending[0])  # a re-offer while it waits: already covered
+    stage.start()
+    stage.stop(timeout=30)
+    assert not stage.is_alive() and stage.fault is None
+    assert calls == [[m.stem for _, m in pending]]
+    receipts = [verify_receipt(r.payload, public).stem for d in delivered for r in d.replies]
+    assert receipts == [m.stem for _, m in pending]
+
+
+def test_the_acknowledger_stops_without_waiting_out_its_gathering_and_acknowledges_what_it_holds(env):
+    from backoffice.receiver import AcknowledgerThread
+
+    device, rx, public = env
+    (route, manifest), = _stored_unacknowledged(device, rx, 1)
+    calls, delivered = [], []
+    rx.on_stored = lambda manifests: calls.append([m.stem for m in manifests])
+    stage = AcknowledgerThread(rx, delivered.append, gather_s=3600.0, batch=8)
+    stage.start()
+    stage.submit_segment(route, manifest)
+    stage.stop(timeout=30)  # a stop during the gathering: what it holds is done now, not in an hour
+    assert not stage.is_alive()
+    assert calls == [[manifest.stem]]
+    assert [verify_receipt(r.payload, public).stem for d in delivered for r in d.replies] == [manifest.stem]
+
+
+def test_without_a_catalog_the_acknowledger_signs_each_receipt_at_once(env):
+    from backoffice.receiver import AcknowledgerThread
+
+    device, rx, public = env
+    (route, manifest), = _stored_unacknowledged(device, rx, 1)
+    delivered = queue.Queue()
+    stage = AcknowledgerThread(rx, delivered.put, gather_s=3600.0, batch=8)
+    stage.start()
+    try:
+        stage.submit_segment(route, manifest)
+        receipt = delivered.get(timeout=30).replies[0]  # long before the hour a catalog would gather for
+        assert verify_receipt(receipt.payload, public).stem == manifest.stem
+    finally:
+        stage.stop(timeout=30)

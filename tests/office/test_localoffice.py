@@ -27,7 +27,7 @@ def test_a_stored_segment_waits_for_the_catalog_and_its_receipt_is_withheld_if_i
         stem = "kod-07-0000000001"
 
     with pytest.raises(StoreError, match="still opening"):
-        catalog.record(Manifest())
+        catalog.record([Manifest()])
 
 
 @pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is not installed (.ci/dev installs it)")

@@ -54,12 +54,11 @@ def test_an_attributed_incident_keeps_its_officer(world, frames_30):
     sealed = world.record_incident("inc-1", frames_30, officer="ko-17")
     incident_created = Manifest.parse(sealed[0].manifest)
     recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
-    recorder(incident_created)
+    recorder([incident_created])
     incident = Incident.objects.get(incident_id="inc-1")
     incident.officer = "ko-99"  # set by hand in the back office before (or instead of) the device's word
     incident.save()
-    for sealed_segment in sealed[1:]:
-        recorder(Manifest.parse(sealed_segment.manifest))
+    recorder([Manifest.parse(s.manifest) for s in sealed[1:]])  # as the receiver does: a few at once
     assert Incident.objects.get(incident_id="inc-1").officer == "ko-99"
     mismatches = [f for e, f in _log(world) if e == "officer_mismatch"]
     assert [(f["officer"], f["manifest_officer"]) for f in mismatches] == [("ko-99", "ko-17")] * 2

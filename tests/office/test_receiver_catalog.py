@@ -30,7 +30,7 @@ def test_the_recorder_catalogs_a_stored_segment_once_with_its_signature_checked(
     sealed = world.record_incident("inc-1", frames_30)
     recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
     for m in _manifests(world, sealed) * 2:  # a re-offer after a lost receipt calls it again
-        recorder(m)
+        recorder([m])
     assert Segment.objects.count() == 3 and {s.verification for s in Segment.objects.all()} == {"verified"}
     assert world.ingest().added == 0  # the reconciliation agrees: same paths, nothing missing
     lines = [json.loads(x) for x in world.log_path.read_text().splitlines()]
@@ -48,9 +48,9 @@ def test_a_catalog_failure_becomes_a_store_error_so_the_receipt_is_withheld(worl
     def down(*args):
         raise DatabaseError("could not connect to server")
 
-    monkeypatch.setattr(receiving, "record_segment", down)
+    monkeypatch.setattr(receiving, "record_segments", down)
     with pytest.raises(StoreError, match="could not be recorded"):
-        receiving.CatalogRecorder(world.office, {})(_manifests(world, sealed)[0])
+        receiving.CatalogRecorder(world.office, {})(_manifests(world, sealed)[:1])
 
 
 def test_a_receiver_with_catalog_on_reconciles_the_store_at_start(world, frames_30, monkeypatch):
@@ -97,9 +97,9 @@ def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, fra
 
     first, *rest = _manifests(world, world.store_segments(cut(frames_30, "inc-1", pre_event_frames=4)))
     recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
-    recorder(first)
+    recorder([first])
     with CaptureQueriesContext(connection) as queries:
-        recorder(rest[0])
+        recorder([rest[0]])
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     transaction = {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
     assert [s for s in statements if s not in transaction] == ["SELECT", "SELECT", "INSERT", "UPDATE"], statements
@@ -109,3 +109,47 @@ def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, fra
     # The narrower UPDATE still writes what the segment adds: the frames behind the pre-event share.
     assert incident.frame_count == first.frame_count + rest[0].frame_count > 0
     assert incident.pre_event_frames == first.pre_event_frames + rest[0].pre_event_frames == 4
+
+
+def test_a_batch_of_segments_is_recorded_in_the_statements_of_one(world, frames_30):
+    """The acknowledger hands the catalog a few segments at once: one transaction, one audit write and the
+    same four statements, whatever their number; the incident grows by all of them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backoffice.catalog.models import Incident
+    from backoffice.catalog.receiving import CatalogRecorder
+
+    manifests = _manifests(world, world.store_segments(cut(frames_30, "inc-1", pre_event_frames=4)))
+    assert len(manifests) == 3
+    recorder = CatalogRecorder(world.office, load_device_public_keys([world.env.device / "device.pub"]))
+    recorder(manifests[:1])
+    log_before = world.log_path.read_text().count("\n")
+    with CaptureQueriesContext(connection) as queries:
+        recorder(manifests[1:] + manifests[1:2])  # with a duplicate: a re-offer that raced the first
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    transaction = {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
+    assert [s for s in statements if s not in transaction] == ["SELECT", "SELECT", "INSERT", "UPDATE"], statements
+    incident = Incident.objects.get(incident_id="inc-1")
+    assert sorted(incident.segments.values_list("stem", flat=True)) == sorted(m.stem for m in manifests)
+    assert incident.frame_count == sum(m.frame_count for m in manifests)
+    assert incident.end == datetime.fromisoformat(manifests[-1].end_time.replace("Z", "+00:00"))
+    lines = [json.loads(x) for x in world.log_path.read_text().splitlines()[log_before:]]
+    assert [(x["event"], x["fields"]["stem"]) for x in lines] == [("segment_cataloged", m.stem) for m in manifests[1:]]
+
+
+def test_a_batch_spanning_incidents_records_each_segment_in_its_own(world, frames_30):
+    from backoffice.catalog.ingest import record_segments
+    from backoffice.catalog.models import Incident
+    from backoffice.catalog.receiving import incident_path
+
+    one = _manifests(world, world.store_segments(cut(frames_30, "inc-1")))
+    two = _manifests(world, world.store_segments(cut(frames_30, "inc-2")))
+    batch = [one[0], two[0], one[1], two[1], two[2], one[2]]
+    added = record_segments(world.office, [(m, incident_path(m)) for m in batch], world.env.devices)
+    assert added == [True] * 6
+    for name, manifests in (("inc-1", one), ("inc-2", two)):
+        incident = Incident.objects.get(incident_id=name)
+        assert sorted(incident.segments.values_list("stem", flat=True)) == sorted(m.stem for m in manifests)
+        assert incident.frame_count == sum(m.frame_count for m in manifests)
+    assert record_segments(world.office, [(m, incident_path(m)) for m in batch], world.env.devices) == [False] * 6
