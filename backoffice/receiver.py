@@ -446,19 +446,26 @@ class _Stored:
 
 
 class _Stage(threading.Thread):
-    """A worker behind the ReceiverThread: takes each job once while it is queued, does it (a few at once
-    when ``gather`` allows), and hands the replies back through ``deliver``: one thread publishes, and so one
-    thread sees every PUBACK."""
+    """A worker behind the ReceiverThread: takes each job once while it is queued, does it, and hands the
+    replies back through ``deliver``: one thread publishes, and so one thread sees every PUBACK.
+
+    With ``batch`` > 1 it does up to that many at once: those waiting, and those that come within
+    ``gather_s`` while ``more_coming()`` says more are on their way.
+    """
 
     _STOP = object()
 
+    #: How often a gathering stage asks whether more work is on its way.
+    _POLL_S = 0.01
+
     def __init__(self, name: str, work: Callable[[list[tuple]], list[Reply]], deliver: Callable[[_Stored], None],
-                 *, batch: int = 1, gather: Callable[[], float] = lambda: 0.0):
+                 *, batch: int = 1, gather_s: float = 0.0, more_coming: Callable[[], bool] = lambda: False):
         super().__init__(name=name, daemon=True)
         self._work = work
         self._deliver = deliver
         self._batch = batch
-        self._gather = gather
+        self._gather_s = gather_s
+        self._more_coming = more_coming
         self._jobs: queue.Queue = queue.Queue()
         self._queued: set[str] = set()
         self._lock = threading.Lock()
@@ -474,6 +481,10 @@ class _Stage(threading.Thread):
             self._queued.add(key)
         self._jobs.put((key, job))
 
+    def has_work(self) -> bool:
+        """True while a job is queued or in hand (read from other threads)."""
+        return self.busy_since is not None or not self._jobs.empty()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Do what is queued, then end."""
         self._jobs.put(self._STOP)
@@ -486,12 +497,18 @@ class _Stage(threading.Thread):
             stopping = False
             while not stopping and (first := self._jobs.get()) is not self._STOP:
                 jobs = [first]
-                deadline = time.monotonic() + self._gather()
+                deadline = time.monotonic() + self._gather_s
                 while len(jobs) < self._batch:
                     try:
-                        job = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+                        job = self._jobs.get_nowait()
                     except queue.Empty:
-                        break
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not self._more_coming():
+                            break
+                        try:
+                            job = self._jobs.get(timeout=min(left, self._POLL_S))
+                        except queue.Empty:
+                            continue
                     if job is self._STOP:
                         stopping = True
                         break
@@ -525,9 +542,10 @@ class AssemblerThread(_Stage):
         self.submit(str(partial.directory), route, offer, manifest, partial)
 
 
-#: How long the acknowledger gathers stored segments before it records them (with a catalog), and how many
-#: at most: a device's segments arrive about 80 ms apart at full speed, the catalog's cost is mostly per
-#: transaction, and a receipt later by this much changes nothing for a device that keeps four in flight.
+#: The most the acknowledger gathers stored segments before it records them (with a catalog), and how many
+#: at most. It waits only while the assembler is storing another segment (which then joins the batch, a
+#: few tens of milliseconds later): the catalog's cost is mostly per transaction, but a receipt held back
+#: longer stalls a device that already waits for four (comms.uplink.RECEIPTS_AWAITED).
 ACK_GATHER_S = 0.25
 ACK_BATCH = 8
 
@@ -535,13 +553,14 @@ ACK_BATCH = 8
 class AcknowledgerThread(_Stage):
     """Records stored segments in the catalog, a few per transaction, and signs their receipts.
 
-    Without a catalog it gathers nothing: a receipt alone costs the same in a batch.
+    ``more_coming``: whether another segment is about to be stored (the assembler is at work). Without a
+    catalog it gathers nothing: a receipt alone costs the same in a batch.
     """
 
-    def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None], *, gather_s: float = ACK_GATHER_S,
-                 batch: int = ACK_BATCH):
-        super().__init__("ReceiverAcknowledger", receiver.acknowledge, deliver, batch=batch,
-                         gather=lambda: gather_s if receiver.on_stored is not None else 0.0)
+    def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None], more_coming: Callable[[], bool], *,
+                 gather_s: float = ACK_GATHER_S, batch: int = ACK_BATCH):
+        super().__init__("ReceiverAcknowledger", receiver.acknowledge, deliver, batch=batch, gather_s=gather_s,
+                         more_coming=lambda: receiver.on_stored is not None and more_coming())
 
     def submit_segment(self, route: Route, manifest: Manifest) -> None:
         self.submit(f"{manifest.site}/{manifest.device_id}/{manifest.stem}", route, manifest)
@@ -583,7 +602,7 @@ class ReceiverThread(threading.Thread):
         #: When the last summary was logged, and the counters then.
         self._last_summary: tuple[float, collections.Counter] = (time.monotonic(), collections.Counter())
         self.assembler = AssemblerThread(receiver, self._events.put)
-        self.acknowledger = AcknowledgerThread(receiver, self._events.put)
+        self.acknowledger = AcknowledgerThread(receiver, self._events.put, self.assembler.has_work)
         receiver.defer_completion(self.assembler.submit_segment)
         receiver.defer_acknowledgement(self.acknowledger.submit_segment)
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import queue
+import threading
 import time
 
 import pytest
@@ -414,7 +415,7 @@ def test_the_acknowledger_records_what_gathered_in_one_catalog_call_and_delivers
     pending = _stored_unacknowledged(device, rx, 3)
     calls, delivered = [], []
     rx.on_stored = lambda manifests: calls.append([m.stem for m in manifests])
-    stage = AcknowledgerThread(rx, delivered.append, gather_s=60.0, batch=3)  # the batch fills before the wait ends
+    stage = AcknowledgerThread(rx, delivered.append, lambda: True, gather_s=60.0, batch=3)  # fills before 60 s
     for route, manifest in pending:
         stage.submit_segment(route, manifest)
     stage.submit_segment(*pending[0])  # a re-offer while it waits: already covered
@@ -433,7 +434,7 @@ def test_the_acknowledger_stops_without_waiting_out_its_gathering_and_acknowledg
     (route, manifest), = _stored_unacknowledged(device, rx, 1)
     calls, delivered = [], []
     rx.on_stored = lambda manifests: calls.append([m.stem for m in manifests])
-    stage = AcknowledgerThread(rx, delivered.append, gather_s=3600.0, batch=8)
+    stage = AcknowledgerThread(rx, delivered.append, lambda: True, gather_s=3600.0, batch=8)
     stage.start()
     stage.submit_segment(route, manifest)
     stage.stop(timeout=30)  # a stop during the gathering: what it holds is done now, not in an hour
@@ -448,11 +449,40 @@ def test_without_a_catalog_the_acknowledger_signs_each_receipt_at_once(env):
     device, rx, public = env
     (route, manifest), = _stored_unacknowledged(device, rx, 1)
     delivered = queue.Queue()
-    stage = AcknowledgerThread(rx, delivered.put, gather_s=3600.0, batch=8)
+    stage = AcknowledgerThread(rx, delivered.put, lambda: True, gather_s=3600.0, batch=8)
     stage.start()
     try:
         stage.submit_segment(route, manifest)
         receipt = delivered.get(timeout=30).replies[0]  # long before the hour a catalog would gather for
         assert verify_receipt(receipt.payload, public).stem == manifest.stem
+    finally:
+        stage.stop(timeout=30)
+
+
+def test_the_acknowledger_waits_for_a_segment_being_stored_and_not_when_none_is(env):
+    """Gathering pays only while another segment is about to be stored: otherwise (the end of a burst, or a
+    device that waits for these receipts before it sends more) the receipts go out at once."""
+    from backoffice.receiver import AcknowledgerThread
+
+    device, rx, public = env
+    (first, second) = _stored_unacknowledged(device, rx, 2)
+    calls, delivered = [], queue.Queue()
+    rx.on_stored = lambda manifests: calls.append([m.stem for m in manifests])
+    storing = threading.Event()
+    storing.set()
+    stage = AcknowledgerThread(rx, delivered.put, storing.is_set, gather_s=3600.0, batch=8)
+    stage.start()
+    try:
+        stage.submit_segment(*first)
+        time.sleep(0.2)  # it waits: the assembler is at work on the next one
+        assert delivered.empty() and calls == []
+        stage.submit_segment(*second)
+        storing.clear()  # the assembler is idle now: nothing more is about to come
+        assert [verify_receipt(r.payload, public).stem for r in delivered.get(timeout=30).replies] == \
+            [m.stem for _, m in (first, second)]
+        assert calls == [[m.stem for _, m in (first, second)]]
+        (third,) = _stored_unacknowledged(device, rx, 1)
+        stage.submit_segment(*third)  # with the assembler idle: at once, not in an hour
+        assert verify_receipt(delivered.get(timeout=30).replies[0].payload, public).stem == third[1].stem
     finally:
         stage.stop(timeout=30)
