@@ -486,3 +486,37 @@ def test_the_acknowledger_waits_for_a_segment_being_stored_and_not_when_none_is(
         assert verify_receipt(delivered.get(timeout=30).replies[0].payload, public).stem == third[1].stem
     finally:
         stage.stop(timeout=30)
+
+
+class _QuietLink:
+    """An MQTT link that never delivers anything: the ReceiverThread's loop turns on its own queue."""
+
+    def add_listener(self, *args, **kwargs):
+        pass
+
+    def remove_listener(self, *args):
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the receiver ends, as meant
+def test_the_watchdog_hears_of_an_acknowledger_that_is_stuck_or_dead(env):
+    """Stuck: the watchdog is no longer fed. Dead: the receiver thread ends too, naming it, and systemd restarts
+    the service (a receiver that stores but never acknowledges would fill the devices' spools unseen)."""
+    from backoffice.receiver import ReceiverThread
+
+    _, rx, _ = env
+    thread = ReceiverThread(_QuietLink(), rx, stall_s=1.0)
+    thread.start()
+    try:
+        assert thread.health()[0]
+        thread.acknowledger.busy_since = time.monotonic() - 5  # one catalog transaction for five seconds
+        ok, why = thread.health()
+        assert not ok and "acknowledging segments has been stuck" in why
+        thread.acknowledger.busy_since = None
+        thread.acknowledger.stop(timeout=10)
+        thread.join(10)
+        assert not thread.is_alive()
+        ok, why = thread.health()
+        assert not ok and "ReceiverAcknowledger thread ended" in why
+    finally:
+        thread.stop(timeout=10)
