@@ -100,7 +100,8 @@ class Receiver:
         #: Called with the manifests of segments durably stored and not yet acknowledged, before their
         #: receipts are made (the evidence catalog records them here, a few in one transaction). A StoreError
         #: from it means "not acknowledged": the devices offer the segments again and this is called again,
-        #: so it must be idempotent.
+        #: so it must be idempotent. If it has an ``open()``, the acknowledging thread calls that once when
+        #: it starts, before the receiver takes messages (a database connection is per thread).
         self.on_stored: Callable[[list[Manifest]], None] | None = None
 
     def defer_completion(self, defer: Deferral | None) -> None:
@@ -459,8 +460,12 @@ class _Stage(threading.Thread):
     _POLL_S = 0.01
 
     def __init__(self, name: str, work: Callable[[list[tuple]], list[Reply]], deliver: Callable[[_Stored], None],
-                 *, batch: int = 1, gather_s: float = 0.0, more_coming: Callable[[], bool] = lambda: False):
+                 *, batch: int = 1, gather_s: float = 0.0, more_coming: Callable[[], bool] = lambda: False,
+                 start_up: Callable[[], None] = lambda: None):
         super().__init__(name=name, daemon=True)
+        self._start_up = start_up
+        #: Set once ``start_up`` has run (or failed: then logged, and the work's own errors say the rest).
+        self.ready = threading.Event()
         self._work = work
         self._deliver = deliver
         self._batch = batch
@@ -494,6 +499,12 @@ class _Stage(threading.Thread):
 
     def run(self) -> None:
         try:
+            try:
+                self._start_up()
+            except BodycamError as exc:
+                logger.error("%s: %s", self.name, exc)
+            finally:
+                self.ready.set()
             stopping = False
             while not stopping and (first := self._jobs.get()) is not self._STOP:
                 jobs = [first]
@@ -560,7 +571,8 @@ class AcknowledgerThread(_Stage):
     def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None], more_coming: Callable[[], bool], *,
                  gather_s: float = ACK_GATHER_S, batch: int = ACK_BATCH):
         super().__init__("ReceiverAcknowledger", receiver.acknowledge, deliver, batch=batch, gather_s=gather_s,
-                         more_coming=lambda: receiver.on_stored is not None and more_coming())
+                         more_coming=lambda: receiver.on_stored is not None and more_coming(),
+                         start_up=lambda: getattr(receiver.on_stored, "open", lambda: None)())
 
     def submit_segment(self, route: Route, manifest: Manifest) -> None:
         self.submit(f"{manifest.site}/{manifest.device_id}/{manifest.stem}", route, manifest)
@@ -606,8 +618,13 @@ class ReceiverThread(threading.Thread):
         receiver.defer_completion(self.assembler.submit_segment)
         receiver.defer_acknowledgement(self.acknowledger.submit_segment)
 
+    #: How long :meth:`start` waits for the acknowledger to open the catalog (a database slow to answer).
+    OPEN_WAIT_S = 30.0
+
     def start(self) -> None:
         self.acknowledger.start()
+        if not self.acknowledger.ready.wait(self.OPEN_WAIT_S):
+            logger.warning("the catalog did not open within %.0f s; taking messages meanwhile", self.OPEN_WAIT_S)
         self.assembler.start()
         super().start()
 

@@ -138,6 +138,8 @@ def record_segments(office, stored: list[tuple[Manifest, Path]],
     mostly the transaction, the round trips and the audit log's fsync, and a batch pays them once (measured
     in docs/BENCHMARKS.md). All or nothing: on an error nothing is recorded.
     """
+    if not stored:
+        return []
     checked = [(manifest, incident_dir, _verification(manifest, devices), _when(manifest.start_time),
                 _when(manifest.end_time)) for manifest, incident_dir in stored]
     lines: list[tuple[str, dict]] = []

@@ -20,6 +20,7 @@ from evidence.seal import Manifest
 
 from ..store import StoreError, incident_dir_name
 from .ingest import record_segments
+from .models import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,16 @@ class CatalogRecorder:
     def __init__(self, office, devices: dict[str, DevicePublicKey]):
         self.office = office
         self.devices = devices
+
+    def open(self) -> None:
+        """Connect the calling thread to the database and ask it once, so that the first segment does not
+        wait for that (a PostgreSQL connection with its authentication, Django's first query in a thread)
+        and a database that cannot be reached is reported when the receiver starts."""
+        try:
+            close_old_connections()
+            Segment.objects.filter(stem="").exists()
+        except DatabaseError as exc:
+            raise StoreError(f"catalog: the database cannot be reached ({exc}); receipts wait until it can") from exc
 
     def __call__(self, manifests: list[Manifest]) -> None:
         close_old_connections()  # a long-running thread: drop a connection the server has closed

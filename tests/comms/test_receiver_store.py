@@ -520,3 +520,31 @@ def test_the_watchdog_hears_of_an_acknowledger_that_is_stuck_or_dead(env):
         assert not ok and "ReceiverAcknowledger thread ended" in why
     finally:
         thread.stop(timeout=10)
+
+
+def test_the_acknowledger_opens_the_catalog_in_its_own_thread_before_it_is_ready(env, caplog):
+    """A database connection is per thread: the acknowledger opens its own at start, so the first segment
+    does not wait for it; a database that cannot be reached is logged then, and the receiver goes on."""
+    from backoffice.receiver import AcknowledgerThread
+    from backoffice.store import StoreError
+
+    _, rx, _ = env
+    opened = []
+
+    class Catalog:
+        def open(self):
+            opened.append(threading.current_thread().name)
+            raise StoreError("catalog: the database cannot be reached (connection refused)")
+
+        def __call__(self, manifests):
+            pass
+
+    rx.on_stored = Catalog()
+    stage = AcknowledgerThread(rx, lambda stored: None, lambda: False)
+    stage.start()
+    try:
+        assert stage.ready.wait(30)
+        assert opened == ["ReceiverAcknowledger"] and stage.is_alive()
+        assert "the database cannot be reached" in caplog.text
+    finally:
+        stage.stop(timeout=30)

@@ -153,3 +153,25 @@ def test_a_batch_spanning_incidents_records_each_segment_in_its_own(world, frame
         assert sorted(incident.segments.values_list("stem", flat=True)) == sorted(m.stem for m in manifests)
         assert incident.frame_count == sum(m.frame_count for m in manifests)
     assert record_segments(world.office, [(m, incident_path(m)) for m in batch], world.env.devices) == [False] * 6
+
+
+def test_opening_the_recorder_connects_its_thread_and_reports_a_database_it_cannot_reach(world, monkeypatch):
+    from django.db import DatabaseError, connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backoffice.catalog import receiving
+    from backoffice.catalog.ingest import record_segments
+    from backoffice.store import StoreError
+
+    recorder = receiving.CatalogRecorder(world.office, {})
+    with CaptureQueriesContext(connection) as queries:
+        recorder.open()
+        assert record_segments(world.office, [], {}) == []  # an empty batch asks nothing (and locks nothing)
+    assert connection.connection is not None and len(queries.captured_queries) == 1
+
+    def down():
+        raise DatabaseError("connection to server at 127.0.0.1, port 1 failed: Connection refused")
+
+    monkeypatch.setattr(receiving, "close_old_connections", down)
+    with pytest.raises(StoreError, match="cannot be reached"):
+        recorder.open()
