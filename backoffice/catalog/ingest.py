@@ -77,7 +77,7 @@ def reconcile(office, devices: dict[str, DevicePublicKey] | None = None, batch: 
 def _locked_incidents(manifests: list[Manifest]) -> dict[tuple[str, str], Incident]:
     """The manifests' incidents already cataloged, locked for this transaction, with their sites (whose rules
     set the expiry). One query for an incident (the receiver's usual batch), since each round trip is paid
-    before a receipt; in key order, so that two receivers locking the same incidents cannot deadlock."""
+    before a receipt; in primary-key order, so two receivers locking the same incidents cannot deadlock."""
     keys = sorted({(m.device_id, m.incident_id) for m in manifests})
     query = Incident.objects.select_for_update(of=("self",)).select_related("site", "device")
     if len(keys) == 1:
