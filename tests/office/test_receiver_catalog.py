@@ -175,3 +175,17 @@ def test_opening_the_recorder_connects_its_thread_and_reports_a_database_it_cann
     monkeypatch.setattr(receiving, "close_old_connections", down)
     with pytest.raises(StoreError, match="cannot be reached"):
         recorder.open()
+
+
+def test_lines_written_many_at_once_name_where_they_come_from_as_single_lines_do(world):
+    """A command's office stamps ``via`` on every line, also on those a step writes together (a retention
+    run's, the acknowledger's); a line that names its own keeps it."""
+    from backoffice.catalog.office import open_office
+
+    office = open_office(world.store, world.root / "keys" / "office.key", world.log_path, via="cli:root")
+    with office.log:
+        office.record("hold_placed", hold=1)
+        office.record_many([("incident_deleted", {"tombstone": 1}), ("access", {"via": "web 10.0.0.5"})])
+    lines = [json.loads(x) for x in world.log_path.read_text().splitlines()]
+    assert [(x["event"], x["fields"]["via"]) for x in lines[-3:]] == [
+        ("hold_placed", "cli:root"), ("incident_deleted", "cli:root"), ("access", "web 10.0.0.5")]
