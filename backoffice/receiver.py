@@ -441,7 +441,8 @@ def receiver_link(settings: MqttSettings, receiver_id: str, queue_messages: int 
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    """The assembler's replies for a stored segment, published by the ReceiverThread."""
+    """A stage's replies (a status from the assembler, receipts from the acknowledger), published by the
+    ReceiverThread."""
 
     replies: tuple[Reply, ...]
 
