@@ -113,10 +113,12 @@ def cataloged(stems: list[str], batch: int = 500) -> set[str]:
 GROWING_FIELDS = ("start", "end", "frame_count", "pre_event_frames", "expires_at", "officer", "state")
 
 
-def _verification(manifest: Manifest, devices: dict[str, DevicePublicKey] | None) -> str:
+def _verification(manifest: Manifest, devices: dict[str, DevicePublicKey] | None, checked: bool) -> str:
     key = (devices or {}).get(manifest.signing_key_id)
     if key is None:
         return Segment.UNVERIFIED
+    if checked:
+        return Segment.VERIFIED
     try:
         verify_manifest(manifest.raw, key)
     except ManifestError:
@@ -130,18 +132,21 @@ def record_segment(office, manifest: Manifest, incident_dir: Path, devices: dict
 
 
 def record_segments(office, stored: list[tuple[Manifest, Path]],
-                    devices: dict[str, DevicePublicKey] | None) -> list[bool]:
+                    devices: dict[str, DevicePublicKey] | None, *, signatures_checked: bool = False) -> list[bool]:
     """Catalog durably stored segments (manifest, incident folder relative to the store) in one transaction and
     one audit write; for each, True if it was new, False if the catalog held it already (or it came twice).
 
     The receiver calls this before their receipts go out, a few segments at a time: what a segment costs is
     mostly the transaction, the round trips and the audit log's fsync, and a batch pays them once (measured
     in docs/BENCHMARKS.md). All or nothing: on an error nothing is recorded.
+
+    ``signatures_checked``: the caller verified each manifest's signature with its key in ``devices`` and
+    refused those that failed (the receiver does, before it accepts an offer), so it is not verified twice.
     """
     if not stored:
         return []
-    checked = [(manifest, incident_dir, _verification(manifest, devices), _when(manifest.start_time),
-                _when(manifest.end_time)) for manifest, incident_dir in stored]
+    checked = [(manifest, incident_dir, _verification(manifest, devices, signatures_checked),
+                _when(manifest.start_time), _when(manifest.end_time)) for manifest, incident_dir in stored]
     lines: list[tuple[str, dict]] = []
     late: list[tuple[str, Incident]] = []
     mismatched: list[tuple[Manifest, Incident, str]] = []

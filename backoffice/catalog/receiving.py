@@ -31,7 +31,12 @@ def incident_path(manifest: Manifest) -> Path:
 
 
 class CatalogRecorder:
-    """``Receiver.on_stored``: the catalog rows (and office audit lines) of newly stored segments, a few at once."""
+    """``Receiver.on_stored``: the catalog rows (and office audit lines) of newly stored segments, a few at once.
+
+    ``devices`` are the keys the receiver checks offers with: it stores only a segment whose manifest
+    verified with one of them, so the recorder does not verify it again (one Ed25519 verification a
+    segment, about a sixth of the catalog's CPU under load; docs/BENCHMARKS.md).
+    """
 
     def __init__(self, office, devices: dict[str, DevicePublicKey]):
         self.office = office
@@ -50,7 +55,8 @@ class CatalogRecorder:
     def __call__(self, manifests: list[Manifest]) -> None:
         close_old_connections()  # a long-running thread: drop a connection the server has closed
         try:
-            record_segments(self.office, [(m, incident_path(m)) for m in manifests], self.devices)
+            record_segments(self.office, [(m, incident_path(m)) for m in manifests], self.devices,
+                            signatures_checked=True)
         except (DatabaseError, BodycamError) as exc:
             stems = ", ".join(m.stem for m in manifests)
             raise StoreError(f"catalog: {stems} stored but could not be recorded ({exc}); "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 
 import pytest
 
+from base.canonical import canonical_json
 from evidence.keys import generate_receipt_key, load_device_public_keys
 from evidence.seal import Manifest
 from tests.evidence.conftest import cut
@@ -37,6 +39,34 @@ def test_the_recorder_catalogs_a_stored_segment_once_with_its_signature_checked(
     assert [x["event"] for x in lines].count("segment_cataloged") == 3
 
 
+def test_the_recorder_trusts_the_receivers_check_and_the_reconciliation_checks_itself(world, frames_30,
+                                                                                      monkeypatch):
+    """The receiver stores only a manifest that verified with an enrolled key, so its recorder does not
+    verify again; the reconciliation reads manifests from disk and does, so a forged one reads 'failed'."""
+    from backoffice.catalog import ingest
+    from backoffice.catalog.models import Segment
+    from backoffice.catalog.receiving import CatalogRecorder
+
+    first, second = _manifests(world, world.record_incident("inc-1", frames_30))[:2]
+    calls = []
+    checking = ingest.verify_manifest
+    monkeypatch.setattr(ingest, "verify_manifest", lambda *a: calls.append(a) or checking(*a))
+    CatalogRecorder(world.office, world.env.devices)([first])
+    assert calls == [] and Segment.objects.get(stem=first.stem).verification == "verified"
+
+    path = world.store / first.site / first.device_id
+    [forged] = [p for p in path.glob(f"*/{second.stem}.manifest.json")]
+    doc = json.loads(forged.read_bytes())
+    signature = bytearray(base64.b64decode(doc["signature"]))
+    signature[0] ^= 1  # still a manifest, not signed by the device
+    doc["signature"] = base64.b64encode(signature).decode()
+    forged.write_bytes(canonical_json(doc) + b"\n")
+    assert world.ingest().added == 2
+    assert len(calls) == 2  # the two segments it found missing
+    assert Segment.objects.get(stem=second.stem).verification == "failed"
+    assert Segment.objects.exclude(stem=second.stem).filter(verification="verified").count() == 2
+
+
 def test_a_catalog_failure_becomes_a_store_error_so_the_receipt_is_withheld(world, frames_30, monkeypatch):
     from django.db import DatabaseError
 
@@ -45,7 +75,7 @@ def test_a_catalog_failure_becomes_a_store_error_so_the_receipt_is_withheld(worl
 
     sealed = world.record_incident("inc-1", frames_30)
 
-    def down(*args):
+    def down(*args, **kwargs):
         raise DatabaseError("could not connect to server")
 
     monkeypatch.setattr(receiving, "record_segments", down)
