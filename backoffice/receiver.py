@@ -48,6 +48,10 @@ _OFFER_CACHE = 256
 #: A receiver thread stuck this long (one message, one segment's storage, or a reply without PUBACK
 #: while connected) is reported stalled, and the systemd watchdog is no longer fed.
 STALL_S = 60.0
+#: A segment counts as arriving while its chunks keep coming: the last one was written this recently.
+#: A 256 KiB chunk takes 1-2 ms at LAN speed; a device on a slow link is not waited for (its next
+#: segment is seconds away), and its receipts go out as before.
+ARRIVING_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,8 @@ class Receiver:
         self.counts: collections.Counter = collections.Counter()
         #: Devices seen since start, for the chain-gap report.
         self.seen: set[tuple[str, str]] = set()
+        #: Monotonic time the last chunk was written (replaced whole by the handling thread, read by others).
+        self.chunk_written_at = float("-inf")
         #: Called with the manifests of segments durably stored and not yet acknowledged, before their
         #: receipts are made (the evidence catalog records them here, a few in one transaction). A StoreError
         #: from it means "not acknowledged": the devices offer the segments again and this is called again,
@@ -113,6 +119,10 @@ class Receiver:
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counts[key] += n
+
+    def segment_arriving(self) -> bool:
+        """Whether a segment's chunks are coming in right now (one was written within ``ARRIVING_S``)."""
+        return time.monotonic() - self.chunk_written_at < ARRIVING_S
 
     def snapshot(self) -> collections.Counter:
         """A copy of the counters (they are updated by two threads)."""
@@ -266,6 +276,7 @@ class Receiver:
             self._forget(partial)
             return self._orphan_chunk(route, header)
         self._count("chunk_bytes", header.length)
+        self.chunk_written_at = time.monotonic()
         # Counted after writing our own marker: when receivers of a group write the last chunks at the
         # same moment, each listing before its write misses the others', and none would assemble.
         if len(partial.parts()) >= offer.chunks:
@@ -452,7 +463,7 @@ class _Stage(threading.Thread):
     replies back through ``deliver``: one thread publishes, and so one thread sees every PUBACK.
 
     With ``batch`` > 1 it does up to that many at once: those waiting, and those that come within
-    ``gather_s`` while ``more_coming()`` says more are on their way.
+    ``gather_s`` while ``more_coming(n)`` says more are on their way (``n``: how many it holds).
     """
 
     _STOP = object()
@@ -461,7 +472,7 @@ class _Stage(threading.Thread):
     _POLL_S = 0.01
 
     def __init__(self, name: str, work: Callable[[list[tuple]], list[Reply]], deliver: Callable[[_Stored], None],
-                 *, batch: int = 1, gather_s: float = 0.0, more_coming: Callable[[], bool] = lambda: False,
+                 *, batch: int = 1, gather_s: float = 0.0, more_coming: Callable[[int], bool] = lambda n: False,
                  start_up: Callable[[], None] = lambda: None):
         super().__init__(name=name, daemon=True)
         self._start_up = start_up
@@ -515,7 +526,7 @@ class _Stage(threading.Thread):
                         job = self._jobs.get_nowait()
                     except queue.Empty:
                         left = deadline - time.monotonic()
-                        if left <= 0 or not self._more_coming():
+                        if left <= 0 or not self._more_coming(len(jobs)):
                             break
                         try:
                             job = self._jobs.get(timeout=min(left, self._POLL_S))
@@ -555,24 +566,33 @@ class AssemblerThread(_Stage):
 
 
 #: The most the acknowledger gathers stored segments before it records them (with a catalog), and how many
-#: at most. It waits only while the assembler is storing another segment (which then joins the batch, a
-#: few tens of milliseconds later): the catalog's cost is mostly per transaction, but a receipt held back
-#: longer stalls a device that already waits for four (comms.uplink.RECEIPTS_AWAITED).
+#: at most. The catalog's cost is mostly per transaction (docs/BENCHMARKS.md), but a receipt held back
+#: too long stalls a device that already waits for four (comms.uplink.RECEIPTS_AWAITED). So it waits
+#: while the assembler is storing another segment (which joins the batch a few tens of milliseconds
+#: later), and, for a segment in hand alone, while another segment's chunks are arriving: at most one
+#: segment's transfer more, so that two share a transaction, never a backlog.
 ACK_GATHER_S = 0.25
 ACK_BATCH = 8
+#: Waiting for a segment still arriving only while the batch holds fewer than this.
+ACK_AWAIT_ARRIVING = 2
 
 
 class AcknowledgerThread(_Stage):
     """Records stored segments in the catalog, a few per transaction, and signs their receipts.
 
-    ``more_coming``: whether another segment is about to be stored (the assembler is at work). Without a
-    catalog it gathers nothing: a receipt alone costs the same in a batch.
+    ``storing``: whether another segment is about to be stored (the assembler is at work); ``arriving``:
+    whether another segment's chunks are coming in (:meth:`Receiver.segment_arriving`). Without a catalog
+    it gathers nothing: a receipt alone costs the same in a batch.
     """
 
-    def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None], more_coming: Callable[[], bool], *,
-                 gather_s: float = ACK_GATHER_S, batch: int = ACK_BATCH):
+    def __init__(self, receiver: Receiver, deliver: Callable[[_Stored], None], storing: Callable[[], bool], *,
+                 arriving: Callable[[], bool] = lambda: False, gather_s: float = ACK_GATHER_S,
+                 batch: int = ACK_BATCH):
+        def more_coming(held: int) -> bool:
+            return receiver.on_stored is not None and (storing() or (held < ACK_AWAIT_ARRIVING and arriving()))
+
         super().__init__("ReceiverAcknowledger", receiver.acknowledge, deliver, batch=batch, gather_s=gather_s,
-                         more_coming=lambda: receiver.on_stored is not None and more_coming(),
+                         more_coming=more_coming,
                          start_up=lambda: getattr(receiver.on_stored, "open", lambda: None)())
 
     def submit_segment(self, route: Route, manifest: Manifest) -> None:
@@ -615,7 +635,8 @@ class ReceiverThread(threading.Thread):
         #: When the last summary was logged, and the counters then.
         self._last_summary: tuple[float, collections.Counter] = (time.monotonic(), collections.Counter())
         self.assembler = AssemblerThread(receiver, self._events.put)
-        self.acknowledger = AcknowledgerThread(receiver, self._events.put, self.assembler.has_work)
+        self.acknowledger = AcknowledgerThread(receiver, self._events.put, self.assembler.has_work,
+                                               arriving=receiver.segment_arriving)
         receiver.defer_completion(self.assembler.submit_segment)
         receiver.defer_acknowledgement(self.acknowledger.submit_segment)
 

@@ -488,6 +488,49 @@ def test_the_acknowledger_waits_for_a_segment_being_stored_and_not_when_none_is(
         stage.stop(timeout=30)
 
 
+def test_a_segment_in_hand_alone_waits_for_one_that_is_arriving_and_no_more(env):
+    """While another segment's chunks come in, the acknowledger holds a lone stored segment until that one is
+    stored, so the two share a transaction; with two in hand it does not wait for the next arrival."""
+    from backoffice.receiver import AcknowledgerThread
+
+    device, rx, public = env
+    first, second, third = _stored_unacknowledged(device, rx, 3)
+    calls, delivered = [], queue.Queue()
+    rx.on_stored = lambda manifests: calls.append([m.stem for m in manifests])
+    arriving = threading.Event()
+    arriving.set()
+    stage = AcknowledgerThread(rx, delivered.put, lambda: False, arriving=arriving.is_set, gather_s=3600.0,
+                               batch=8)
+    stage.start()
+    try:
+        stage.submit_segment(*first)
+        time.sleep(0.2)  # it waits: the next segment is on its way
+        assert delivered.empty() and calls == []
+        stage.submit_segment(*second)
+        receipts = [verify_receipt(r.payload, public).stem for r in delivered.get(timeout=30).replies]
+        assert receipts == [m.stem for _, m in (first, second)] and calls == [receipts]  # not waiting for a third
+        arriving.clear()  # nothing arriving: a lone segment goes at once
+        stage.submit_segment(*third)
+        assert verify_receipt(delivered.get(timeout=30).replies[0].payload, public).stem == third[1].stem
+    finally:
+        stage.stop(timeout=30)
+
+
+def test_a_segment_counts_as_arriving_while_its_chunks_come_in(env, monkeypatch):
+    from backoffice import receiver as receiver_module
+
+    device, rx, _ = env
+    sealed = device.seal_random(1, size=5 * CHUNK)[0]
+    offer, chunks = messages(device, sealed.stem)
+    assert not rx.segment_arriving()
+    rx.handle(OFFER, offer)
+    assert not rx.segment_arriving()  # an offer alone brings no bytes yet
+    assert rx.handle(CHUNKT, chunks[0][1]) == []  # stored as a part, not yet complete
+    assert rx.segment_arriving()
+    monkeypatch.setattr(receiver_module, "ARRIVING_S", 0.0)  # as if the next chunk were late
+    assert not rx.segment_arriving()
+
+
 class _QuietLink:
     """An MQTT link that never delivers anything: the ReceiverThread's loop turns on its own queue."""
 
