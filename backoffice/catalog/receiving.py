@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
 from base.errors import BodycamError
 from evidence.keys import DevicePublicKey
@@ -53,10 +53,17 @@ class CatalogRecorder:
             raise StoreError(f"catalog: the database cannot be reached ({exc}); receipts wait until it can") from exc
 
     def __call__(self, manifests: list[Manifest]) -> None:
-        close_old_connections()  # a long-running thread: drop a connection the server has closed
+        stored = [(m, incident_path(m)) for m in manifests]
         try:
-            record_segments(self.office, [(m, incident_path(m)) for m in manifests], self.devices,
-                            signatures_checked=True)
+            try:
+                record_segments(self.office, stored, self.devices, signatures_checked=True)
+            except DatabaseError:
+                # The connection lives as long as the thread, and the server may have closed it meanwhile
+                # (a restart, an idle timeout): a new one, and once more (the batch is all or nothing and
+                # idempotent). Checked after a failure, not before each batch, where Django's health
+                # check is one more round trip to the server for every receipt.
+                connection.close()
+                record_segments(self.office, stored, self.devices, signatures_checked=True)
         except (DatabaseError, BodycamError) as exc:
             stems = ", ".join(m.stem for m in manifests)
             raise StoreError(f"catalog: {stems} stored but could not be recorded ({exc}); "
