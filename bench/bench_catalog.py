@@ -491,9 +491,9 @@ def table(results: list[dict], args) -> str:
         row(f"receiver ingest without / with the catalog ({i['segment_mb']:.1f} MB segments, {i['segments']} a run; "
             f"medians of {i['pairs']} runs each)",
             [f"{r['ingest']['without_mb_s']:.1f} / {r['ingest']['with_mb_s']:.1f} MB/s "
-             f"({100 * r['ingest']['ratio_of_medians']:.0f} %)" for r in results])
+             f"({100 * r['ingest']['ratio_of_medians']:.1f} %)" for r in results])
         row("**ratio with / without (median of the pairs, same run)**",
-            [f"**{100 * r['ingest']['ratio']:.0f} %** (pairs {min(r['ingest']['pair_ratios']) * 100:.0f}-"
+            [f"**{100 * r['ingest']['ratio']:.1f} %** (pairs {min(r['ingest']['pair_ratios']) * 100:.0f}-"
              f"{max(r['ingest']['pair_ratios']) * 100:.0f} %)" for r in results], f">= {100 * TARGET_INGEST:.0f} %")
         row("CPU per segment without / with: receiver; receiver + device + broker",
             [f"{r['ingest']['receiver_cpu_ms_per_segment']['without']:.0f} / "
