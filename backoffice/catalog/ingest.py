@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Q
 
 from base.utctime import parse_iso_utc
 from evidence.keys import DevicePublicKey
 from evidence.seal import Manifest, ManifestError, verify_manifest
 
 from . import office as events
+from . import segment_rows
 from .models import Device, Incident, Segment, Site, join_deletion
 
 logger = logging.getLogger(__name__)
@@ -74,22 +74,6 @@ def reconcile(office, devices: dict[str, DevicePublicKey] | None = None, batch: 
     return report
 
 
-def _locked_incidents(manifests: list[Manifest]) -> dict[tuple[str, str], Incident]:
-    """The manifests' incidents already cataloged, locked for this transaction, with their sites (whose rules
-    set the expiry). One query for an incident (the receiver's usual batch), since each round trip is paid
-    before a receipt; in primary-key order, so two receivers locking the same incidents cannot deadlock."""
-    keys = sorted({(m.device_id, m.incident_id) for m in manifests})
-    query = Incident.objects.select_for_update(of=("self",)).select_related("site", "device")
-    if len(keys) == 1:
-        query = query.filter(device__device_id=keys[0][0], incident_id=keys[0][1])
-    else:
-        match = Q()
-        for device_id, incident_id in keys:
-            match |= Q(device__device_id=device_id, incident_id=incident_id)
-        query = query.filter(match).order_by("pk")
-    return {(i.device.device_id, i.incident_id): i for i in query}
-
-
 def _new_incident(manifest: Manifest, incident_dir: Path, start: datetime, end: datetime) -> Incident:
     """The incident's first segment to arrive (its site and device may be new too)."""
     site, _ = Site.objects.get_or_create(code=manifest.site)
@@ -107,10 +91,6 @@ def cataloged(stems: list[str], batch: int = 500) -> set[str]:
     for i in range(0, len(stems), batch):
         found.update(Segment.objects.filter(stem__in=stems[i:i + batch]).values_list("stem", flat=True))
     return found
-
-
-#: What a new segment changes in its incident's row (an UPDATE of these alone: fewer columns to build and write).
-GROWING_FIELDS = ("start", "end", "frame_count", "pre_event_frames", "expires_at", "officer", "state")
 
 
 def _verification(manifest: Manifest, devices: dict[str, DevicePublicKey] | None, checked: bool) -> str:
@@ -150,34 +130,33 @@ def record_segments(office, stored: list[tuple[Manifest, Path]],
     lines: list[tuple[str, dict]] = []
     late: list[tuple[str, Incident]] = []
     mismatched: list[tuple[Manifest, Incident, str]] = []
-    new_stems: set[str] = set()
+    offered_stems: set[str] = set()
     with transaction.atomic():
-        incidents = _locked_incidents([manifest for manifest, *_ in checked])
-        # No savepoint needed around the insert: the incidents' rows are locked, so nobody else inserts their
-        # segments between the look-up and the insert (SQLite has one writer anyway).
-        held = set(Segment.objects.filter(stem__in=[m.stem for m, *_ in checked]).values_list("stem", flat=True))
-        added: list[tuple[Segment, Manifest, str]] = []
-        grown: dict[tuple[str, str], Incident] = {}
+        incidents = segment_rows.locked_incidents([(m.device_id, m.incident_id) for m, *_ in checked])
+        # The incidents' rows stay locked to the commit, so two receivers storing segments of one incident add
+        # up its frames one after the other (SQLite has one writer anyway).
+        offered: list[tuple[Segment, Manifest, str]] = []
         for manifest, incident_dir, verification, start, end in checked:
-            if manifest.stem in held or manifest.stem in new_stems:
-                continue
-            new_stems.add(manifest.stem)
+            if manifest.stem in offered_stems:
+                continue  # the same segment twice in one batch
+            offered_stems.add(manifest.stem)
             key = (manifest.device_id, manifest.incident_id)
             if key not in incidents:
                 incidents[key] = _new_incident(manifest, incident_dir, start, end)
-            incident = grown[key] = incidents[key]
-            added.append((Segment(
-                stem=manifest.stem, incident=incident, seq=manifest.seq, segment_index=manifest.segment_index,
+            offered.append((Segment(
+                stem=manifest.stem, incident=incidents[key], seq=manifest.seq, segment_index=manifest.segment_index,
                 final=manifest.final, end_marker=manifest.is_end_marker, start=start, end=end,
                 frame_count=manifest.frame_count, pre_event_frames=manifest.pre_event_frames,
                 ciphertext_sha256=manifest.ciphertext_sha256, ciphertext_bytes=manifest.ciphertext_bytes,
                 manifest_sha256=manifest.sha256, verification=verification), manifest, verification))
-            incident.start, incident.end = min(incident.start, start), max(incident.end, end)
-            incident.frame_count += manifest.frame_count
-            incident.pre_event_frames += manifest.pre_event_frames
-        Segment.objects.bulk_create([segment for segment, *_ in added])
+        new_stems = segment_rows.insert_new([segment for segment, *_ in offered])
+        added = [entry for entry in offered if entry[0].stem in new_stems]
+        grown: dict[int, Incident] = {}
         for segment, manifest, verification in added:
-            incident = segment.incident
+            incident = grown[segment.incident.pk] = segment.incident
+            incident.start, incident.end = min(incident.start, segment.start), max(incident.end, segment.end)
+            incident.frame_count += segment.frame_count
+            incident.pre_event_frames += segment.pre_event_frames
             if incident.state != Incident.ACTIVE:  # deleted already: the segment goes at the next retention run
                 join_deletion(incident, segment)
                 late.append((manifest.stem, incident))
@@ -197,8 +176,8 @@ def record_segments(office, stored: list[tuple[Manifest, Path]],
                                                                 manifest_officer=manifest.officer, stem=manifest.stem)))
         for incident in grown.values():
             incident.recompute_expiry()
-            incident.save(update_fields=GROWING_FIELDS)
-            incident.site.cover(incident)
+            segment_rows.save_grown(incident)
+            segment_rows.cover(incident)
     for stem, incident in late:
         logger.warning("catalog: segment %s arrived after its incident %s was deleted; the next retention run "
                        "deletes it under the same rule", stem, incident)

@@ -6,7 +6,6 @@ written to the signed office audit log (:mod:`.office`).
 from __future__ import annotations
 
 import logging
-import math
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Callable
@@ -44,17 +43,11 @@ class Site(models.Model):
     #: An admin's own period for this site ('<n>d', '<n>mo', 'shift'); empty: the profile's.
     period_override = models.CharField(max_length=16, blank=True, default="")
     shift_hours = models.PositiveSmallIntegerField(default=12)
-    #: The longest incident at this site so far, in whole seconds (kept by the receiver's recording, below):
+    #: The longest incident at this site so far, in whole seconds (kept by the receiver's recording,
+    #: :func:`.segment_rows.cover`):
     #: a time-window report looks for incidents overlapping its window among those that start at most this
     #: long before it, an index range however many years the catalog holds.
     longest_incident_s = models.PositiveIntegerField(default=0)
-
-    def cover(self, incident: Incident) -> None:
-        """Make :attr:`longest_incident_s` at least ``incident``'s length (an UPDATE only when it grows)."""
-        length = math.ceil((incident.end - incident.start).total_seconds())
-        if length > self.longest_incident_s:
-            Site.objects.filter(pk=self.pk, longest_incident_s__lt=length).update(longest_incident_s=length)
-            self.longest_incident_s = length
 
     def period(self) -> str:
         return self.period_override or profile(self.profile).period

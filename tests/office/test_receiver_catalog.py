@@ -141,9 +141,10 @@ port = 1
     assert Incident.objects.get(incident_id="inc-1").segments.count() == 3
 
 
-def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, frames_30):
+def test_a_segment_of_a_known_incident_is_recorded_in_three_statements(world, frames_30):
     """The receiver pays each of these before its receipt, on every segment: the incident (locked, with the
-    site whose rule sets the expiry) in one look-up, the segment's look-up, its insert, the incident's update."""
+    site whose rule sets the expiry) in one look-up, the segment's insert (which skips one the catalog holds
+    already), the incident's update."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -157,7 +158,7 @@ def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, fra
         recorder([rest[0]])
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     transaction = {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
-    assert [s for s in statements if s not in transaction] == ["SELECT", "SELECT", "INSERT", "UPDATE"], statements
+    assert [s for s in statements if s not in transaction] == ["SELECT", "INSERT", "UPDATE"], statements
     incident = Segment.objects.get(stem=rest[0].stem).incident
     assert incident.segments.count() == 2
     assert incident.end == datetime.fromisoformat(rest[0].end_time.replace("Z", "+00:00"))
@@ -168,7 +169,7 @@ def test_a_segment_of_a_known_incident_is_recorded_in_four_statements(world, fra
 
 def test_a_batch_of_segments_is_recorded_in_the_statements_of_one(world, frames_30):
     """The acknowledger hands the catalog a few segments at once: one transaction, one audit write and the
-    same four statements, whatever their number; the incident grows by all of them."""
+    same three statements, whatever their number; the incident grows by all of them, once each."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -184,7 +185,7 @@ def test_a_batch_of_segments_is_recorded_in_the_statements_of_one(world, frames_
         recorder(manifests[1:] + manifests[1:2])  # with a duplicate: a re-offer that raced the first
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     transaction = {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
-    assert [s for s in statements if s not in transaction] == ["SELECT", "SELECT", "INSERT", "UPDATE"], statements
+    assert [s for s in statements if s not in transaction] == ["SELECT", "INSERT", "UPDATE"], statements
     incident = Incident.objects.get(incident_id="inc-1")
     assert sorted(incident.segments.values_list("stem", flat=True)) == sorted(m.stem for m in manifests)
     assert incident.frame_count == sum(m.frame_count for m in manifests)
@@ -208,6 +209,25 @@ def test_a_batch_spanning_incidents_records_each_segment_in_its_own(world, frame
         assert sorted(incident.segments.values_list("stem", flat=True)) == sorted(m.stem for m in manifests)
         assert incident.frame_count == sum(m.frame_count for m in manifests)
     assert record_segments(world.office, [(m, incident_path(m)) for m in batch], world.env.devices) == [False] * 6
+
+
+def test_a_batch_with_a_segment_the_catalog_holds_adds_only_the_new_one(world, frames_30):
+    """A re-offer after a lost receipt can share a batch with a new segment: the held one is skipped by the
+    insert itself, and neither its frames nor its audit line count twice."""
+    from backoffice.catalog.ingest import record_segments
+    from backoffice.catalog.models import Incident
+    from backoffice.catalog.receiving import incident_path
+
+    manifests = _manifests(world, world.store_segments(cut(frames_30, "inc-1")))
+    assert record_segments(world.office, [(manifests[0], incident_path(manifests[0]))], world.env.devices) == [True]
+    log_before = world.log_path.read_text().count("\n")
+    batch = [manifests[1], manifests[0]]
+    assert record_segments(world.office, [(m, incident_path(m)) for m in batch], world.env.devices) == [True, False]
+    incident = Incident.objects.get(incident_id="inc-1")
+    assert incident.frame_count == manifests[0].frame_count + manifests[1].frame_count
+    assert incident.segments.count() == 2
+    lines = [json.loads(x) for x in world.log_path.read_text().splitlines()[log_before:]]
+    assert [(x["event"], x["fields"]["stem"]) for x in lines] == [("segment_cataloged", manifests[1].stem)]
 
 
 def test_opening_the_recorder_connects_its_thread_and_reports_a_database_it_cannot_reach(world, monkeypatch):
