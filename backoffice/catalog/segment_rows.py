@@ -11,7 +11,7 @@ the ORM keeps everything else: the first segment of an incident, the rules, the 
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 
 from django.db import connection
 
@@ -24,29 +24,41 @@ GROWING_FIELDS = ("start", "end", "frame_count", "pre_event_frames", "expires_at
 _READ = (Incident, Site, Device)
 
 
+#: Statements whose text depends on a batch's size are kept for this many sizes (the receiver's batches are
+#: a few segments; a reconciliation's are hundreds).
+_SIZES_KEPT = 16
+
+
 def _quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-@cache
+def _table(model) -> str:
+    return _quote(model._meta.db_table)
+
+
+def _column(model, name: str, *, qualified: bool = True) -> str:
+    """A field's column (``pk`` for the primary key's), quoted, and by default with its table."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    return f"{_table(model)}.{_quote(field.column)}" if qualified else _quote(field.column)
+
+
+@lru_cache(maxsize=_SIZES_KEPT)
 def _locking_select(vendor: str, incidents: int) -> str:
     """``incidents`` incidents by (device id, incident id), with their sites and devices, locked (where the
     database locks rows: SQLite has one writer anyway), in primary-key order so that two receivers locking
     the same incidents cannot deadlock."""
-    i, s, d = (_quote(m._meta.db_table) for m in _READ)
-    columns = [f"{_quote(m._meta.db_table)}.{_quote(f.column)}" for m in _READ for f in m._meta.concrete_fields]
-    incident_id = f"{i}.{_quote(Incident._meta.get_field('incident_id').column)}"
-    device_id = f"{d}.{_quote(Device._meta.get_field('device_id').column)}"
-    match = " OR ".join([f"({device_id} = %s AND {incident_id} = %s)"] * incidents)
+    columns = [f"{_table(m)}.{_quote(f.column)}" for m in _READ for f in m._meta.concrete_fields]
+    match = f"({_column(Device, 'device_id')} = %s AND {_column(Incident, 'incident_id')} = %s)"
     lock = ""
     if connection.features.has_select_for_update_of:
-        lock = f" FOR UPDATE OF {i}"
+        lock = f" FOR UPDATE OF {_table(Incident)}"
     elif connection.features.has_select_for_update:
         lock = " FOR UPDATE"
-    return (f"SELECT {', '.join(columns)} FROM {i} "
-            f"JOIN {s} ON {s}.{_quote(Site._meta.pk.column)} = {i}.{_quote(Incident._meta.get_field('site').column)} "
-            f"JOIN {d} ON {d}.{_quote(Device._meta.pk.column)} = {i}.{_quote(Incident._meta.get_field('device').column)} "
-            f"WHERE {match} ORDER BY {i}.{_quote(Incident._meta.pk.column)}{lock}")
+    return (f"SELECT {', '.join(columns)} FROM {_table(Incident)} "
+            f"JOIN {_table(Site)} ON {_column(Site, 'pk')} = {_column(Incident, 'site')} "
+            f"JOIN {_table(Device)} ON {_column(Device, 'pk')} = {_column(Incident, 'device')} "
+            f"WHERE {' OR '.join([match] * incidents)} ORDER BY {_column(Incident, 'pk')}{lock}")
 
 
 @cache
@@ -100,18 +112,17 @@ def cover(incident: Incident) -> None:
 
 @cache
 def _lengthen(vendor: str) -> str:
-    longest = _quote(Site._meta.get_field("longest_incident_s").column)
-    return (f"UPDATE {_quote(Site._meta.db_table)} SET {longest} = %s "
-            f"WHERE {_quote(Site._meta.pk.column)} = %s AND {longest} < %s")
+    longest = _column(Site, "longest_incident_s", qualified=False)
+    return (f"UPDATE {_table(Site)} SET {longest} = %s "
+            f"WHERE {_column(Site, 'pk', qualified=False)} = %s AND {longest} < %s")
 
 
-@cache
+@lru_cache(maxsize=_SIZES_KEPT)
 def _insert(vendor: str, rows: int) -> str:
-    table = _quote(Segment._meta.db_table)
     fields = _inserted_fields()
     values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * rows)
-    stem = _quote(Segment._meta.get_field("stem").column)
-    return (f"INSERT INTO {table} ({', '.join(_quote(f.column) for f in fields)}) VALUES {values} "
+    stem = _column(Segment, "stem", qualified=False)
+    return (f"INSERT INTO {_table(Segment)} ({', '.join(_quote(f.column) for f in fields)}) VALUES {values} "
             f"ON CONFLICT ({stem}) DO NOTHING RETURNING {stem}")
 
 
@@ -124,7 +135,7 @@ def insert_new(segments: list[Segment]) -> set[str]:
     """Insert those of ``segments`` (distinct stems) the catalog does not hold yet; their stems.
 
     One statement: a segment offered again after a lost receipt is skipped by the stem's unique index, so
-    no look-up goes first."""
+    no look-up goes first (SQLite has RETURNING since 3.35: :data:`~backoffice.office.dburl.SQLITE_NEEDED`)."""
     if not segments:
         return set()
     fields = _inserted_fields()
@@ -136,9 +147,8 @@ def insert_new(segments: list[Segment]) -> set[str]:
 
 @cache
 def _update(vendor: str) -> str:
-    fields = [Incident._meta.get_field(name) for name in GROWING_FIELDS]
-    return (f"UPDATE {_quote(Incident._meta.db_table)} SET {', '.join(f'{_quote(f.column)} = %s' for f in fields)} "
-            f"WHERE {_quote(Incident._meta.pk.column)} = %s")
+    changed = ", ".join(f"{_column(Incident, name, qualified=False)} = %s" for name in GROWING_FIELDS)
+    return f"UPDATE {_table(Incident)} SET {changed} WHERE {_column(Incident, 'pk', qualified=False)} = %s"
 
 
 def save_grown(incident: Incident) -> None:

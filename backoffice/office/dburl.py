@@ -5,6 +5,7 @@ Parsed here rather than with a package: two schemes, a dozen lines, and a clear 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -25,7 +26,16 @@ SQLITE_OPTIONS = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=F
                   "transaction_mode": "IMMEDIATE"}
 
 
+#: The oldest SQLite the catalog runs on: 3.35 has INSERT ... RETURNING, which the receiver's statements use
+#: (backoffice/catalog/segment_rows.py); Debian 12 ships 3.40.
+SQLITE_NEEDED = (3, 35)
+
+
 def _sqlite(path: str) -> dict:
+    library = sqlite3.sqlite_version_info
+    if library < SQLITE_NEEDED:
+        raise DatabaseUrlError(f"the catalog needs SQLite {'.'.join(map(str, SQLITE_NEEDED))} or newer; this Python "
+                               f"has {'.'.join(map(str, library))} (or use PostgreSQL: DATABASE_URL=postgresql://...)")
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": dict(SQLITE_OPTIONS)}
 
 

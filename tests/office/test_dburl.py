@@ -25,6 +25,18 @@ def test_sqlite_runs_with_a_write_ahead_log_synced_at_every_commit(django_db):
     assert connection.transaction_mode == "IMMEDIATE"
 
 
+def test_a_sqlite_without_insert_returning_is_refused_before_anything_runs(monkeypatch):
+    """Django 5.2 still takes SQLite 3.31; the receiver's statements need 3.35 (Ubuntu 20.04 has 3.31)."""
+    import sqlite3
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    with pytest.raises(DatabaseUrlError, match=r"needs SQLite 3\.35 or newer; this Python has 3\.31\.1"):
+        database_from_url(None, Path("/d/catalog.sqlite3"))
+    with pytest.raises(DatabaseUrlError, match="3.35"):
+        database_from_url("sqlite:////d/catalog.sqlite3", Path("/x"))
+    assert database_from_url("postgresql://h/bodycam", Path("/x"))["ENGINE"] == "django.db.backends.postgresql"
+
+
 def test_postgresql_url_with_password_port_and_options():
     db = database_from_url("postgresql://office:s%40cret@db.example:5433/bodycam?sslmode=require", Path("/x"))
     assert db == {"ENGINE": "django.db.backends.postgresql", "NAME": "bodycam", "USER": "office",
