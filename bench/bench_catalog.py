@@ -271,6 +271,8 @@ def measure_retention(root: Path, wanted: int, unlink_dirs: list[str]) -> dict:
 def database_server_cpu() -> float:
     """CPU seconds of the PostgreSQL server's processes so far (those of the ``postgres`` user; 0 on SQLite,
     whose work the receiver's own CPU holds). It shares the two cores with the rest, so it counts."""
+    from bench_uplink import proc_cpu
+
     try:
         uid = pwd.getpwnam("postgres").pw_uid
     except KeyError:
@@ -280,8 +282,7 @@ def database_server_cpu() -> float:
         if proc.name.isdigit():
             try:
                 if proc.stat().st_uid == uid:
-                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                    total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                    total += proc_cpu(int(proc.name))
             except (FileNotFoundError, ProcessLookupError):
                 pass  # ended in between (an autovacuum worker)
     return total

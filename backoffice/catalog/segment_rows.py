@@ -23,7 +23,6 @@ GROWING_FIELDS = ("start", "end", "frame_count", "pre_event_frames", "expires_at
 #: A locked incident is read with its site and its device (for its rule and its name), in one row.
 _READ = (Incident, Site, Device)
 
-
 #: Statements whose text depends on a batch's size are kept for this many sizes (the receiver's batches are
 #: a few segments; a reconciliation's are hundreds).
 _SIZES_KEPT = 16
